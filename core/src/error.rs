@@ -1,0 +1,65 @@
+//! The one error type of accrete. Every variant carries the context a user needs to act:
+//! what was asked for, what the limit or expectation was, and (where it helps) what to do.
+
+use std::fmt;
+
+/// Result alias used throughout accrete.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in accrete. Front ends decide how to show it; the
+/// `Display` text is already a complete sentence for a user.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No GPU adapter could be found at all.
+    #[error("no GPU adapter found ({detail}). {hint}")]
+    NoAdapter { detail: String, hint: &'static str },
+
+    /// `ACCRETE_ADAPTER` named an adapter that does not exist.
+    #[error("no adapter matches ACCRETE_ADAPTER={wanted:?}; available adapters: {available}")]
+    AdapterNotFound { wanted: String, available: String },
+
+    /// The adapter refused to create a device.
+    #[error("the adapter {adapter:?} refused to create a device: {detail}")]
+    DeviceRequest { adapter: String, detail: String },
+
+    /// A buffer or dispatch larger than the device allows.
+    #[error("{what} needs {needed} but this device allows at most {limit} ({limit_name}); use smaller sizes or a device with larger limits")]
+    OverLimit {
+        what: String,
+        needed: u64,
+        limit: u64,
+        limit_name: &'static str,
+    },
+
+    /// Operands whose shapes do not fit the operation.
+    #[error("{op}: {detail}")]
+    Shape { op: &'static str, detail: String },
+
+    /// An argument outside its allowed range (a rate, a tile size, a hyper-parameter).
+    #[error("{what}: {detail}")]
+    InvalidArgument { what: String, detail: String },
+
+    /// A validation or out-of-memory error reported by the GPU driver / wgpu.
+    #[error("GPU error in {context}: {detail}")]
+    Gpu { context: String, detail: String },
+
+    /// Mapping a buffer for read-back failed (device lost, buffer destroyed).
+    #[error("reading {what} back from the GPU failed: {detail}")]
+    ReadBack { what: String, detail: String },
+}
+
+impl Error {
+    pub(crate) fn shape(op: &'static str, detail: impl fmt::Display) -> Self {
+        Error::Shape {
+            op,
+            detail: detail.to_string(),
+        }
+    }
+
+    pub(crate) fn invalid(what: impl Into<String>, detail: impl fmt::Display) -> Self {
+        Error::InvalidArgument {
+            what: what.into(),
+            detail: detail.to_string(),
+        }
+    }
+}

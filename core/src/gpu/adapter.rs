@@ -1,0 +1,231 @@
+//! Adapter discovery and device creation.
+//!
+//! Preference order: discrete > integrated > virtual > CPU > other, unless
+//! `ACCRETE_ADAPTER=<substring>` picks one by name (case-insensitive). `WGPU_BACKEND`
+//! (e.g. `vulkan`, `metal`, `dx12`) restricts the backends searched.
+
+use super::{pool::BufferPool, Gpu, GpuInner};
+use crate::error::{Error, Result};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// How to pick an adapter.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Case-insensitive substring of the adapter name; `None` picks by device type.
+    pub adapter: Option<String>,
+    /// Backends to search; `None` means all compiled-in backends.
+    pub backends: Option<wgpu::Backends>,
+}
+
+impl GpuOptions {
+    /// Reads `ACCRETE_ADAPTER` and `WGPU_BACKEND` (both optional).
+    pub fn from_env() -> Self {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            GpuOptions {
+                adapter: std::env::var("ACCRETE_ADAPTER")
+                    .ok()
+                    .filter(|s| !s.is_empty()),
+                backends: wgpu::Backends::from_env(),
+            }
+        }
+        #[cfg(target_arch = "wasm32")]
+        GpuOptions::default()
+    }
+}
+
+/// What a user needs to know about an adapter, ready to print as JSON.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub max_buffer_size: u64,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_compute_workgroup_storage_size: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_compute_workgroups_per_dimension: u32,
+    /// Features that matter to accrete (SHADER_F16, SUBGROUP, TIMESTAMP_QUERY, ...).
+    pub features: Vec<String>,
+}
+
+const INTERESTING_FEATURES: &[(wgpu::Features, &str)] = &[
+    (wgpu::Features::SHADER_F16, "SHADER_F16"),
+    (wgpu::Features::SUBGROUP, "SUBGROUP"),
+    (
+        wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX,
+        "EXPERIMENTAL_COOPERATIVE_MATRIX",
+    ),
+    (wgpu::Features::TIMESTAMP_QUERY, "TIMESTAMP_QUERY"),
+    (
+        wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS,
+        "TIMESTAMP_QUERY_INSIDE_ENCODERS",
+    ),
+    (
+        wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES,
+        "TIMESTAMP_QUERY_INSIDE_PASSES",
+    ),
+];
+
+impl AdapterSummary {
+    fn of(adapter: &wgpu::Adapter) -> Self {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let features = adapter.features();
+        AdapterSummary {
+            name: info.name,
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: info.driver,
+            driver_info: info.driver_info,
+            max_buffer_size: limits.max_buffer_size,
+            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
+            max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
+            max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+            max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+            features: INTERESTING_FEATURES
+                .iter()
+                .filter(|(f, _)| features.contains(*f))
+                .map(|(_, n)| n.to_string())
+                .collect(),
+        }
+    }
+}
+
+const NO_ADAPTER_HINT: &str = "On Linux without a GPU install a software Vulkan driver: \
+`apt-get install -y mesa-vulkan-drivers libvulkan1`. In a browser, use one with WebGPU enabled \
+(Chrome/Edge 113+, or Chromium with --enable-unsafe-webgpu).";
+
+fn rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+fn instance(options: &GpuOptions) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    if let Some(b) = options.backends {
+        desc.backends = b;
+    }
+    wgpu::Instance::new(desc)
+}
+
+/// Lists every adapter the instance can see, best first.
+pub async fn list_adapters(options: &GpuOptions) -> Vec<AdapterSummary> {
+    candidates(options)
+        .await
+        .iter()
+        .map(AdapterSummary::of)
+        .collect()
+}
+
+async fn candidates(options: &GpuOptions) -> Vec<wgpu::Adapter> {
+    let instance = instance(options);
+    #[cfg(not(target_arch = "wasm32"))]
+    let mut adapters = {
+        let backends = options.backends.unwrap_or(wgpu::Backends::all());
+        instance.enumerate_adapters(backends).await
+    };
+    #[cfg(target_arch = "wasm32")]
+    let mut adapters: Vec<wgpu::Adapter> = instance
+        .request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        })
+        .await
+        .into_iter()
+        .collect();
+    adapters.sort_by_key(|a| rank(a.get_info().device_type));
+    adapters
+}
+
+pub(super) async fn select(options: &GpuOptions) -> Result<wgpu::Adapter> {
+    let adapters = candidates(options).await;
+    if adapters.is_empty() {
+        let detail = match options.backends {
+            Some(b) => format!("searched backends {b:?} from WGPU_BACKEND"),
+            None => "searched all backends".to_string(),
+        };
+        return Err(Error::NoAdapter {
+            detail,
+            hint: NO_ADAPTER_HINT,
+        });
+    }
+    match &options.adapter {
+        None => Ok(adapters.into_iter().next().expect("non-empty")),
+        Some(wanted) => {
+            let needle = wanted.to_lowercase();
+            let names: Vec<String> = adapters
+                .iter()
+                .map(|a| {
+                    let i = a.get_info();
+                    format!("{} ({:?})", i.name, i.backend)
+                })
+                .collect();
+            adapters
+                .into_iter()
+                .find(|a| a.get_info().name.to_lowercase().contains(&needle))
+                .ok_or_else(|| Error::AdapterNotFound {
+                    wanted: wanted.clone(),
+                    available: names.join(", "),
+                })
+        }
+    }
+}
+
+/// Creates the device with the adapter's own limits and the optional features accrete uses.
+pub(super) async fn open(adapter: wgpu::Adapter) -> Result<Gpu> {
+    let summary = AdapterSummary::of(&adapter);
+    let wanted = wgpu::Features::TIMESTAMP_QUERY
+        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+        | wgpu::Features::SHADER_F16
+        | wgpu::Features::SUBGROUP;
+    let features = adapter.features() & wanted;
+    let limits = adapter.limits();
+    let (device, queue) = adapter
+        .request_device(&wgpu::DeviceDescriptor {
+            label: Some("accrete"),
+            required_features: features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::DeviceRequest {
+            adapter: summary.name.clone(),
+            detail: e.to_string(),
+        })?;
+    let uncaptured: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = uncaptured.clone();
+    device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+        if let Ok(mut v) = sink.lock() {
+            v.push(e.to_string());
+        }
+    }));
+    let dummy = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("accrete-dummy"),
+        size: 16,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    Ok(Gpu {
+        inner: Arc::new(GpuInner {
+            device,
+            queue,
+            summary,
+            limits,
+            features,
+            pipelines: Mutex::new(HashMap::new()),
+            pool: Arc::new(BufferPool::default()),
+            dummy,
+            uncaptured,
+        }),
+    })
+}

@@ -1,0 +1,211 @@
+//! Pipelines and dispatches.
+//!
+//! Every WGSL kernel follows one binding convention: `@group(0) @binding(0)` is a uniform
+//! struct of sizes and scalars, and bindings 1.. are the storage buffers in the order the
+//! launcher passes them. Compile-time choices (tile sizes, activation, transposes) are
+//! injected as `const` declarations placed before the shader source, so each variant is a
+//! separate pipeline compiled once per device and cached by name + constants + entry point.
+//!
+//! A [`Dispatch`] owns its pipeline, bind group and workgroup count, so a training step can
+//! be recorded any number of times without rebuilding anything on the host.
+
+use super::{Gpu, Tensor};
+use crate::error::{Error, Result};
+use std::sync::Arc;
+
+/// A WGSL source file plus the function libraries it needs prepended.
+#[derive(Clone, Copy, Debug)]
+pub struct Shader {
+    pub name: &'static str,
+    pub source: &'static str,
+    /// Sources concatenated before `source` (shared helper functions).
+    pub libs: &'static [&'static str],
+}
+
+/// A ready-to-record kernel launch.
+#[derive(Clone, Debug)]
+pub struct Dispatch {
+    pub(crate) label: String,
+    pipeline: Arc<wgpu::ComputePipeline>,
+    bind_group: wgpu::BindGroup,
+    workgroups: [u32; 3],
+}
+
+impl Dispatch {
+    /// Records this dispatch into an open compute pass.
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        let [x, y, z] = self.workgroups;
+        if x > 0 && y > 0 && z > 0 {
+            pass.dispatch_workgroups(x, y, z);
+        }
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub fn workgroups(&self) -> [u32; 3] {
+        self.workgroups
+    }
+}
+
+/// A storage binding: a tensor, or the device's dummy buffer for an absent optional input.
+pub(crate) enum Bind<'a> {
+    T(&'a Tensor),
+    Dummy,
+    /// A binding number the entry point does not use (auto layouts omit it).
+    Skip,
+}
+
+impl Gpu {
+    /// The pipeline for `shader` with `consts` prepended, entry point `entry` (cached).
+    pub(crate) fn pipeline(
+        &self,
+        shader: &Shader,
+        consts: &str,
+        entry: &str,
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
+        let key = format!("{}|{}|{}", shader.name, entry, consts);
+        if let Some(p) = self
+            .inner
+            .pipelines
+            .lock()
+            .expect("pipeline cache")
+            .get(&key)
+        {
+            return Ok(p.clone());
+        }
+        let mut src = String::with_capacity(consts.len() + shader.source.len() + 1024);
+        src.push_str(consts);
+        src.push('\n');
+        for lib in shader.libs {
+            src.push_str(lib);
+            src.push('\n');
+        }
+        src.push_str(shader.source);
+        let dev = &self.inner.device;
+        let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(shader.name),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        });
+        let pipeline = dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&key),
+            layout: None,
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        self.check().map_err(|e| Error::Gpu {
+            context: format!("compiling kernel {}::{entry}", shader.name),
+            detail: e.to_string(),
+        })?;
+        let p = Arc::new(pipeline);
+        self.inner
+            .pipelines
+            .lock()
+            .expect("pipeline cache")
+            .insert(key, p.clone());
+        Ok(p)
+    }
+
+    /// Builds a dispatch: binding 0 is `params` as a uniform, bindings 1.. are `storage`.
+    pub(crate) fn dispatch<P: bytemuck::Pod>(
+        &self,
+        shader: &Shader,
+        consts: &str,
+        entry: &str,
+        params: &P,
+        storage: &[Bind<'_>],
+        workgroups: [u32; 3],
+    ) -> Result<Dispatch> {
+        let max = self.inner.limits.max_compute_workgroups_per_dimension;
+        if let Some(&too_big) = workgroups.iter().find(|&&w| w > max) {
+            return Err(Error::OverLimit {
+                what: format!("kernel {}::{entry}", shader.name),
+                needed: too_big as u64,
+                limit: max as u64,
+                limit_name: "max_compute_workgroups_per_dimension",
+            });
+        }
+        let pipeline = self.pipeline(shader, consts, entry)?;
+        let dev = &self.inner.device;
+        let uniform = wgpu::util::DeviceExt::create_buffer_init(
+            dev,
+            &wgpu::util::BufferInitDescriptor {
+                label: Some("accrete-params"),
+                contents: bytemuck::bytes_of(params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            },
+        );
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        for (i, b) in storage.iter().enumerate() {
+            let buffer = match b {
+                Bind::T(t) => t.buffer(),
+                Bind::Dummy => &self.inner.dummy,
+                Bind::Skip => continue,
+            };
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: buffer.as_entire_binding(),
+            });
+        }
+        let bind_group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(shader.name),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        self.check().map_err(|e| Error::Gpu {
+            context: format!("binding kernel {}::{entry}", shader.name),
+            detail: e.to_string(),
+        })?;
+        Ok(Dispatch {
+            label: format!("{}::{entry}", shader.name),
+            pipeline,
+            bind_group,
+            workgroups,
+        })
+    }
+
+    /// Records `dispatches` in order into one compute pass and submits them.
+    /// wgpu inserts the barriers between dependent dispatches.
+    pub fn run(&self, dispatches: &[&Dispatch]) -> Result<()> {
+        let mut enc = self
+            .inner
+            .device
+            .create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for d in dispatches {
+                d.record(&mut pass);
+            }
+        }
+        self.inner.queue.submit([enc.finish()]);
+        self.check()
+    }
+
+    /// Splits `groups` workgroups over x and y so that no dimension exceeds the device limit.
+    /// Shaders recover the linear index as `wid.x + wid.y * nwg.x` and skip indices past the end.
+    pub(crate) fn grid(&self, groups: u64) -> Result<[u32; 3]> {
+        let max = self.inner.limits.max_compute_workgroups_per_dimension as u64;
+        if groups == 0 {
+            return Ok([0, 1, 1]);
+        }
+        let x = groups.min(max);
+        let y = groups.div_ceil(x);
+        if y > max {
+            return Err(Error::OverLimit {
+                what: "a 1-D kernel launch".into(),
+                needed: groups,
+                limit: max * max,
+                limit_name: "max_compute_workgroups_per_dimension squared",
+            });
+        }
+        Ok([x as u32, y as u32, 1])
+    }
+}

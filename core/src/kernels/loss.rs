@@ -1,0 +1,156 @@
+//! Losses with their gradients, one row per sample.
+//!
+//! Softmax cross-entropy (labels as class indices, optional label smoothing ε):
+//!   loss[r] = logsumexp(z_r) − Σ_c q_rc z_rc,   dz[r, c] = grad_scale·(softmax(z_r)_c − q_rc)
+//! MSE: loss[r] = mean_c (y − t)²,   dy = 2(y − t)/(rows·cols)
+//! The batch loss is the mean of `loss` (a row reduction), so nothing is read back per step.
+
+use super::shader;
+use super::softmax::RowParams;
+use crate::error::{Error, Result};
+use crate::gpu::{Bind, DType, Dispatch, Shader, Tensor};
+
+pub const XENT: Shader = shader!("loss_xent", "common", "row_reduce_lib");
+pub const MSE: Shader = shader!("loss_mse", "common", "row_reduce_lib");
+
+fn check(op: &'static str, t: &Tensor, want: &[usize]) -> Result<()> {
+    if t.shape() != want {
+        return Err(Error::shape(
+            op,
+            format!("expected shape {want:?}, got {:?}", t.shape()),
+        ));
+    }
+    Ok(())
+}
+
+/// Fused softmax cross-entropy. logits, dlogits: [B, C]; labels: [B] u32; loss: [B].
+/// `grad_scale` is usually 1/B (gradient of the mean loss).
+pub fn softmax_xent_into(
+    logits: &Tensor,
+    labels: &Tensor,
+    loss: &Tensor,
+    dlogits: &Tensor,
+    smoothing: f32,
+    grad_scale: f32,
+) -> Result<Dispatch> {
+    let (rows, cols) = match logits.shape() {
+        [r, c] => (*r, *c),
+        s => {
+            return Err(Error::shape(
+                "softmax cross-entropy",
+                format!("logits must be [batch, classes], got {s:?}"),
+            ))
+        }
+    };
+    if !(0.0..1.0).contains(&smoothing) {
+        return Err(Error::invalid(
+            "label smoothing",
+            format!("{smoothing} is outside [0, 1)"),
+        ));
+    }
+    labels.expect_dtype("softmax cross-entropy labels", DType::U32)?;
+    check("softmax cross-entropy labels", labels, &[rows])?;
+    check("softmax cross-entropy loss", loss, &[rows])?;
+    check("softmax cross-entropy gradient", dlogits, &[rows, cols])?;
+    let gpu = logits.gpu();
+    let p = RowParams {
+        rows: rows as u32,
+        cols: cols as u32,
+        a: smoothing,
+        b: grad_scale,
+    };
+    gpu.dispatch(
+        &XENT,
+        "",
+        "main",
+        &p,
+        &[
+            Bind::T(logits),
+            Bind::T(labels),
+            Bind::T(loss),
+            Bind::T(dlogits),
+        ],
+        gpu.grid(rows as u64)?,
+    )
+}
+
+/// Mean squared error. y, target, dy: [B, D]; loss: [B] (per-row mean).
+pub fn mse_into(y: &Tensor, target: &Tensor, loss: &Tensor, dy: &Tensor) -> Result<Dispatch> {
+    let (rows, cols) = y.as_matrix();
+    check("mse target", target, y.shape())?;
+    check("mse gradient", dy, y.shape())?;
+    check("mse loss", loss, &[rows])?;
+    let gpu = y.gpu();
+    let p = RowParams {
+        rows: rows as u32,
+        cols: cols as u32,
+        a: 1.0 / cols.max(1) as f32,
+        b: 2.0 / (rows * cols).max(1) as f32,
+    };
+    gpu.dispatch(
+        &MSE,
+        "",
+        "main",
+        &p,
+        &[Bind::T(y), Bind::T(target), Bind::T(loss), Bind::T(dy)],
+        gpu.grid(rows as u64)?,
+    )
+}
+
+/// f64 references.
+pub mod reference {
+    /// Per-row loss and gradient of softmax cross-entropy with smoothing ε.
+    pub fn softmax_xent(
+        logits: &[f32],
+        labels: &[u32],
+        cols: usize,
+        smoothing: f64,
+        grad_scale: f64,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let mut loss = Vec::new();
+        let mut grad = Vec::new();
+        for (row, &y) in logits.chunks(cols).zip(labels) {
+            let m = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+            let s: f64 = row.iter().map(|&v| (v as f64 - m).exp()).sum();
+            let lse = m + s.ln();
+            let q = |c: usize| {
+                (1.0 - smoothing) * f64::from(u8::from(c == y as usize)) + smoothing / cols as f64
+            };
+            loss.push(
+                lse - row
+                    .iter()
+                    .enumerate()
+                    .map(|(c, &z)| q(c) * z as f64)
+                    .sum::<f64>(),
+            );
+            grad.extend(
+                row.iter()
+                    .enumerate()
+                    .map(|(c, &z)| grad_scale * ((z as f64 - lse).exp() - q(c))),
+            );
+        }
+        (loss, grad)
+    }
+
+    /// Per-row mean squared error and the gradient of the overall mean.
+    pub fn mse(y: &[f32], t: &[f32], cols: usize) -> (Vec<f64>, Vec<f64>) {
+        let n = y.len() as f64;
+        let loss = y
+            .chunks(cols)
+            .zip(t.chunks(cols))
+            .map(|(a, b)| {
+                a.iter()
+                    .zip(b)
+                    .map(|(&p, &q)| (p as f64 - q as f64).powi(2))
+                    .sum::<f64>()
+                    / cols as f64
+            })
+            .collect();
+        let grad = y
+            .iter()
+            .zip(t)
+            .map(|(&p, &q)| 2.0 * (p as f64 - q as f64) / n)
+            .collect();
+        (loss, grad)
+    }
+}

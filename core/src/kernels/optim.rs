@@ -1,0 +1,305 @@
+//! Optimizer update rules, applied in place on the GPU: parameters `w`, gradient `g` and
+//! the rule's state tensors (see shaders/optim.wgsl for the formulas). The CPU twin in
+//! [`reference`] follows the same formulas in f64.
+
+use super::elementwise::same_len;
+use super::{groups_1d, shader};
+use crate::error::{Error, Result};
+use crate::gpu::{Bind, Dispatch, Shader, Tensor};
+use serde::{Deserialize, Serialize};
+
+pub const SHADER: Shader = shader!("optim", "common");
+
+/// An update rule with its hyper-parameters (learning rate aside, which is scheduled).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Rule {
+    Sgd,
+    Momentum {
+        momentum: f32,
+        nesterov: bool,
+    },
+    Adagrad {
+        eps: f32,
+    },
+    #[serde(rename = "rmsprop")]
+    RmsProp {
+        alpha: f32,
+        eps: f32,
+    },
+    Adam {
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+    },
+    #[serde(rename = "adamw")]
+    AdamW {
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        weight_decay: f32,
+    },
+}
+
+impl Rule {
+    /// Adam with PyTorch's defaults (β1 0.9, β2 0.999, ε 1e-8).
+    pub const ADAM: Rule = Rule::Adam {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
+
+    /// Number of state tensors (each shaped like the parameter).
+    pub fn state_count(&self) -> usize {
+        match self {
+            Rule::Sgd => 0,
+            Rule::Momentum { .. } | Rule::Adagrad { .. } | Rule::RmsProp { .. } => 1,
+            Rule::Adam { .. } | Rule::AdamW { .. } => 2,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Rule::Sgd => "sgd",
+            Rule::Momentum {
+                nesterov: false, ..
+            } => "momentum",
+            Rule::Momentum { nesterov: true, .. } => "nesterov",
+            Rule::Adagrad { .. } => "adagrad",
+            Rule::RmsProp { .. } => "rmsprop",
+            Rule::Adam { .. } => "adam",
+            Rule::AdamW { .. } => "adamw",
+        }
+    }
+
+    fn entry(&self) -> &'static str {
+        match self {
+            Rule::Sgd => "sgd",
+            Rule::Momentum { .. } => "momentum",
+            Rule::Adagrad { .. } => "adagrad",
+            Rule::RmsProp { .. } => "rmsprop",
+            Rule::Adam { .. } | Rule::AdamW { .. } => "adam",
+        }
+    }
+
+    /// Refuses hyper-parameters outside their meaningful ranges.
+    pub fn validate(&self) -> Result<()> {
+        let unit = |name: &str, v: f32| {
+            if (0.0..1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::invalid(
+                    format!("{} {name}", self.name()),
+                    format!("{v} must be in [0, 1)"),
+                ))
+            }
+        };
+        let pos = |name: &str, v: f32| {
+            if v > 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(Error::invalid(
+                    format!("{} {name}", self.name()),
+                    format!("{v} must be positive"),
+                ))
+            }
+        };
+        match *self {
+            Rule::Sgd => Ok(()),
+            Rule::Momentum { momentum, .. } => unit("momentum", momentum),
+            Rule::Adagrad { eps } => pos("eps", eps),
+            Rule::RmsProp { alpha, eps } => unit("alpha", alpha).and(pos("eps", eps)),
+            Rule::Adam { beta1, beta2, eps } => unit("beta1", beta1)
+                .and(unit("beta2", beta2))
+                .and(pos("eps", eps)),
+            Rule::AdamW {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => unit("beta1", beta1)
+                .and(unit("beta2", beta2))
+                .and(pos("eps", eps))
+                .and(if weight_decay >= 0.0 {
+                    Ok(())
+                } else {
+                    pos("weight_decay", weight_decay)
+                }),
+        }
+    }
+}
+
+/// L1 and L2 penalty coefficients added to the gradient: g + l2·w + l1·sign(w).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Penalty {
+    #[serde(default)]
+    pub l1: f32,
+    #[serde(default)]
+    pub l2: f32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    nesterov: u32,
+    _pad0: [u32; 2],
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    l1: f32,
+    l2: f32,
+    weight_decay: f32,
+    bc1: f32,
+    sqrt_bc2: f32,
+    _pad1: [u32; 3],
+}
+
+fn params(rule: &Rule, lr: f32, penalty: Penalty, step: u64, n: usize) -> Params {
+    let mut p = Params {
+        n: n as u32,
+        nesterov: 0,
+        _pad0: [0; 2],
+        lr,
+        beta1: 0.0,
+        beta2: 0.0,
+        eps: 0.0,
+        l1: penalty.l1,
+        l2: penalty.l2,
+        weight_decay: 0.0,
+        bc1: 1.0,
+        sqrt_bc2: 1.0,
+        _pad1: [0; 3],
+    };
+    // Bias corrections in f64 from the 1-based step count t: bc = 1 − βᵗ.
+    let bc = |beta: f32| 1.0 - (beta as f64).powf(step as f64);
+    match *rule {
+        Rule::Sgd => {}
+        Rule::Momentum { momentum, nesterov } => {
+            p.beta1 = momentum;
+            p.nesterov = nesterov as u32;
+        }
+        Rule::Adagrad { eps } => p.eps = eps,
+        Rule::RmsProp { alpha, eps } => {
+            p.beta2 = alpha;
+            p.eps = eps;
+        }
+        Rule::Adam { beta1, beta2, eps }
+        | Rule::AdamW {
+            beta1, beta2, eps, ..
+        } => {
+            p.beta1 = beta1;
+            p.beta2 = beta2;
+            p.eps = eps;
+            p.bc1 = bc(beta1) as f32;
+            p.sqrt_bc2 = bc(beta2).sqrt() as f32;
+            if let Rule::AdamW { weight_decay, .. } = *rule {
+                p.weight_decay = weight_decay;
+            }
+        }
+    }
+    p
+}
+
+/// Builds one update of `w` with gradient `g` at 1-based step `step` (Adam's t).
+/// `state` holds [`Rule::state_count`] tensors shaped like `w`, zero before the first step.
+pub fn update_into(
+    rule: &Rule,
+    lr: f32,
+    penalty: Penalty,
+    step: u64,
+    w: &Tensor,
+    g: &Tensor,
+    state: &[&Tensor],
+) -> Result<Dispatch> {
+    rule.validate()?;
+    if step == 0 {
+        return Err(Error::invalid("optimizer step", "steps count from 1"));
+    }
+    same_len("optimizer update", w, g)?;
+    if state.len() != rule.state_count() {
+        return Err(Error::invalid(
+            format!("{} state", rule.name()),
+            format!(
+                "needs {} state tensors, got {}",
+                rule.state_count(),
+                state.len()
+            ),
+        ));
+    }
+    for s in state {
+        same_len("optimizer state", w, s)?;
+    }
+    let gpu = w.gpu();
+    let p = params(rule, lr, penalty, step, w.len());
+    let mut binds = vec![Bind::T(w), Bind::T(g)];
+    binds.extend(state.iter().map(|s| Bind::T(s)));
+    gpu.dispatch(
+        &SHADER,
+        "",
+        rule.entry(),
+        &p,
+        &binds,
+        gpu.grid(groups_1d(w.len()))?,
+    )
+}
+
+/// f64 references.
+pub mod reference {
+    use super::{Penalty, Rule};
+
+    /// One update in f64, same formulas as the shader (PyTorch's semantics).
+    pub fn update(
+        rule: &Rule,
+        lr: f64,
+        pen: Penalty,
+        step: u64,
+        w: &mut [f64],
+        g: &[f64],
+        state: &mut [Vec<f64>],
+    ) {
+        let (l1, l2) = (pen.l1 as f64, pen.l2 as f64);
+        for i in 0..w.len() {
+            let gi = g[i] + l2 * w[i] + l1 * w[i].signum() * f64::from(u8::from(w[i] != 0.0));
+            match *rule {
+                Rule::Sgd => w[i] -= lr * gi,
+                Rule::Momentum { momentum, nesterov } => {
+                    let mu = momentum as f64;
+                    state[0][i] = mu * state[0][i] + gi;
+                    let u = if nesterov {
+                        gi + mu * state[0][i]
+                    } else {
+                        state[0][i]
+                    };
+                    w[i] -= lr * u;
+                }
+                Rule::Adagrad { eps } => {
+                    state[0][i] += gi * gi;
+                    w[i] -= lr * gi / (state[0][i].sqrt() + eps as f64);
+                }
+                Rule::RmsProp { alpha, eps } => {
+                    let a = alpha as f64;
+                    state[0][i] = a * state[0][i] + (1.0 - a) * gi * gi;
+                    w[i] -= lr * gi / (state[0][i].sqrt() + eps as f64);
+                }
+                Rule::Adam { beta1, beta2, eps }
+                | Rule::AdamW {
+                    beta1, beta2, eps, ..
+                } => {
+                    if let Rule::AdamW { weight_decay, .. } = *rule {
+                        w[i] *= 1.0 - lr * weight_decay as f64;
+                    }
+                    let (b1, b2) = (beta1 as f64, beta2 as f64);
+                    state[0][i] = b1 * state[0][i] + (1.0 - b1) * gi;
+                    state[1][i] = b2 * state[1][i] + (1.0 - b2) * gi * gi;
+                    let bc1 = 1.0 - b1.powf(step as f64);
+                    let bc2 = 1.0 - b2.powf(step as f64);
+                    w[i] -=
+                        (lr / bc1) * state[0][i] / (state[1][i].sqrt() / bc2.sqrt() + eps as f64);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! accrete: incremental neural-network training on the GPU through WGSL compute shaders,
+//! natively (wgpu: Vulkan, Metal, DX12) and in the browser (WebGPU).
+//!
+//! Layers of the crate, bottom up: [`gpu`] (device, tensors, pipelines, read-back),
+//! [`kernels`] (one launcher per WGSL file, each with an f64 CPU reference).
+
+pub mod clock;
+pub mod error;
+pub mod gpu;
+pub mod kernels;
+
+pub use error::{Error, Result};
+pub use gpu::{list_adapters, AdapterSummary, DType, Dispatch, Gpu, GpuOptions, Tensor};

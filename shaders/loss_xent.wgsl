@@ -1,0 +1,61 @@
+// loss_xent.wgsl — fused, numerically stable softmax cross-entropy with label smoothing.
+//
+// Per row r with logits z = x[r, :], label y_r, C classes, smoothing ε:
+//   q_c   = (1 − ε)·[c = y_r] + ε / C                       (smoothed target)
+//   lse   = m + log Σ_c exp(z_c − m),   m = max_c z_c
+//   loss[r]      = lse − Σ_c q_c z_c                          (= −Σ q_c log softmax(z)_c)
+//   dx[r, c]     = grad_scale · (softmax(z)_c − q_c)          (grad_scale = 1/B for a mean loss)
+// A label ≥ C makes the row's loss and gradient NaN, so a bad label cannot pass silently.
+// Shapes: x, dx: [rows, cols]; labels: [rows] u32; loss: [rows]. One workgroup per row.
+// Bindings: 0 params, 1 x, 2 labels, 3 loss, 4 dx.
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    smoothing: f32,
+    grad_scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<u32>;
+@group(0) @binding(3) var<storage, read_write> loss: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+
+@compute @workgroup_size(RW)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let r = linear_group(wid, nwg);
+    if (r >= p.rows) {
+        return;
+    }
+    let base = r * p.cols;
+    let y = labels[r];
+    let off = p.smoothing / f32(p.cols);
+    let on = 1.0 - p.smoothing + off;
+    var m = -3.402823e38;
+    for (var c = lid; c < p.cols; c += RW) {
+        m = max(m, x[base + c]);
+    }
+    m = tree_max(lid, m);
+    var s = 0.0;
+    var qz = 0.0;
+    for (var c = lid; c < p.cols; c += RW) {
+        let z = x[base + c];
+        s += exp(z - m);
+        qz += select(off, on, c == y) * z;
+    }
+    s = tree_sum(lid, s);
+    qz = tree_sum(lid, qz);
+    let bad = y >= p.cols;
+    let nan = bitcast<f32>(0x7fc00000u);
+    let inv = 1.0 / s;
+    for (var c = lid; c < p.cols; c += RW) {
+        let prob = exp(x[base + c] - m) * inv;
+        let g = p.grad_scale * (prob - select(off, on, c == y));
+        dx[base + c] = select(g, nan, bad);
+    }
+    if (lid == 0u) {
+        loss[r] = select(m + log(s) - qz, nan, bad);
+    }
+}

@@ -1,0 +1,86 @@
+//! Shared helpers for the cross-crate tests: one GPU per test binary, seeded random inputs,
+//! NaN-poisoned outputs, and comparisons against f64 references with derived tolerances.
+
+use accrete::{DType, Gpu, Tensor};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::sync::OnceLock;
+
+/// f32 machine epsilon, 2⁻²³ (twice the unit roundoff).
+pub const EPS: f64 = 1.0 / 8_388_608.0;
+
+/// The test GPU (lavapipe in CI). Panics with the install hint if there is none.
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| match pollster::block_on(Gpu::new()) {
+        Ok(g) => g,
+        Err(e) => panic!("the kernel tests need a GPU adapter: {e}"),
+    })
+}
+
+/// A seeded generator; each test picks its own seed so failures reproduce.
+pub fn rng(seed: u64) -> SmallRng {
+    SmallRng::seed_from_u64(seed)
+}
+
+/// `n` values uniform in [lo, hi).
+pub fn uniform(rng: &mut SmallRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+/// An f32 tensor filled with NaN, so that any element a kernel fails to write is caught.
+pub fn poisoned(shape: &[usize]) -> Tensor {
+    Tensor::full(gpu(), shape, f32::NAN).expect("allocate poisoned tensor")
+}
+
+/// A u32 tensor filled with 0xDEADBEEF.
+pub fn poisoned_u32(shape: &[usize]) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::from_u32(gpu(), shape, &vec![0xDEAD_BEEF; n]).expect("allocate poisoned tensor")
+}
+
+pub fn upload(shape: &[usize], data: &[f32]) -> Tensor {
+    Tensor::from_f32(gpu(), shape, data).expect("upload")
+}
+
+pub fn read(t: &Tensor) -> Vec<f32> {
+    assert_eq!(t.dtype(), DType::F32);
+    pollster::block_on(t.read_f32()).expect("read back")
+}
+
+pub fn read_u32(t: &Tensor) -> Vec<u32> {
+    pollster::block_on(t.read_u32()).expect("read back")
+}
+
+/// Asserts |got[i] − want[i]| ≤ tol[i] for every i, and that nothing is NaN unless the
+/// reference is. Reports the worst offender with its index.
+pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: impl Fn(usize) -> f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst: Option<(usize, f64)> = None;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        if w.is_nan() {
+            assert!(g.is_nan(), "{what}[{i}]: expected NaN, got {g}");
+            continue;
+        }
+        let err = (g as f64 - w).abs();
+        let t = tol(i);
+        if err.is_nan() || err > t {
+            let ratio = if err.is_nan() { f64::INFINITY } else { err / t };
+            if worst.is_none_or(|(_, r)| ratio > r) {
+                worst = Some((i, ratio));
+            }
+        }
+    }
+    if let Some((i, ratio)) = worst {
+        panic!(
+            "{what}[{i}]: got {} want {} (|err| = {:e}, tolerance {:e}, {ratio:.2}× over)",
+            got[i],
+            want[i],
+            (got[i] as f64 - want[i]).abs(),
+            tol(i)
+        );
+    }
+}
+
+/// Sizes that stress edge handling: 1, primes, tile sizes ± 1.
+pub const AWKWARD: [usize; 8] = [1, 2, 7, 13, 31, 33, 64, 97];
