@@ -1,6 +1,7 @@
 //! Shared helpers for the cross-crate tests: one GPU per test binary, seeded random inputs,
 //! NaN-poisoned outputs, and comparisons against f64 references with derived tolerances.
 
+use accrete::kernels::Activation;
 use accrete::{DType, Gpu, Tensor};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -8,6 +9,10 @@ use std::sync::OnceLock;
 
 /// f32 machine epsilon, 2⁻²³ (twice the unit roundoff).
 pub const EPS: f64 = 1.0 / 8_388_608.0;
+
+/// WGSL lets implementations flush subnormal results to zero (lavapipe does), so any
+/// expected value below the smallest normal f32 may come back as 0.
+pub const SUBNORMAL: f64 = f32::MIN_POSITIVE as f64;
 
 /// The test GPU (lavapipe in CI). Panics with the install hint if there is none.
 pub fn gpu() -> &'static Gpu {
@@ -84,3 +89,44 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: impl Fn(usize) -
 
 /// Sizes that stress edge handling: 1, primes, tile sizes ± 1.
 pub const AWKWARD: [usize; 8] = [1, 2, 7, 13, 31, 33, 64, 97];
+
+/// Error bounds (forward, derivative) at x, derived from WGSL's exp accuracy
+/// (3 + 2|x| ULP; tanh is treated the same with |x| clamped to 15 as in the shader) and
+/// each formula's sensitivity to that primitive, plus the final roundings.
+pub fn act_tol(act: Activation, x: f64) -> (f64, f64) {
+    let y = act.forward_f64(x).abs();
+    let g = act.grad_f64(x).abs();
+    let ulps = |a: f64| (4.0 + 2.0 * a.abs().min(15.0)) * EPS;
+    match act {
+        Activation::Identity | Activation::Relu | Activation::LeakyRelu => {
+            (0.5 * EPS * y, 0.5 * EPS * g)
+        }
+        Activation::Elu => {
+            let e = ulps(x) * x.min(0.0).exp();
+            (e + EPS * y, e + EPS * g)
+        }
+        Activation::Sigmoid => {
+            let s = act.forward_f64(x);
+            let ds = (ulps(x) + 2.0 * EPS) * s;
+            (
+                ds,
+                ds * (1.0 - 2.0 * s).abs() + 2.0 * EPS * g + ulps(x) * EPS,
+            )
+        }
+        Activation::Tanh => {
+            let dt = ulps(x);
+            (dt, 2.0 * dt + EPS * g)
+        }
+        Activation::Gelu => {
+            let (c, a) = (0.797_884_560_802_865_4, 0.044715);
+            let u = c * (x + a * x * x * x);
+            let du = c * (1.0 + 3.0 * a * x * x);
+            let t = u.tanh();
+            let dt = ulps(u) + 3.0 * EPS * u.abs() * (1.0 - t * t);
+            (
+                0.5 * x.abs() * dt + EPS * y,
+                (0.5 + x.abs() * du) * dt + 4.0 * EPS * g,
+            )
+        }
+    }
+}
