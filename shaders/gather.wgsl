@@ -1,10 +1,12 @@
 // gather.wgsl — assemble a batch from a GPU-resident dataset by an index buffer.
 //
-// out[r, c] = src[idx[offset + r], c]  for r < rows, c < cols; an index ≥ src_rows
+// out[r, c] = src[idx[o + r], c]  for r < rows, c < cols, with o = offset + counter[0]·rows
+// (the counter advances once per training step on the GPU, so one recorded gather walks
+// through an epoch's shuffled index buffer batch by batch); an index ≥ src_rows
 // (e.g. 0xffffffff, used to pad a short last batch) yields a row of zero bits.
 // Elements are copied as raw 32-bit words, so f32 features and u32 labels both work.
-// Shapes: src: [src_rows, cols]; idx: [≥ offset + rows] u32; out: [rows, cols].
-// Bindings: 0 params, 1 src, 2 idx, 3 out.
+// Shapes: src: [src_rows, cols]; idx: [≥ o + rows] u32; out: [rows, cols]; counter: [1] u32.
+// Bindings: 0 params, 1 src, 2 idx, 3 out, 4 counter.
 
 struct Params {
     rows: u32,
@@ -17,6 +19,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> src: array<u32>;
 @group(0) @binding(2) var<storage, read> idx: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;
+@group(0) @binding(4) var<storage, read> counter: array<u32>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -27,6 +30,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     let r = i / p.cols;
     let c = i % p.cols;
-    let s = idx[p.offset + r];
+    let s = idx[p.offset + counter[0] * p.rows + r];
     out[i] = select(0u, src[s * p.cols + c], s < p.src_rows);
 }

@@ -5,7 +5,10 @@
 //   lse   = m + log Σ_c exp(z_c − m),   m = max_c z_c
 //   loss[r]      = lse − Σ_c q_c z_c                          (= −Σ q_c log softmax(z)_c)
 //   dx[r, c]     = grad_scale · (softmax(z)_c − q_c)          (grad_scale = 1/B for a mean loss)
-// A label ≥ C makes the row's loss and gradient NaN, so a bad label cannot pass silently.
+// A label of 0xffffffff marks a padding row (a short last batch): loss 0, gradient 0. With
+// `normalize` set, grad_scale is divided by the number of non-padding rows, giving the
+// gradient of the mean over real samples. Any other label ≥ C makes the row's loss and
+// gradient NaN, so a bad label cannot pass silently.
 // Shapes: x, dx: [rows, cols]; labels: [rows] u32; loss: [rows]. One workgroup per row.
 // Bindings: 0 params, 1 x, 2 labels, 3 loss, 4 dx.
 
@@ -14,7 +17,13 @@ struct Params {
     cols: u32,
     smoothing: f32,
     grad_scale: f32,
+    normalize: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
+
+const PAD: u32 = 0xffffffffu;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -47,15 +56,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     s = tree_sum(lid, s);
     qz = tree_sum(lid, qz);
-    let bad = y >= p.cols;
+    var scale = p.grad_scale;
+    if (p.normalize != 0u) {
+        var valid = 0.0;
+        for (var k = lid; k < p.rows; k += RW) {
+            valid += select(1.0, 0.0, labels[k] == PAD);
+        }
+        valid = tree_sum(lid, valid);
+        scale = scale / max(valid, 1.0);
+    }
+    let pad = y == PAD;
+    let bad = y >= p.cols && !pad;
     let nan = bitcast<f32>(0x7fc00000u);
     let inv = 1.0 / s;
     for (var c = lid; c < p.cols; c += RW) {
         let prob = exp(x[base + c] - m) * inv;
-        let g = p.grad_scale * (prob - select(off, on, c == y));
-        dx[base + c] = select(g, nan, bad);
+        let g = scale * (prob - select(off, on, c == y));
+        dx[base + c] = select(select(g, 0.0, pad), nan, bad);
     }
     if (lid == 0u) {
-        loss[r] = select(m + log(s) - qz, nan, bad);
+        loss[r] = select(select(m + log(s) - qz, 0.0, pad), nan, bad);
     }
 }

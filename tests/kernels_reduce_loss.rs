@@ -4,7 +4,7 @@
 //! Summation bounds: a sum of n terms in any fixed order has |error| ≤ (n − 1)·2⁻²⁴·Σ|xᵢ|;
 //! we allow n·2⁻²³·Σ|xᵢ|.
 
-use accrete::kernels::loss::{self, mse_into, softmax_xent_into};
+use accrete::kernels::loss::{self, mse_into, softmax_xent_into, GradScale, PAD_LABEL};
 use accrete::kernels::reduce::{self, argmax_into, cols_into, rows_into, Reduce};
 use accrete::{DType, Tensor};
 use accrete_tests::*;
@@ -100,7 +100,7 @@ fn softmax_cross_entropy_with_and_without_smoothing() {
                 &lossv,
                 &grad,
                 smoothing,
-                scale,
+                GradScale::Fixed(scale),
             )
             .unwrap();
             gpu().run(&[&d]).unwrap();
@@ -135,7 +135,7 @@ fn cross_entropy_marks_out_of_range_labels_nan() {
         &lossv,
         &grad,
         0.0,
-        0.5,
+        GradScale::Fixed(0.5),
     )
     .unwrap();
     gpu().run(&[&d]).unwrap();
@@ -153,10 +153,10 @@ fn cross_entropy_rejects_bad_arguments() {
     let logits = upload(&[2, 3], &[0.0; 6]);
     let labels = Tensor::from_u32(gpu(), &[2], &[0, 1]).unwrap();
     let (l, g) = (poisoned(&[2]), poisoned(&[2, 3]));
-    let err = softmax_xent_into(&logits, &labels, &l, &g, 1.5, 0.5).unwrap_err();
+    let err = softmax_xent_into(&logits, &labels, &l, &g, 1.5, GradScale::Fixed(0.5)).unwrap_err();
     assert!(err.to_string().contains("label smoothing"), "{err}");
     let wrong = Tensor::uninit(gpu(), &[2], DType::F32).unwrap();
-    let err = softmax_xent_into(&logits, &wrong, &l, &g, 0.0, 0.5).unwrap_err();
+    let err = softmax_xent_into(&logits, &wrong, &l, &g, 0.0, GradScale::Fixed(0.5)).unwrap_err();
     assert!(err.to_string().contains("U32"), "{err}");
 }
 
@@ -183,4 +183,39 @@ fn mean_squared_error() {
             4.0 * EPS * want_grad[i].abs()
         });
     }
+}
+
+#[test]
+fn cross_entropy_padding_rows_and_mean_over_valid() {
+    let (rows, cols) = (70, 5);
+    let x = uniform(&mut rng(71), rows * cols, -3.0, 3.0);
+    let labels: Vec<u32> = (0..rows)
+        .map(|i| {
+            if i % 3 == 2 {
+                PAD_LABEL
+            } else {
+                (i % cols) as u32
+            }
+        })
+        .collect();
+    let valid = labels.iter().filter(|&&l| l != PAD_LABEL).count();
+    let (lossv, grad) = (poisoned(&[rows]), poisoned(&[rows, cols]));
+    let d = softmax_xent_into(
+        &upload(&[rows, cols], &x),
+        &Tensor::from_u32(gpu(), &[rows], &labels).unwrap(),
+        &lossv,
+        &grad,
+        0.05,
+        GradScale::MeanOverValid,
+    )
+    .unwrap();
+    gpu().run(&[&d]).unwrap();
+    let (want_loss, want_grad) =
+        loss::reference::softmax_xent(&x, &labels, cols, 0.05, 1.0 / valid as f64);
+    assert_close("padded xent loss", &read(&lossv), &want_loss, |_| {
+        (cols as f64 + 50.0) * EPS * 3.0 + 2f64.powi(-21)
+    });
+    assert_close("padded xent grad", &read(&grad), &want_grad, |_| {
+        (cols as f64 + 50.0) * EPS / valid as f64
+    });
 }

@@ -29,6 +29,9 @@ pub struct Dispatch {
     pipeline: Arc<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],
+    /// The bound tensors, kept alive so their buffers cannot return to the pool (and be
+    /// handed to another tensor) while this dispatch may still be recorded.
+    _bound: Vec<Tensor>,
 }
 
 impl Dispatch {
@@ -98,10 +101,7 @@ impl Gpu {
             compilation_options: Default::default(),
             cache: None,
         });
-        self.check().map_err(|e| Error::Gpu {
-            context: format!("compiling kernel {}::{entry}", shader.name),
-            detail: e.to_string(),
-        })?;
+        self.check_in(&format!("compiling kernel {}::{entry}", shader.name))?;
         let p = Arc::new(pipeline);
         self.inner
             .pipelines
@@ -160,15 +160,19 @@ impl Gpu {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        self.check().map_err(|e| Error::Gpu {
-            context: format!("binding kernel {}::{entry}", shader.name),
-            detail: e.to_string(),
-        })?;
+        self.check_in(&format!("binding kernel {}::{entry}", shader.name))?;
         Ok(Dispatch {
             label: format!("{}::{entry}", shader.name),
             pipeline,
             bind_group,
             workgroups,
+            _bound: storage
+                .iter()
+                .filter_map(|b| match b {
+                    Bind::T(t) => Some((*t).clone()),
+                    _ => None,
+                })
+                .collect(),
         })
     }
 

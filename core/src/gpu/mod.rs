@@ -79,7 +79,9 @@ impl Gpu {
 
     /// Largest buffer a single kernel can bind, in bytes.
     pub fn max_binding_bytes(&self) -> u64 {
-        (self.inner.limits.max_storage_buffer_binding_size as u64)
+        self.inner
+            .limits
+            .max_storage_buffer_binding_size
             .min(self.inner.limits.max_buffer_size)
     }
 
@@ -99,6 +101,11 @@ impl Gpu {
 
     /// Reports the first GPU validation error wgpu raised outside an error scope, if any.
     pub fn check(&self) -> Result<()> {
+        self.check_in("an earlier GPU command")
+    }
+
+    /// Like [`Gpu::check`], naming what was being done.
+    pub(crate) fn check_in(&self, context: &str) -> Result<()> {
         let mut errs = self.inner.uncaptured.lock().expect("error list poisoned");
         if errs.is_empty() {
             return Ok(());
@@ -106,7 +113,7 @@ impl Gpu {
         let detail = errs.join("; ");
         errs.clear();
         Err(Error::Gpu {
-            context: "an earlier GPU command".into(),
+            context: context.to_string(),
             detail,
         })
     }

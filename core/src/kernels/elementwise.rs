@@ -86,7 +86,7 @@ pub fn binary(op: BinaryOp, x: &Tensor, y: &Tensor) -> Result<Tensor> {
 pub fn bias_add_into(x: &Tensor, bias: &Tensor, out: &Tensor) -> Result<Dispatch> {
     same_len("bias_add", x, out)?;
     let cols = bias.len();
-    if cols == 0 || x.len() % cols != 0 || x.as_matrix().1 != cols {
+    if cols == 0 || !x.len().is_multiple_of(cols) || x.as_matrix().1 != cols {
         return Err(Error::shape(
             "bias_add",
             format!(

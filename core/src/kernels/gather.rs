@@ -23,6 +23,28 @@ struct Params {
 /// Gathers `out.shape()[0]` rows starting at `idx[offset]`. src: [S, ...]; out: [R, ...]
 /// with the same trailing dimensions and dtype; idx: u32 with at least offset + R entries.
 pub fn gather_into(src: &Tensor, idx: &Tensor, offset: usize, out: &Tensor) -> Result<Dispatch> {
+    gather_impl(src, idx, offset, None, out)
+}
+
+/// Gathers batch number `counter[0]`: rows `idx[counter·R .. counter·R + R]`, where R is
+/// `out.shape()[0]`. The caller guarantees idx holds R entries for every step it records.
+pub fn gather_stepped_into(
+    src: &Tensor,
+    idx: &Tensor,
+    counter: &Tensor,
+    out: &Tensor,
+) -> Result<Dispatch> {
+    counter.expect_dtype("gather step counter", DType::U32)?;
+    gather_impl(src, idx, 0, Some(counter), out)
+}
+
+fn gather_impl(
+    src: &Tensor,
+    idx: &Tensor,
+    offset: usize,
+    counter: Option<&Tensor>,
+    out: &Tensor,
+) -> Result<Dispatch> {
     idx.expect_dtype("gather indices", DType::U32)?;
     if src.dtype() != out.dtype()
         || src.shape().get(1..) != out.shape().get(1..)
@@ -58,12 +80,13 @@ pub fn gather_into(src: &Tensor, idx: &Tensor, offset: usize, out: &Tensor) -> R
         src_rows: src.shape()[0] as u32,
         offset: offset as u32,
     };
+    let counter = counter.map_or(Bind::Dummy, Bind::T); // the dummy buffer reads as 0
     gpu.dispatch(
         &SHADER,
         "",
         "main",
         &p,
-        &[Bind::T(src), Bind::T(idx), Bind::T(out)],
+        &[Bind::T(src), Bind::T(idx), Bind::T(out), counter],
         gpu.grid(groups_1d(rows * cols))?,
     )
 }

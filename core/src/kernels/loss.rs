@@ -23,15 +23,38 @@ fn check(op: &'static str, t: &Tensor, want: &[usize]) -> Result<()> {
     Ok(())
 }
 
+/// Label value marking a padding row: zero loss and gradient.
+pub const PAD_LABEL: u32 = u32::MAX;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct XentParams {
+    rows: u32,
+    cols: u32,
+    smoothing: f32,
+    grad_scale: f32,
+    normalize: u32,
+    _pad: [u32; 3],
+}
+
+/// How the cross-entropy gradient is scaled.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GradScale {
+    /// Multiply by this constant (e.g. 1/B).
+    Fixed(f32),
+    /// Gradient of the mean over the rows whose label is not [`PAD_LABEL`].
+    MeanOverValid,
+}
+
 /// Fused softmax cross-entropy. logits, dlogits: [B, C]; labels: [B] u32; loss: [B].
-/// `grad_scale` is usually 1/B (gradient of the mean loss).
+/// Rows labelled [`PAD_LABEL`] get zero loss and gradient.
 pub fn softmax_xent_into(
     logits: &Tensor,
     labels: &Tensor,
     loss: &Tensor,
     dlogits: &Tensor,
     smoothing: f32,
-    grad_scale: f32,
+    grad_scale: GradScale,
 ) -> Result<Dispatch> {
     let (rows, cols) = match logits.shape() {
         [r, c] => (*r, *c),
@@ -53,11 +76,17 @@ pub fn softmax_xent_into(
     check("softmax cross-entropy loss", loss, &[rows])?;
     check("softmax cross-entropy gradient", dlogits, &[rows, cols])?;
     let gpu = logits.gpu();
-    let p = RowParams {
+    let (scale, normalize) = match grad_scale {
+        GradScale::Fixed(s) => (s, 0),
+        GradScale::MeanOverValid => (1.0, 1),
+    };
+    let p = XentParams {
         rows: rows as u32,
         cols: cols as u32,
-        a: smoothing,
-        b: grad_scale,
+        smoothing,
+        grad_scale: scale,
+        normalize,
+        _pad: [0; 3],
     };
     gpu.dispatch(
         &XENT,
@@ -111,6 +140,11 @@ pub mod reference {
         let mut grad = Vec::new();
         for (row, &y) in logits.chunks(cols).zip(labels) {
             let m = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+            if y == super::PAD_LABEL {
+                loss.push(0.0);
+                grad.extend(row.iter().map(|_| 0.0));
+                continue;
+            }
             let s: f64 = row.iter().map(|&v| (v as f64 - m).exp()).sum();
             let lse = m + s.ln();
             let q = |c: usize| {

@@ -80,7 +80,7 @@ impl Tiles {
         if [self.bm, self.bn, self.bk, self.tm, self.tn].contains(&0) {
             return bad("every tile size must be positive");
         }
-        if self.bm % self.tm != 0 || self.bn % self.tn != 0 {
+        if !self.bm.is_multiple_of(self.tm) || !self.bn.is_multiple_of(self.tn) {
             return bad("bm must be a multiple of tm and bn of tn");
         }
         let threads = (self.bm / self.tm) * (self.bn / self.tn);

@@ -5,7 +5,7 @@
 use super::elementwise::same_len;
 use super::{groups_1d, shader};
 use crate::error::{Error, Result};
-use crate::gpu::{Bind, Dispatch, Shader, Tensor};
+use crate::gpu::{Bind, DType, Dispatch, Shader, Tensor};
 use serde::{Deserialize, Serialize};
 
 pub const SHADER: Shader = shader!("optim", "common");
@@ -144,37 +144,31 @@ pub struct Penalty {
 struct Params {
     n: u32,
     nesterov: u32,
-    _pad0: [u32; 2],
-    lr: f32,
+    lr_scale: f32,
+    _pad0: u32,
     beta1: f32,
     beta2: f32,
     eps: f32,
     l1: f32,
     l2: f32,
     weight_decay: f32,
-    bc1: f32,
-    sqrt_bc2: f32,
-    _pad1: [u32; 3],
+    _pad1: [u32; 2],
 }
 
-fn params(rule: &Rule, lr: f32, penalty: Penalty, step: u64, n: usize) -> Params {
+fn params(rule: &Rule, penalty: Penalty, lr_scale: f32, n: usize) -> Params {
     let mut p = Params {
         n: n as u32,
         nesterov: 0,
-        _pad0: [0; 2],
-        lr,
+        lr_scale,
+        _pad0: 0,
         beta1: 0.0,
         beta2: 0.0,
         eps: 0.0,
         l1: penalty.l1,
         l2: penalty.l2,
         weight_decay: 0.0,
-        bc1: 1.0,
-        sqrt_bc2: 1.0,
-        _pad1: [0; 3],
+        _pad1: [0; 2],
     };
-    // Bias corrections in f64 from the 1-based step count t: bc = 1 − βᵗ.
-    let bc = |beta: f32| 1.0 - (beta as f64).powf(step as f64);
     match *rule {
         Rule::Sgd => {}
         Rule::Momentum { momentum, nesterov } => {
@@ -186,38 +180,36 @@ fn params(rule: &Rule, lr: f32, penalty: Penalty, step: u64, n: usize) -> Params
             p.beta2 = alpha;
             p.eps = eps;
         }
-        Rule::Adam { beta1, beta2, eps }
-        | Rule::AdamW {
-            beta1, beta2, eps, ..
+        Rule::Adam { beta1, beta2, eps } => {
+            (p.beta1, p.beta2, p.eps) = (beta1, beta2, eps);
+        }
+        Rule::AdamW {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
         } => {
-            p.beta1 = beta1;
-            p.beta2 = beta2;
-            p.eps = eps;
-            p.bc1 = bc(beta1) as f32;
-            p.sqrt_bc2 = bc(beta2).sqrt() as f32;
-            if let Rule::AdamW { weight_decay, .. } = *rule {
-                p.weight_decay = weight_decay;
-            }
+            (p.beta1, p.beta2, p.eps, p.weight_decay) = (beta1, beta2, eps, weight_decay);
         }
     }
     p
 }
 
-/// Builds one update of `w` with gradient `g` at 1-based step `step` (Adam's t).
-/// `state` holds [`Rule::state_count`] tensors shaped like `w`, zero before the first step.
-pub fn update_into(
-    rule: &Rule,
-    lr: f32,
-    penalty: Penalty,
-    step: u64,
-    w: &Tensor,
-    g: &Tensor,
-    state: &[&Tensor],
-) -> Result<Dispatch> {
-    rule.validate()?;
-    if step == 0 {
-        return Err(Error::invalid("optimizer step", "steps count from 1"));
+/// The schedule-table row for 1-based step `step` at learning rate `lr`:
+/// (lr, bc1, √bc2, 0) with Adam's bias corrections bc = 1 − βᵗ computed in f64
+/// (1 for rules without them).
+pub fn schedule_row(rule: &Rule, lr: f32, step: u64) -> [f32; 4] {
+    let bc = |beta: f32| 1.0 - (beta as f64).powf(step as f64);
+    match *rule {
+        Rule::Adam { beta1, beta2, .. } | Rule::AdamW { beta1, beta2, .. } => {
+            [lr, bc(beta1) as f32, bc(beta2).sqrt() as f32, 0.0]
+        }
+        _ => [lr, 1.0, 1.0, 0.0],
     }
+}
+
+fn check_operands(rule: &Rule, w: &Tensor, g: &Tensor, state: &[&Tensor]) -> Result<()> {
+    rule.validate()?;
     same_len("optimizer update", w, g)?;
     if state.len() != rule.state_count() {
         return Err(Error::invalid(
@@ -232,10 +224,37 @@ pub fn update_into(
     for s in state {
         same_len("optimizer state", w, s)?;
     }
+    Ok(())
+}
+
+/// Builds an update whose learning rate and bias corrections come from row `counter[0]` of
+/// the GPU schedule table `sched` ([steps, 4], rows from [`schedule_row`]), scaled by
+/// `lr_scale` (per-layer multiplier). Recorded once, it serves every step of a chunk.
+#[allow(clippy::too_many_arguments)]
+pub fn update_scheduled_into(
+    rule: &Rule,
+    penalty: Penalty,
+    lr_scale: f32,
+    w: &Tensor,
+    g: &Tensor,
+    state: &[&Tensor],
+    sched: &Tensor,
+    counter: &Tensor,
+) -> Result<Dispatch> {
+    check_operands(rule, w, g, state)?;
+    counter.expect_dtype("optimizer step counter", DType::U32)?;
     let gpu = w.gpu();
-    let p = params(rule, lr, penalty, step, w.len());
-    let mut binds = vec![Bind::T(w), Bind::T(g)];
-    binds.extend(state.iter().map(|s| Bind::T(s)));
+    let p = params(rule, penalty, lr_scale, w.len());
+    let s1 = state.first().map_or(Bind::Skip, |t| Bind::T(t));
+    let s2 = state.get(1).map_or(Bind::Skip, |t| Bind::T(t));
+    let binds = [
+        Bind::T(w),
+        Bind::T(g),
+        s1,
+        s2,
+        Bind::T(sched),
+        Bind::T(counter),
+    ];
     gpu.dispatch(
         &SHADER,
         "",
@@ -244,6 +263,28 @@ pub fn update_into(
         &binds,
         gpu.grid(groups_1d(w.len()))?,
     )
+}
+
+/// Builds one update of `w` with gradient `g` at 1-based step `step` (Adam's t) and a fixed
+/// learning rate. `state` holds [`Rule::state_count`] tensors shaped like `w`, zero before
+/// the first step.
+pub fn update_into(
+    rule: &Rule,
+    lr: f32,
+    penalty: Penalty,
+    step: u64,
+    w: &Tensor,
+    g: &Tensor,
+    state: &[&Tensor],
+) -> Result<Dispatch> {
+    if step == 0 {
+        return Err(Error::invalid("optimizer step", "steps count from 1"));
+    }
+    check_operands(rule, w, g, state)?;
+    let gpu = w.gpu();
+    let sched = Tensor::from_f32(gpu, &[1, 4], &schedule_row(rule, lr, step))?;
+    let counter = Tensor::from_u32(gpu, &[1], &[0])?;
+    update_scheduled_into(rule, penalty, 1.0, w, g, state, &sched, &counter)
 }
 
 /// f64 references.

@@ -60,11 +60,11 @@ pub fn fill_into(dist: Distribution, key: RngKey, out: &Tensor) -> Result<Dispat
     let entry = match dist {
         Distribution::Uniform { lo, hi } => {
             (p.a, p.b) = (lo, hi);
-            "uniform"
+            "draw_uniform"
         }
         Distribution::Normal { mean, std } => {
             (p.a, p.b) = (mean, std);
-            "normal"
+            "draw_normal"
         }
         Distribution::DropoutMask { rate } => {
             if !(0.0..1.0).contains(&rate) {
@@ -75,7 +75,7 @@ pub fn fill_into(dist: Distribution, key: RngKey, out: &Tensor) -> Result<Dispat
             }
             p.a = (1.0 / (1.0 - rate as f64)) as f32;
             p.threshold = dropout_threshold(rate);
-            "bernoulli"
+            "draw_bernoulli"
         }
     };
     let gpu = out.gpu();
