@@ -1,0 +1,165 @@
+//! `accrete`: the command-line front end of accrete.
+//!
+//! This file only parses arguments and turns failures into an exit status; each
+//! subcommand lives in its own module.
+
+mod bench;
+mod devices;
+
+use clap::{Parser, Subcommand};
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+/// The environment variables every GPU command honours, for the `--help` texts.
+macro_rules! environment_help {
+    () => {
+        "Environment:
+  ACCRETE_ADAPTER=<substring>  use the first adapter whose name contains <substring>
+                               (case-insensitive), e.g. ACCRETE_ADAPTER=llvmpipe
+  WGPU_BACKEND=<list>          only search these backends, e.g. vulkan, metal, dx12"
+    };
+}
+pub(crate) use environment_help;
+
+const MAIN_EXAMPLES: &str = concat!(
+    "Examples:
+  accrete devices                               list GPU adapters; * marks the one accrete uses
+  accrete devices --json                        the same, one JSON object per line
+  accrete bench matmul --sizes 256,512 --reps 3 time the matmul kernels, one JSON line each
+  ACCRETE_ADAPTER=llvmpipe accrete devices      mark the software Vulkan driver as the choice
+
+",
+    environment_help!(),
+    "
+
+Exit status: 0 on success, 2 on a usage error or when the GPU work fails."
+);
+
+/// Neural-network training on the GPU through WGSL compute shaders.
+#[derive(Parser, Debug)]
+#[command(name = "accrete", version, after_help = MAIN_EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List the GPU adapters, their limits and features, marking the one accrete would use.
+    #[command(after_help = devices::EXAMPLES)]
+    Devices(devices::DevicesArgs),
+    /// Measure kernel speed and check the results against an f64 reference.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Time every matmul tile variant on square matrices; one JSON line per (variant, size).
+    #[command(after_help = bench::EXAMPLES, long_about = bench::LONG_ABOUT)]
+    Matmul(bench::MatmulArgs),
+}
+
+/// Why a command failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The library reported a problem; its message is already a sentence for the user.
+    Accrete(accrete::Error),
+    /// Writing the output failed (a closed pipe, a full disk).
+    Output(io::Error),
+}
+
+impl From<accrete::Error> for Failure {
+    fn from(e: accrete::Error) -> Self {
+        Failure::Accrete(e)
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Failure::Output(e)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Devices(args) => devices::run(&args),
+        Command::Bench {
+            which: BenchCommand::Matmul(args),
+        } => bench::run_matmul(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`accrete bench matmul | head -1`): nothing left to say.
+        Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(Failure::Output(e)) => report(&format!("could not write the output: {e}")),
+        Err(Failure::Accrete(e)) => report(&e.to_string()),
+    }
+}
+
+fn report(message: &str) -> ExitCode {
+    let _ = writeln!(io::stderr(), "error: {message}");
+    ExitCode::from(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bench_arguments_parse() {
+        let cli = Cli::try_parse_from([
+            "accrete",
+            "bench",
+            "matmul",
+            "--sizes",
+            "512,256",
+            "--variants",
+            "small16x16",
+            "--reps",
+            "3",
+        ])
+        .unwrap();
+        let Command::Bench {
+            which: BenchCommand::Matmul(args),
+        } = cli.command
+        else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(args.sizes, [512, 256]);
+        assert_eq!(args.variants, ["small16x16"]);
+        assert_eq!(args.reps, 3);
+        assert_eq!(args.max_seconds, 20.0);
+    }
+
+    #[test]
+    fn bench_defaults_and_rejections() {
+        let cli = Cli::try_parse_from(["accrete", "bench", "matmul"]).unwrap();
+        let Command::Bench {
+            which: BenchCommand::Matmul(args),
+        } = cli.command
+        else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(args.sizes, [256, 512, 1024, 2048, 4096]);
+        assert!(args.variants.is_empty());
+        for bad in [
+            &["--variants", "huge"][..],
+            &["--sizes", "0"],
+            &["--reps", "0"],
+            &["--max-seconds", "-1"],
+        ] {
+            let argv = ["accrete", "bench", "matmul"].iter().chain(bad);
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad:?} was accepted");
+        }
+    }
+}
