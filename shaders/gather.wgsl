@@ -3,7 +3,8 @@
 // out[r, c] = src[idx[o + r], c]  for r < rows, c < cols, with o = offset + counter[0]·rows
 // (the counter advances once per training step on the GPU, so one recorded gather walks
 // through an epoch's shuffled index buffer batch by batch); an index ≥ src_rows
-// (e.g. 0xffffffff, used to pad a short last batch) yields a row of zero bits.
+// (e.g. 0xffffffff, used to pad a short last batch) yields a row filled with `fill`
+// (0 for features; 0xffffffff for labels, which the loss treats as padding).
 // Elements are copied as raw 32-bit words, so f32 features and u32 labels both work.
 // Shapes: src: [src_rows, cols]; idx: [≥ o + rows] u32; out: [rows, cols]; counter: [1] u32.
 // Bindings: 0 params, 1 src, 2 idx, 3 out, 4 counter.
@@ -13,6 +14,10 @@ struct Params {
     cols: u32,
     src_rows: u32,
     offset: u32,
+    fill: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -31,5 +36,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let r = i / p.cols;
     let c = i % p.cols;
     let s = idx[p.offset + counter[0] * p.rows + r];
-    out[i] = select(0u, src[s * p.cols + c], s < p.src_rows);
+    out[i] = select(p.fill, src[s * p.cols + c], s < p.src_rows);
 }

@@ -1,11 +1,13 @@
 // rng.wgsl — random tensors from Philox4x32-10 keyed by (seed) and counter (i, stream, offset).
 //
-// Element i draws w = philox((i, stream, offset, 0), (seed_lo, seed_hi)).
+// Element i draws w = philox((i, stream, offset + counter[1], 0), (seed_lo, seed_hi)), where
+// counter[1] is the global training step kept on the GPU (step.wgsl), so a recorded dropout
+// draws a fresh mask every step; the dummy counter of a one-off launch reads 0.
 //   uniform:   out[i] = lo + (hi − lo) · u01(w.x)
 //   normal:    out[i] = mean + std · √(−2 ln u1) · cos(2π u2),  u1 = 1 − u01(w.x) ∈ (0, 1], u2 = u01(w.y)
 //   bernoulli: out[i] = (w.x >> 8) ≥ threshold ? keep_value : 0      (dropout mask: threshold = round(rate·2²⁴),
 //              keep_value = 1/(1 − rate)); the comparison is integer, so masks match on every device.
-// Shapes: out: [n]. Bindings: 0 params, 1 out.
+// Shapes: out: [n]; counter: [4] u32. Bindings: 0 params, 1 out, 2 counter.
 
 struct Params {
     n: u32,
@@ -20,9 +22,10 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> counter: array<u32>;
 
 fn draw(i: u32) -> vec4<u32> {
-    return philox(vec4<u32>(i, p.stream, p.offset, 0u), vec2<u32>(p.seed_lo, p.seed_hi));
+    return philox(vec4<u32>(i, p.stream, p.offset + counter[1], 0u), vec2<u32>(p.seed_lo, p.seed_hi));
 }
 
 @compute @workgroup_size(WG)

@@ -130,7 +130,7 @@ fn gather_rows_f32_and_u32_with_padding() {
             .run(&[&gather_into(&tsrc, &tidx, offset, &out).unwrap()])
             .unwrap();
         let bits: Vec<u32> = src.iter().map(|v| v.to_bits()).collect();
-        let want = gather::reference(&bits, cols, &idx[offset..offset + take]);
+        let want = gather::reference(&bits, cols, &idx[offset..offset + take], 0);
         assert_eq!(
             read(&out).iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             want,
@@ -143,7 +143,10 @@ fn gather_rows_f32_and_u32_with_padding() {
     gpu()
         .run(&[&gather_into(&tl, &tidx, 0, &out).unwrap()])
         .unwrap();
-    assert_eq!(read_u32(&out), gather::reference(&labels, 1, &idx));
+    assert_eq!(
+        read_u32(&out),
+        gather::reference(&labels, 1, &idx, PAD_INDEX)
+    );
     let too_many = poisoned(&[12, cols]);
     let err = gather_into(&tsrc, &tidx, 0, &too_many).unwrap_err();
     assert!(err.to_string().contains("need 12 indices"), "{err}");

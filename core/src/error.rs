@@ -43,6 +43,14 @@ pub enum Error {
     #[error("GPU error in {context}: {detail}")]
     Gpu { context: String, detail: String },
 
+    /// A data file or buffer that cannot be used (bad magic, truncated, mismatched sizes).
+    #[error("{source_name}: {detail}")]
+    Data { source_name: String, detail: String },
+
+    /// A file could not be read or written.
+    #[error("{path}: {detail}")]
+    Io { path: String, detail: String },
+
     /// Mapping a buffer for read-back failed (device lost, buffer destroyed).
     #[error("reading {what} back from the GPU failed: {detail}")]
     ReadBack { what: String, detail: String },
@@ -52,6 +60,13 @@ impl Error {
     pub(crate) fn shape(op: &'static str, detail: impl fmt::Display) -> Self {
         Error::Shape {
             op,
+            detail: detail.to_string(),
+        }
+    }
+
+    pub(crate) fn data(source_name: impl Into<String>, detail: impl fmt::Display) -> Self {
+        Error::Data {
+            source_name: source_name.into(),
             detail: detail.to_string(),
         }
     }

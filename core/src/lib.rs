@@ -5,9 +5,13 @@
 //! [`kernels`] (one launcher per WGSL file, each with an f64 CPU reference).
 
 pub mod clock;
+pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod nn;
+pub mod optim;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{list_adapters, AdapterSummary, DType, Dispatch, Gpu, GpuOptions, Tensor};

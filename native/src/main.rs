@@ -5,6 +5,7 @@
 
 mod bench;
 mod devices;
+mod train_bench;
 
 use clap::{Parser, Subcommand};
 use std::io::{self, Write};
@@ -60,6 +61,9 @@ enum BenchCommand {
     /// Time every matmul tile variant on square matrices; one JSON line per (variant, size).
     #[command(after_help = bench::EXAMPLES, long_about = bench::LONG_ABOUT)]
     Matmul(bench::MatmulArgs),
+    /// Train the reference MLP or CNN on Fashion-MNIST: epoch time, samples/s, accuracy.
+    #[command(after_help = train_bench::EXAMPLES)]
+    Train(train_bench::TrainBenchArgs),
 }
 
 /// Why a command failed.
@@ -90,6 +94,9 @@ fn main() -> ExitCode {
         Command::Bench {
             which: BenchCommand::Matmul(args),
         } => bench::run_matmul(&args),
+        Command::Bench {
+            which: BenchCommand::Train(args),
+        } => train_bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

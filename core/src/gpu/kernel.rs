@@ -213,3 +213,71 @@ impl Gpu {
         Ok([x as u32, y as u32, 1])
     }
 }
+
+/// Records compute passes and buffer copies into one command buffer, submitted at once.
+pub struct Recorder {
+    gpu: Gpu,
+    encoder: wgpu::CommandEncoder,
+}
+
+impl Gpu {
+    /// Starts recording a command buffer.
+    pub fn recorder(&self) -> Recorder {
+        Recorder {
+            gpu: self.clone(),
+            encoder: self
+                .inner
+                .device
+                .create_command_encoder(&Default::default()),
+        }
+    }
+}
+
+impl Recorder {
+    /// One compute pass running `dispatches` in order, `reps` times over.
+    pub fn pass(&mut self, dispatches: &[&Dispatch], reps: usize) {
+        let mut pass = self.encoder.begin_compute_pass(&Default::default());
+        for _ in 0..reps {
+            for d in dispatches {
+                d.record(&mut pass);
+            }
+        }
+    }
+
+    /// Copies `count` elements from `src[src_at..]` to `dst[dst_at..]`.
+    pub fn copy(
+        &mut self,
+        src: &Tensor,
+        src_at: usize,
+        dst: &Tensor,
+        dst_at: usize,
+        count: usize,
+    ) -> Result<()> {
+        if src_at + count > src.len() || dst_at + count > dst.len() {
+            return Err(Error::shape(
+                "copy",
+                format!(
+                    "{count} elements from {src_at} of {:?} to {dst_at} of {:?} run past the end",
+                    src.shape(),
+                    dst.shape()
+                ),
+            ));
+        }
+        if count > 0 {
+            self.encoder.copy_buffer_to_buffer(
+                src.buffer(),
+                src_at as u64 * 4,
+                dst.buffer(),
+                dst_at as u64 * 4,
+                count as u64 * 4,
+            );
+        }
+        Ok(())
+    }
+
+    /// Submits everything recorded.
+    pub fn submit(self) -> Result<()> {
+        self.gpu.inner.queue.submit([self.encoder.finish()]);
+        self.gpu.check()
+    }
+}

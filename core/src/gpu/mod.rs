@@ -10,7 +10,7 @@ mod timing;
 
 pub use adapter::{list_adapters, AdapterSummary, GpuOptions};
 pub(crate) use kernel::Bind;
-pub use kernel::{Dispatch, Shader};
+pub use kernel::{Dispatch, Recorder, Shader};
 pub use tensor::{DType, Tensor};
 pub use timing::{GpuTimer, TimeSource};
 

@@ -1,6 +1,7 @@
 //! Row gather: `out[r, :] = src[idx[offset + r], :]`, assembling a batch from a dataset that
 //! lives on the GPU. Works on f32 and u32 tensors alike (raw 32-bit copies). An index past
-//! the end of `src` (e.g. `u32::MAX`) gives a zero row, which pads a short last batch.
+//! the end of `src` (e.g. `u32::MAX`) pads a short last batch: a zero row for f32 data, a
+//! row of `u32::MAX` (the loss's padding label) for u32 data.
 
 use super::{groups_1d, shader};
 use crate::error::{Error, Result};
@@ -18,6 +19,8 @@ struct Params {
     cols: u32,
     src_rows: u32,
     offset: u32,
+    fill: u32,
+    _pad: [u32; 3],
 }
 
 /// Gathers `out.shape()[0]` rows starting at `idx[offset]`. src: [S, ...]; out: [R, ...]
@@ -79,6 +82,13 @@ fn gather_impl(
         cols: cols as u32,
         src_rows: src.shape()[0] as u32,
         offset: offset as u32,
+        // Padding rows of labels read as PAD_INDEX (= loss::PAD_LABEL), of features as 0.
+        fill: if src.dtype() == DType::U32 {
+            PAD_INDEX
+        } else {
+            0
+        },
+        _pad: [0; 3],
     };
     let counter = counter.map_or(Bind::Dummy, Bind::T); // the dummy buffer reads as 0
     gpu.dispatch(
@@ -92,7 +102,7 @@ fn gather_impl(
 }
 
 /// f64-free reference (a copy): rows of `src` ([_, cols]) picked by `idx`.
-pub fn reference(src: &[u32], cols: usize, idx: &[u32]) -> Vec<u32> {
+pub fn reference(src: &[u32], cols: usize, idx: &[u32], fill: u32) -> Vec<u32> {
     let src_rows = src.len() / cols.max(1);
     idx.iter()
         .flat_map(|&i| {
@@ -100,7 +110,7 @@ pub fn reference(src: &[u32], cols: usize, idx: &[u32]) -> Vec<u32> {
                 if (i as usize) < src_rows {
                     src[i as usize * cols + c]
                 } else {
-                    0
+                    fill
                 }
             })
         })

@@ -7,14 +7,19 @@
 
 pub mod activation;
 pub mod clip;
+pub mod conv;
 pub mod elementwise;
 pub mod gather;
 pub mod loss;
 pub mod matmul;
+pub mod metrics;
 pub mod optim;
+pub mod permute;
+pub mod pool;
 pub mod reduce;
 pub mod rng;
 pub mod softmax;
+pub mod step;
 
 use crate::gpu::Shader;
 use serde::{Deserialize, Serialize};
@@ -46,6 +51,11 @@ pub fn all_shaders() -> Vec<Shader> {
         clip::SHADER,
         rng::SHADER,
         gather::SHADER,
+        conv::SHADER,
+        permute::SHADER,
+        pool::SHADER,
+        step::SHADER,
+        metrics::SHADER,
     ]
 }
 

@@ -47,6 +47,26 @@ pub fn dropout_threshold(rate: f32) -> u32 {
 
 /// Fills `out` with numbers from `dist` under `key`.
 pub fn fill_into(dist: Distribution, key: RngKey, out: &Tensor) -> Result<Dispatch> {
+    fill_impl(dist, key, None, out)
+}
+
+/// Like [`fill_into`], with `counter[1]` (the global step, see [`crate::kernels::step`])
+/// added to the key's offset on the GPU, so one recorded dispatch draws anew every step.
+pub fn fill_stepped_into(
+    dist: Distribution,
+    key: RngKey,
+    counter: &Tensor,
+    out: &Tensor,
+) -> Result<Dispatch> {
+    fill_impl(dist, key, Some(counter), out)
+}
+
+fn fill_impl(
+    dist: Distribution,
+    key: RngKey,
+    counter: Option<&Tensor>,
+    out: &Tensor,
+) -> Result<Dispatch> {
     let mut p = Params {
         n: out.len() as u32,
         seed_lo: key.seed as u32,
@@ -79,12 +99,13 @@ pub fn fill_into(dist: Distribution, key: RngKey, out: &Tensor) -> Result<Dispat
         }
     };
     let gpu = out.gpu();
+    let counter = counter.map_or(Bind::Dummy, Bind::T);
     gpu.dispatch(
         &SHADER,
         "",
         entry,
         &p,
-        &[Bind::T(out)],
+        &[Bind::T(out), counter],
         gpu.grid(groups_1d(out.len()))?,
     )
 }

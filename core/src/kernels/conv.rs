@@ -1,0 +1,379 @@
+//! Convolution support: im2col (unfold the K×K patches of an NCHW image into the rows of a
+//! matrix, so that a 2-D convolution is one matmul) and its adjoint col2im.
+//!
+//! With x [B, C, H, W], weights W [F, C, K, K] (PyTorch's layout, viewed as [F, C·K·K]) and
+//! cols = im2col(x) [B·OH·OW, C·K·K] (row (b·OH + oh)·OW + ow, column (c·K + kh)·K + kw):
+//! - forward: Y_mat = cols·Wᵀ + bias, [B·OH·OW, F]; permute::swap_last_two (b = B,
+//!   p = OH·OW, q = F) turns it into NCHW [B, F, OH, OW];
+//! - backward: with dY_mat [B·OH·OW, F] (swap_last_two of dY with b = B, p = F, q = OH·OW),
+//!   dW = dY_matᵀ·cols, db = column sums of dY_mat, dcols = dY_mat·W and dx = col2im(dcols).
+//!
+//! col2im is a gather (one thread per dx element, fixed summation order, no atomics), so it
+//! is deterministic and overwrites all of dx.
+//!
+//! Tensors are checked by element count and type, so callers may pass any view (reshape is
+//! free) of the documented shape.
+
+use super::{groups_1d, shader};
+use crate::error::{Error, Result};
+use crate::gpu::{Bind, DType, Dispatch, Shader, Tensor};
+
+pub const SHADER: Shader = shader!("im2col", "common");
+
+/// The geometry of a 2-D convolution over an NCHW batch: square kernel, equal stride and
+/// zero padding in both directions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub batch: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl ConvGeom {
+    /// Output height, ⌊(H + 2P − K)/S⌋ + 1 (meaningful once [`validate`](Self::validate) passes).
+    pub fn out_h(&self) -> usize {
+        out_len(self.height, self.padding, self.kernel, self.stride)
+    }
+
+    /// Output width, ⌊(W + 2P − K)/S⌋ + 1.
+    pub fn out_w(&self) -> usize {
+        out_len(self.width, self.padding, self.kernel, self.stride)
+    }
+
+    /// Patch length C·K·K: the columns of the im2col matrix.
+    pub fn patch(&self) -> usize {
+        self.channels * self.kernel * self.kernel
+    }
+
+    /// B·OH·OW: the rows of the im2col matrix.
+    pub fn rows(&self) -> usize {
+        self.batch * self.out_h() * self.out_w()
+    }
+
+    /// The input shape [B, C, H, W].
+    pub fn input_shape(&self) -> [usize; 4] {
+        [self.batch, self.channels, self.height, self.width]
+    }
+
+    /// Checks kernel ≥ 1, stride ≥ 1, that the kernel fits in the padded image, and that
+    /// every index fits the shaders' 32-bit arithmetic.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |d: String| Err(Error::invalid(format!("convolution geometry {self:?}"), d));
+        if self.kernel == 0 {
+            return bad("the kernel size must be at least 1".into());
+        }
+        if self.stride == 0 {
+            return bad("the stride must be at least 1".into());
+        }
+        let (ph, pw) = (
+            padded(self.height, self.padding),
+            padded(self.width, self.padding),
+        );
+        if self.kernel > ph || self.kernel > pw {
+            return bad(format!(
+                "a {k}×{k} kernel does not fit the padded {ph}×{pw} image \
+                 ({h}×{w} plus padding {p} on each side)",
+                k = self.kernel,
+                h = self.height,
+                w = self.width,
+                p = self.padding,
+            ));
+        }
+        let (c, k) = (self.channels, self.kernel);
+        let cols = [self.batch, self.out_h(), self.out_w(), c, k, k];
+        let padded_x = [self.batch, self.channels, ph, pw];
+        if checked_product(&cols).is_none() || checked_product(&padded_x).is_none() {
+            return bad(format!(
+                "the tensors are too large for 32-bit indexing (at most {} elements)",
+                u32::MAX
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn padded(n: usize, padding: usize) -> usize {
+    n.saturating_add(padding.saturating_mul(2))
+}
+
+fn out_len(n: usize, padding: usize, kernel: usize, stride: usize) -> usize {
+    padded(n, padding).saturating_sub(kernel) / stride.max(1) + 1
+}
+
+/// The product of `dims` if it (and so every index below it) fits in a u32.
+pub(crate) fn checked_product(dims: &[usize]) -> Option<usize> {
+    dims.iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&n| n <= u32::MAX as usize)
+}
+
+/// Checks that `t` has `dtype` and the element count of `dims`; the message names the
+/// operand, its documented layout (e.g. "[B, C, H, W]") and both shapes.
+pub(crate) fn expect_elems(
+    op: &'static str,
+    name: &str,
+    t: &Tensor,
+    dtype: DType,
+    layout: &str,
+    dims: &[usize],
+) -> Result<()> {
+    let want: usize = dims.iter().product();
+    if t.dtype() != dtype || t.len() != want {
+        return Err(Error::shape(
+            op,
+            format!(
+                "{name} must be {dtype:?} {layout} = {dims:?} ({want} elements), got {:?} {:?}",
+                t.dtype(),
+                t.shape()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    channels: u32,
+    height: u32,
+    width: u32,
+    kernel: u32,
+    stride: u32,
+    padding: u32,
+    out_h: u32,
+    out_w: u32,
+    _pad: [u32; 3],
+}
+
+impl Params {
+    fn new(g: &ConvGeom) -> Params {
+        Params {
+            batch: g.batch as u32,
+            channels: g.channels as u32,
+            height: g.height as u32,
+            width: g.width as u32,
+            kernel: g.kernel as u32,
+            stride: g.stride as u32,
+            padding: g.padding as u32,
+            out_h: g.out_h() as u32,
+            out_w: g.out_w() as u32,
+            _pad: [0; 3],
+        }
+    }
+}
+
+/// `cols[(b·OH + oh)·OW + ow, (c·K + kh)·K + kw] = x[b, c, oh·S + kh − P, ow·S + kw − P]`
+/// (0 in the padding). x: [B, C, H, W]; cols: [B·OH·OW, C·K·K], every element written.
+pub fn im2col_into(x: &Tensor, g: &ConvGeom, cols: &Tensor) -> Result<Dispatch> {
+    g.validate()?;
+    expect_elems(
+        "im2col",
+        "the input",
+        x,
+        DType::F32,
+        "[B, C, H, W]",
+        &g.input_shape(),
+    )?;
+    expect_elems(
+        "im2col",
+        "the column matrix",
+        cols,
+        DType::F32,
+        "[B·OH·OW, C·K·K]",
+        &[g.rows(), g.patch()],
+    )?;
+    let gpu = x.gpu();
+    gpu.dispatch(
+        &SHADER,
+        "",
+        "im2col",
+        &Params::new(g),
+        &[Bind::T(x), Bind::T(cols)],
+        gpu.grid(groups_1d(g.rows() * g.patch()))?,
+    )
+}
+
+/// The adjoint of im2col: `dx[b, c, h, w] = Σ dcols[r, j]` over the entries im2col copies
+/// from x[b, c, h, w]. dcols: [B·OH·OW, C·K·K]; dx: [B, C, H, W], fully overwritten.
+pub fn col2im_into(dcols: &Tensor, g: &ConvGeom, dx: &Tensor) -> Result<Dispatch> {
+    g.validate()?;
+    expect_elems(
+        "col2im",
+        "the column gradient",
+        dcols,
+        DType::F32,
+        "[B·OH·OW, C·K·K]",
+        &[g.rows(), g.patch()],
+    )?;
+    expect_elems(
+        "col2im",
+        "the input gradient",
+        dx,
+        DType::F32,
+        "[B, C, H, W]",
+        &g.input_shape(),
+    )?;
+    let gpu = dx.gpu();
+    gpu.dispatch(
+        &SHADER,
+        "",
+        "col2im",
+        &Params::new(g),
+        &[Bind::T(dcols), Bind::T(dx)],
+        gpu.grid(groups_1d(dx.len()))?,
+    )
+}
+
+/// im2col into a new [B·OH·OW, C·K·K] tensor.
+pub fn im2col(x: &Tensor, g: &ConvGeom) -> Result<Tensor> {
+    g.validate()?;
+    let cols = Tensor::uninit(x.gpu(), &[g.rows(), g.patch()], DType::F32)?;
+    x.gpu().run(&[&im2col_into(x, g, &cols)?])?;
+    Ok(cols)
+}
+
+/// col2im into a new [B, C, H, W] tensor.
+pub fn col2im(dcols: &Tensor, g: &ConvGeom) -> Result<Tensor> {
+    let dx = Tensor::uninit(dcols.gpu(), &g.input_shape(), DType::F32)?;
+    dcols.gpu().run(&[&col2im_into(dcols, g, &dx)?])?;
+    Ok(dx)
+}
+
+/// f64 references, written directly from the definitions (not via im2col).
+pub mod reference {
+    use super::ConvGeom;
+
+    /// Visits the taps of output position (oh, ow) in im2col column order (c, kh, kw),
+    /// passing the input coordinates (h, w), or None where the tap lies in the padding.
+    fn taps(
+        g: &ConvGeom,
+        oh: usize,
+        ow: usize,
+        mut f: impl FnMut(usize, usize, usize, Option<(usize, usize)>),
+    ) {
+        for c in 0..g.channels {
+            for kh in 0..g.kernel {
+                for kw in 0..g.kernel {
+                    let h = (oh * g.stride + kh).checked_sub(g.padding);
+                    let w = (ow * g.stride + kw).checked_sub(g.padding);
+                    let hw = match (h, w) {
+                        (Some(h), Some(w)) if h < g.height && w < g.width => Some((h, w)),
+                        _ => None,
+                    };
+                    f(c, kh, kw, hw);
+                }
+            }
+        }
+    }
+
+    fn x_index(g: &ConvGeom, b: usize, c: usize, h: usize, w: usize) -> usize {
+        ((b * g.channels + c) * g.height + h) * g.width + w
+    }
+
+    /// Direct NCHW convolution: y[b, f, oh, ow] = bias[f] + Σ_{c,kh,kw} w[f, c, kh, kw] ·
+    /// x[b, c, oh·S + kh − P, ow·S + kw − P] (zero padding). w: [F, C, K, K]; y: [B, F, OH, OW].
+    /// (Called on |x|, |w|, |bias| it gives the Σ|terms| of each sum, for error bounds.)
+    pub fn conv2d(
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        g: &ConvGeom,
+        filters: usize,
+    ) -> Vec<f64> {
+        let (oh_n, ow_n, k) = (g.out_h(), g.out_w(), g.kernel);
+        let mut y = vec![0.0; g.batch * filters * oh_n * ow_n];
+        for b in 0..g.batch {
+            for f in 0..filters {
+                for oh in 0..oh_n {
+                    for ow in 0..ow_n {
+                        let mut s = bias.map_or(0.0, |bias| bias[f] as f64);
+                        taps(g, oh, ow, |c, kh, kw, hw| {
+                            if let Some((h, wc)) = hw {
+                                let wi = ((f * g.channels + c) * k + kh) * k + kw;
+                                s += x[x_index(g, b, c, h, wc)] as f64 * w[wi] as f64;
+                            }
+                        });
+                        y[((b * filters + f) * oh_n + oh) * ow_n + ow] = s;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// Gradients of [`conv2d`] for the output gradient dy [B, F, OH, OW]:
+    /// (dx [B, C, H, W], dw [F, C, K, K], db [F]). (Called on |x|, |w|, |dy| it gives the
+    /// Σ|terms| of each sum, for error bounds.)
+    pub fn conv2d_backward(
+        x: &[f32],
+        w: &[f32],
+        dy: &[f32],
+        g: &ConvGeom,
+        filters: usize,
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (oh_n, ow_n, k) = (g.out_h(), g.out_w(), g.kernel);
+        let mut dx = vec![0.0; g.batch * g.channels * g.height * g.width];
+        let mut dw = vec![0.0; filters * g.patch()];
+        let mut db = vec![0.0; filters];
+        for b in 0..g.batch {
+            for f in 0..filters {
+                for oh in 0..oh_n {
+                    for ow in 0..ow_n {
+                        let d = dy[((b * filters + f) * oh_n + oh) * ow_n + ow] as f64;
+                        db[f] += d;
+                        taps(g, oh, ow, |c, kh, kw, hw| {
+                            if let Some((h, wc)) = hw {
+                                let xi = x_index(g, b, c, h, wc);
+                                let wi = ((f * g.channels + c) * k + kh) * k + kw;
+                                dw[wi] += d * x[xi] as f64;
+                                dx[xi] += d * w[wi] as f64;
+                            }
+                        });
+                    }
+                }
+            }
+        }
+        (dx, dw, db)
+    }
+
+    /// The im2col matrix [B·OH·OW, C·K·K] (exact copies, 0 in the padding).
+    pub fn im2col(x: &[f32], g: &ConvGeom) -> Vec<f32> {
+        let mut cols = Vec::with_capacity(g.rows() * g.patch());
+        for b in 0..g.batch {
+            for oh in 0..g.out_h() {
+                for ow in 0..g.out_w() {
+                    taps(g, oh, ow, |c, _, _, hw| {
+                        cols.push(hw.map_or(0.0, |(h, w)| x[x_index(g, b, c, h, w)]));
+                    });
+                }
+            }
+        }
+        cols
+    }
+
+    /// The adjoint of im2col: adds each dcols [B·OH·OW, C·K·K] entry onto the x element
+    /// im2col copied it from, giving [B, C, H, W]. (On |dcols| it gives the Σ|terms| of
+    /// each output, for error bounds.)
+    pub fn col2im(dcols: &[f32], g: &ConvGeom) -> Vec<f64> {
+        let mut dx = vec![0.0; g.batch * g.channels * g.height * g.width];
+        let mut d = dcols.iter();
+        for b in 0..g.batch {
+            for oh in 0..g.out_h() {
+                for ow in 0..g.out_w() {
+                    taps(g, oh, ow, |c, _, _, hw| {
+                        let v = *d.next().expect("dcols has B·OH·OW·C·K·K elements") as f64;
+                        if let Some((h, w)) = hw {
+                            dx[x_index(g, b, c, h, w)] += v;
+                        }
+                    });
+                }
+            }
+        }
+        dx
+    }
+}

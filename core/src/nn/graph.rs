@@ -1,0 +1,345 @@
+//! The forward and backward passes of a model for one batch size, as lists of dispatches
+//! over preallocated tensors. Built once, recorded every step.
+//!
+//! Tensors: `acts[i]` is the output of layer i ([B, ...shape]); `grads[i]` is ∂L/∂acts[i]
+//! (the loss writes `grads[L−1]`). Layer i's input is `input` for i = 0, else `acts[i−1]`.
+//! Backward computes a layer's parameter gradients when it is trainable, and its input
+//! gradient only when some trainable layer lies below it.
+
+use super::model::{Model, ParamKind};
+use super::spec::LayerSpec;
+use crate::error::Result;
+use crate::gpu::{DType, Dispatch, Gpu, Tensor};
+use crate::kernels::conv::{self, ConvGeom};
+use crate::kernels::matmul::{matmul_into, MatmulSpec};
+use crate::kernels::pool::{self, PoolGeom};
+use crate::kernels::reduce::{cols_into, Reduce};
+use crate::kernels::rng::{fill_stepped_into, Distribution, RngKey};
+use crate::kernels::{activation, elementwise, permute, Activation};
+
+/// Stream offset separating dropout masks from other uses of the seed.
+const DROPOUT_STREAM: u32 = 0x2000;
+
+/// Forward (and, when training, backward) dispatches for one batch size.
+pub struct Graph {
+    pub batch: usize,
+    pub train: bool,
+    /// The batch input, [B, ...model input].
+    pub input: Tensor,
+    pub acts: Vec<Tensor>,
+    pub grads: Vec<Option<Tensor>>,
+    pub forward: Vec<Dispatch>,
+    pub backward: Vec<Dispatch>,
+}
+
+fn with_batch(b: usize, shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![b];
+    s.extend_from_slice(shape);
+    s
+}
+
+fn new(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
+    Tensor::uninit(gpu, shape, DType::F32)
+}
+
+impl Graph {
+    /// Builds the passes of `model` for batches of `batch`. `counter` is the GPU step counter
+    /// (dropout masks are keyed by its global step); `seed` keys the dropout masks.
+    pub fn new(
+        model: &Model,
+        batch: usize,
+        train: bool,
+        counter: &Tensor,
+        seed: u64,
+    ) -> Result<Graph> {
+        let gpu = model.gpu();
+        let spec = &model.spec;
+        let n = spec.layers.len();
+        let input = new(gpu, &with_batch(batch, &spec.input))?;
+        let lowest_trainable = spec.layers.iter().position(|l| l.trainable());
+        let mut acts: Vec<Tensor> = Vec::with_capacity(n);
+        let mut grads: Vec<Option<Tensor>> = vec![None; n];
+        let mut forward = Vec::new();
+        // Backward pieces per layer, assembled in reverse order at the end.
+        let mut backward_by_layer: Vec<Vec<Dispatch>> = Vec::with_capacity(n);
+        // Output gradients are allocated up front so layer i's backward can write grads[i−1].
+        if train {
+            for (i, sh) in model.shapes.iter().enumerate() {
+                let needed = i + 1 == n || lowest_trainable.is_some_and(|t| t <= i);
+                if needed {
+                    grads[i] = Some(new(gpu, &with_batch(batch, &sh.output))?);
+                }
+            }
+        }
+        for (i, layer) in spec.layers.iter().enumerate() {
+            let sh = &model.shapes[i];
+            let x = if i == 0 {
+                input.clone()
+            } else {
+                acts[i - 1].clone()
+            };
+            let out_shape = with_batch(batch, &sh.output);
+            let dy = grads[i].clone();
+            // Input gradient wanted when a trainable layer lies below this one.
+            let dx = if train && lowest_trainable.is_some_and(|t| t < i) {
+                grads[i - 1].clone()
+            } else {
+                None
+            };
+            let mut bwd = Vec::new();
+            let y = match layer {
+                LayerSpec::Dense {
+                    units,
+                    activation: act,
+                    trainable,
+                } => {
+                    let w = &model
+                        .param(i, ParamKind::Weight)
+                        .expect("dense weight")
+                        .value;
+                    let b = &model.param(i, ParamKind::Bias).expect("dense bias").value;
+                    let x2 = x.reshape(&[batch, sh.input[0]])?;
+                    let y = new(gpu, &out_shape)?;
+                    let z = if *act == Activation::Identity {
+                        y.clone()
+                    } else {
+                        new(gpu, &out_shape)?
+                    };
+                    let mm = MatmulSpec {
+                        trans_b: true,
+                        ..Default::default()
+                    };
+                    forward.push(matmul_into(&x2, w, Some(b), &z, &mm)?);
+                    if *act != Activation::Identity {
+                        forward.push(activation::forward_into(*act, &z, &y)?);
+                    }
+                    if let Some(dy) = &dy {
+                        let dz = activation_backward(gpu, *act, &z, dy, &mut bwd)?;
+                        if *trainable {
+                            let gw = &model.param(i, ParamKind::Weight).expect("weight").grad;
+                            let gb = &model.param(i, ParamKind::Bias).expect("bias").grad;
+                            let spec = MatmulSpec {
+                                trans_a: true,
+                                ..Default::default()
+                            };
+                            bwd.push(matmul_into(&dz, &x2, None, gw, &spec)?);
+                            bwd.push(cols_into(Reduce::Sum, &dz, gb)?);
+                        }
+                        if let Some(dx) = &dx {
+                            bwd.push(matmul_into(
+                                &dz,
+                                w,
+                                None,
+                                &dx.reshape(&[batch, sh.input[0]])?,
+                                &MatmulSpec::default(),
+                            )?);
+                        }
+                    }
+                    let _ = units;
+                    y
+                }
+                LayerSpec::Conv2d {
+                    filters,
+                    kernel,
+                    stride,
+                    padding,
+                    activation: act,
+                    trainable,
+                } => {
+                    let g = ConvGeom {
+                        batch,
+                        channels: sh.input[0],
+                        height: sh.input[1],
+                        width: sh.input[2],
+                        kernel: *kernel,
+                        stride: *stride,
+                        padding: *padding,
+                    };
+                    let (f, s, patch) = (*filters, g.out_h() * g.out_w(), g.patch());
+                    let w = &model
+                        .param(i, ParamKind::Weight)
+                        .expect("conv weight")
+                        .value;
+                    let b = &model.param(i, ParamKind::Bias).expect("conv bias").value;
+                    let w2 = w.reshape(&[f, patch])?;
+                    let cols = new(gpu, &[g.rows(), patch])?;
+                    let zmat = new(gpu, &[g.rows(), f])?;
+                    let y = new(gpu, &out_shape)?;
+                    let z = if *act == Activation::Identity {
+                        y.clone()
+                    } else {
+                        new(gpu, &out_shape)?
+                    };
+                    forward.push(conv::im2col_into(&x, &g, &cols)?);
+                    forward.push(matmul_into(
+                        &cols,
+                        &w2,
+                        Some(b),
+                        &zmat,
+                        &MatmulSpec {
+                            trans_b: true,
+                            ..Default::default()
+                        },
+                    )?);
+                    forward.push(permute::swap_last_two_into(&zmat, batch, s, f, &z)?);
+                    if *act != Activation::Identity {
+                        forward.push(activation::forward_into(*act, &z, &y)?);
+                    }
+                    if let Some(dy) = &dy {
+                        let dz = activation_backward(gpu, *act, &z, dy, &mut bwd)?;
+                        let dzmat = new(gpu, &[g.rows(), f])?;
+                        bwd.push(permute::swap_last_two_into(&dz, batch, f, s, &dzmat)?);
+                        if *trainable {
+                            let gw = model
+                                .param(i, ParamKind::Weight)
+                                .expect("weight")
+                                .grad
+                                .reshape(&[f, patch])?;
+                            let gb = &model.param(i, ParamKind::Bias).expect("bias").grad;
+                            bwd.push(matmul_into(
+                                &dzmat,
+                                &cols,
+                                None,
+                                &gw,
+                                &MatmulSpec {
+                                    trans_a: true,
+                                    ..Default::default()
+                                },
+                            )?);
+                            bwd.push(cols_into(Reduce::Sum, &dzmat, gb)?);
+                        }
+                        if let Some(dx) = &dx {
+                            let dcols = new(gpu, &[g.rows(), patch])?;
+                            bwd.push(matmul_into(
+                                &dzmat,
+                                &w2,
+                                None,
+                                &dcols,
+                                &MatmulSpec::default(),
+                            )?);
+                            bwd.push(conv::col2im_into(&dcols, &g, dx)?);
+                        }
+                    }
+                    y
+                }
+                LayerSpec::Maxpool2d { size, stride } | LayerSpec::Avgpool2d { size, stride } => {
+                    let g = PoolGeom {
+                        batch,
+                        channels: sh.input[0],
+                        height: sh.input[1],
+                        width: sh.input[2],
+                        size: *size,
+                        stride: stride.unwrap_or(*size),
+                    };
+                    let y = new(gpu, &out_shape)?;
+                    if matches!(layer, LayerSpec::Maxpool2d { .. }) {
+                        let arg = Tensor::uninit(gpu, &out_shape, DType::U32)?;
+                        forward.push(pool::max_forward_into(&x, &g, &y, &arg)?);
+                        if let (Some(dy), Some(dx)) = (&dy, &dx) {
+                            bwd.push(pool::max_backward_into(dy, &arg, &g, dx)?);
+                        }
+                    } else {
+                        forward.push(pool::avg_forward_into(&x, &g, &y)?);
+                        if let (Some(dy), Some(dx)) = (&dy, &dx) {
+                            bwd.push(pool::avg_backward_into(dy, &g, dx)?);
+                        }
+                    }
+                    y
+                }
+                LayerSpec::Flatten => {
+                    // A view: no work forward; backward copies the gradient through (scale 1)
+                    // because grads are separate buffers per layer.
+                    if let (Some(dy), Some(dx)) = (&dy, &dx) {
+                        bwd.push(elementwise::scale_into(1.0, dy, dx)?);
+                    }
+                    x.reshape(&out_shape)?
+                }
+                LayerSpec::Dropout { rate } => {
+                    if !train || *rate == 0.0 {
+                        if let (Some(dy), Some(dx)) = (&dy, &dx) {
+                            bwd.push(elementwise::scale_into(1.0, dy, dx)?);
+                        }
+                        x.clone()
+                    } else {
+                        let mask = new(gpu, &out_shape)?;
+                        let key = RngKey {
+                            seed,
+                            stream: DROPOUT_STREAM + i as u32,
+                            offset: 0,
+                        };
+                        forward.push(fill_stepped_into(
+                            Distribution::DropoutMask { rate: *rate },
+                            key,
+                            counter,
+                            &mask,
+                        )?);
+                        let y = new(gpu, &out_shape)?;
+                        forward.push(elementwise::binary_into(
+                            elementwise::BinaryOp::Mul,
+                            &x,
+                            &mask,
+                            &y,
+                        )?);
+                        if let (Some(dy), Some(dx)) = (&dy, &dx) {
+                            bwd.push(elementwise::binary_into(
+                                elementwise::BinaryOp::Mul,
+                                dy,
+                                &mask,
+                                dx,
+                            )?);
+                        }
+                        y
+                    }
+                }
+                LayerSpec::Activation { activation: act } => {
+                    let y = new(gpu, &out_shape)?;
+                    forward.push(activation::forward_into(*act, &x, &y)?);
+                    if let (Some(dy), Some(dx)) = (&dy, &dx) {
+                        bwd.push(activation::backward_into(*act, &x, dy, dx)?);
+                    }
+                    y
+                }
+            };
+            acts.push(y);
+            backward_by_layer.push(bwd);
+        }
+        let backward = backward_by_layer.into_iter().rev().flatten().collect();
+        Ok(Graph {
+            batch,
+            train,
+            input,
+            acts,
+            grads,
+            forward,
+            backward,
+        })
+    }
+
+    /// The model output for the batch, [B, outputs].
+    pub fn output(&self) -> Result<Tensor> {
+        let last = self.acts.last().expect("non-empty model");
+        last.reshape(&[self.batch, last.len() / self.batch.max(1)])
+    }
+
+    /// ∂L/∂output, [B, outputs] (training graphs only).
+    pub fn output_grad(&self) -> Option<Tensor> {
+        let g = self.grads.last()?.as_ref()?;
+        g.reshape(&[self.batch, g.len() / self.batch.max(1)]).ok()
+    }
+}
+
+/// dz = dy ⊙ f'(z), or dy itself for the identity.
+fn activation_backward(
+    gpu: &Gpu,
+    act: Activation,
+    z: &Tensor,
+    dy: &Tensor,
+    bwd: &mut Vec<Dispatch>,
+) -> Result<Tensor> {
+    if act == Activation::Identity {
+        return Ok(dy.clone());
+    }
+    let dz = new(gpu, z.shape())?;
+    bwd.push(activation::backward_into(act, z, dy, &dz)?);
+    Ok(dz)
+}

@@ -1,0 +1,12 @@
+//! Layers and models: the spec ([`ModelSpec`]), GPU parameters ([`Model`]) and the
+//! recorded forward/backward passes ([`Graph`]).
+
+pub mod graph;
+pub mod init;
+pub mod model;
+pub mod presets;
+pub mod spec;
+
+pub use graph::Graph;
+pub use model::{Model, Param, ParamKind};
+pub use spec::{LayerShapes, LayerSpec, ModelSpec};

@@ -1,0 +1,446 @@
+//! Training on the GPU: whole epochs recorded as repeated step programs with no host work or
+//! read-back inside the step loop.
+//!
+//! One step = gather batch (by the epoch's shuffled index buffer) → forward → loss →
+//! accumulate metrics → backward → (clip) → update → advance the step counter. Every
+//! per-step value lives on the GPU: the batch offset and schedule row come from the step
+//! counter, dropout masks are keyed by it, and loss/accuracy accumulate in a small buffer
+//! read once per report point.
+
+use crate::clock;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::gpu::{DType, Dispatch, Gpu, Tensor};
+use crate::kernels::clip::GlobalNormClip;
+use crate::kernels::gather::{gather_stepped_into, PAD_INDEX};
+use crate::kernels::loss::{softmax_xent_into, GradScale};
+use crate::kernels::optim::{schedule_row, update_scheduled_into, Rule};
+use crate::kernels::rng::{words, RngKey};
+use crate::kernels::softmax::softmax_into;
+use crate::kernels::{metrics, step};
+use crate::nn::{Graph, Model, ModelSpec};
+use crate::optim::{LrState, OptimizerSpec};
+use serde::{Deserialize, Serialize};
+
+/// Stream offset separating the epoch shuffles from other uses of the seed.
+const SHUFFLE_STREAM: u32 = 0x3000;
+/// Steps recorded into one command buffer (bounds encoder memory; no read-back between).
+const STEPS_PER_SUBMIT: usize = 64;
+
+fn default_batch() -> usize {
+    128
+}
+fn default_epochs() -> usize {
+    1
+}
+
+/// Loss functions for classification.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossKind {
+    #[default]
+    SoftmaxCrossEntropy,
+}
+
+/// How to train: batch size, epochs per chunk, loss.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSpec {
+    /// Samples per step (default 128).
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Epochs per chunk of data (default 1).
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Loss (default softmax_cross_entropy).
+    #[serde(default)]
+    pub loss: LossKind,
+    /// Label smoothing ε for cross-entropy (default 0).
+    #[serde(default)]
+    pub label_smoothing: f32,
+}
+
+impl Default for TrainSpec {
+    fn default() -> Self {
+        TrainSpec {
+            batch_size: default_batch(),
+            epochs: default_epochs(),
+            loss: LossKind::default(),
+            label_smoothing: 0.0,
+        }
+    }
+}
+
+/// A dataset uploaded to the GPU: features [n, ...sample] and labels [n].
+pub struct GpuDataset {
+    pub features: Tensor,
+    pub labels: Tensor,
+    pub len: usize,
+}
+
+impl GpuDataset {
+    pub fn upload(gpu: &Gpu, data: &Dataset) -> Result<GpuDataset> {
+        let mut shape = vec![data.len()];
+        shape.extend_from_slice(&data.sample_shape);
+        Ok(GpuDataset {
+            features: Tensor::from_f32(gpu, &shape, &data.features)?,
+            labels: Tensor::from_u32(gpu, &[data.len()], &data.labels)?,
+            len: data.len(),
+        })
+    }
+}
+
+/// Loss and accuracy over a pass.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub loss: f64,
+    pub accuracy: f64,
+    pub samples: usize,
+    pub seconds: f64,
+}
+
+impl Stats {
+    pub fn samples_per_second(&self) -> f64 {
+        self.samples as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// The step program for one batch size.
+struct Program {
+    graph: Graph,
+    /// [B] labels of the current batch.
+    labels: Tensor,
+    loss_rows: Tensor,
+    step: Vec<Dispatch>,
+}
+
+/// A model with its optimizer and the GPU-side step machinery.
+pub struct Trainer {
+    pub model: Model,
+    pub optimizer: OptimizerSpec,
+    pub train: TrainSpec,
+    pub seed: u64,
+    /// Steps taken so far (Adam's t counts from here + 1).
+    pub step: u64,
+    /// Epochs completed so far.
+    pub epoch: u64,
+    pub lr_state: LrState,
+    rule: Rule,
+    counter: Tensor,
+    metrics: Tensor,
+    program: Option<Program>,
+    eval_program: Option<Program>,
+}
+
+impl Trainer {
+    /// A fresh model from `spec` with seeded weights and zeroed optimizer state.
+    pub fn new(
+        gpu: &Gpu,
+        spec: ModelSpec,
+        optimizer: OptimizerSpec,
+        train: TrainSpec,
+        seed: u64,
+    ) -> Result<Trainer> {
+        let rule = optimizer.rule()?;
+        if train.batch_size == 0 {
+            return Err(Error::invalid("train.batch_size", "must be ≥ 1"));
+        }
+        if !(0.0..1.0).contains(&train.label_smoothing) {
+            return Err(Error::invalid(
+                "train.label_smoothing",
+                format!("{} must be in [0, 1)", train.label_smoothing),
+            ));
+        }
+        let layers = spec.layers.len();
+        for i in 0..layers {
+            optimizer.lr_scale(i, layers)?;
+        }
+        let mut model = Model::new(gpu, spec, seed)?;
+        model.reset_state(rule.state_count())?;
+        Ok(Trainer {
+            model,
+            optimizer,
+            train,
+            seed,
+            step: 0,
+            epoch: 0,
+            lr_state: LrState::default(),
+            rule,
+            counter: step::counter(gpu, 0)?,
+            metrics: Tensor::zeros(gpu, &[4])?,
+            program: None,
+            eval_program: None,
+        })
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        self.model.gpu()
+    }
+
+    fn check_data(&self, data: &GpuDataset) -> Result<()> {
+        let want = &self.model.spec.input;
+        if &data.features.shape()[1..] != want.as_slice()
+            && data.features.len() != data.len * self.model.spec.input_len()
+        {
+            return Err(Error::shape(
+                "training data",
+                format!(
+                    "samples are {:?} but the model expects {want:?}",
+                    &data.features.shape()[1..]
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn build_program(&self, batch: usize, train: bool) -> Result<Program> {
+        let gpu = self.gpu();
+        let graph = Graph::new(&self.model, batch, train, &self.counter, self.seed)?;
+        let labels = Tensor::uninit(gpu, &[batch], DType::U32)?;
+        let loss_rows = Tensor::uninit(gpu, &[batch], DType::F32)?;
+        let logits = graph.output()?;
+        let dlogits = match graph.output_grad() {
+            Some(g) => g,
+            None => Tensor::uninit(gpu, logits.shape(), DType::F32)?,
+        };
+        let mut step = Vec::new();
+        // Gathers are appended by the caller (they depend on the dataset); the rest is fixed.
+        step.extend(graph.forward.iter().cloned());
+        step.push(softmax_xent_into(
+            &logits,
+            &labels,
+            &loss_rows,
+            &dlogits,
+            self.train.label_smoothing,
+            GradScale::MeanOverValid,
+        )?);
+        step.push(metrics::classify_into(
+            &loss_rows,
+            &logits,
+            &labels,
+            &self.metrics,
+        )?);
+        if train {
+            step.extend(graph.backward.iter().cloned());
+            let trainable: Vec<&crate::nn::Param> = self
+                .model
+                .params
+                .iter()
+                .filter(|p| self.model.spec.layers[p.layer].trainable())
+                .collect();
+            if let Some(max) = self.optimizer.clip_norm {
+                let grads: Vec<&Tensor> = trainable.iter().map(|p| &p.grad).collect();
+                step.extend(GlobalNormClip::new(gpu, &grads, max)?.dispatches);
+            }
+        }
+        Ok(Program {
+            graph,
+            labels,
+            loss_rows,
+            step,
+        })
+    }
+
+    /// Index buffer for one epoch: a seeded permutation (Fisher–Yates on Philox draws, the
+    /// same on every platform) padded with PAD_INDEX to whole batches.
+    fn epoch_indices(&self, n: usize, batch: usize, shuffle: bool) -> Vec<u32> {
+        let mut idx: Vec<u32> = (0..n as u32).collect();
+        if shuffle {
+            let key = RngKey {
+                seed: self.seed,
+                stream: SHUFFLE_STREAM,
+                offset: self.epoch as u32,
+            };
+            for i in (1..n).rev() {
+                let w = words(key, i as u32);
+                let r = ((w[0] as u64) << 32 | w[1] as u64) % (i as u64 + 1);
+                idx.swap(i, r as usize);
+            }
+        }
+        idx.resize(n.div_ceil(batch) * batch, PAD_INDEX);
+        idx
+    }
+
+    /// Trains one epoch on `data`; returns its mean training loss and accuracy (computed on
+    /// the GPU during the epoch, read once at the end).
+    pub async fn fit_epoch(&mut self, data: &GpuDataset) -> Result<Stats> {
+        self.check_data(data)?;
+        if data.len == 0 {
+            return Err(Error::data("training data", "the chunk is empty"));
+        }
+        let start = clock::now_seconds();
+        let b = self.train.batch_size;
+        let gpu = self.gpu().clone();
+        if self.program.as_ref().is_none_or(|p| p.graph.batch != b) {
+            self.program = Some(self.build_program(b, true)?);
+        }
+        let steps = data.len.div_ceil(b);
+        let idx = Tensor::from_u32(&gpu, &[steps * b], &self.epoch_indices(data.len, b, true))?;
+        // The schedule table: one row per step of this epoch.
+        let total = (self.train.epochs as u64) * steps as u64;
+        let mut table = Vec::with_capacity(steps * 4);
+        for k in 0..steps as u64 {
+            let lr = self.optimizer.schedule.lr(
+                self.optimizer.lr,
+                self.step + k,
+                self.epoch,
+                total,
+                &self.lr_state,
+            );
+            table.extend_from_slice(&schedule_row(&self.rule, lr, self.step + k + 1));
+        }
+        let sched = Tensor::from_f32(&gpu, &[steps, 4], &table)?;
+        let prog = self.program.as_ref().expect("built above");
+        let mut list: Vec<Dispatch> = Vec::with_capacity(prog.step.len() + 8);
+        let input = prog
+            .graph
+            .input
+            .reshape(&[b, data.features.len() / data.len.max(1)])?;
+        let feats = data
+            .features
+            .reshape(&[data.len, data.features.len() / data.len.max(1)])?;
+        list.push(gather_stepped_into(&feats, &idx, &self.counter, &input)?);
+        list.push(gather_stepped_into(
+            &data.labels,
+            &idx,
+            &self.counter,
+            &prog.labels,
+        )?);
+        list.extend(prog.step.iter().cloned());
+        let layers = self.model.spec.layers.len();
+        for p in &self.model.params {
+            if !self.model.spec.layers[p.layer].trainable() {
+                continue;
+            }
+            let state: Vec<&Tensor> = p.state.iter().collect();
+            let scale = self.optimizer.lr_scale(p.layer, layers)?;
+            list.push(update_scheduled_into(
+                &self.rule,
+                self.optimizer.penalty(),
+                scale,
+                &p.value,
+                &p.grad,
+                &state,
+                &sched,
+                &self.counter,
+            )?);
+        }
+        list.push(step::advance_into(&self.counter)?);
+        step::reset(&self.counter, self.step)?;
+        self.metrics.write_f32(&[0.0; 4])?;
+        let refs: Vec<&Dispatch> = list.iter().collect();
+        let mut done = 0;
+        while done < steps {
+            let n = STEPS_PER_SUBMIT.min(steps - done);
+            let mut rec = gpu.recorder();
+            rec.pass(&refs, n);
+            rec.submit()?;
+            done += n;
+        }
+        let m = self.metrics.read_f32().await?;
+        self.step += steps as u64;
+        self.epoch += 1;
+        let samples = m[2] as usize;
+        Ok(Stats {
+            loss: m[0] as f64 / samples.max(1) as f64,
+            accuracy: m[1] as f64 / samples.max(1) as f64,
+            samples,
+            seconds: clock::now_seconds() - start,
+        })
+    }
+
+    /// Mean loss and accuracy over `data` (dropout off), batched like training.
+    pub async fn evaluate(&mut self, data: &GpuDataset, batch: usize) -> Result<Stats> {
+        self.check_data(data)?;
+        let start = clock::now_seconds();
+        let gpu = self.gpu().clone();
+        if self
+            .eval_program
+            .as_ref()
+            .is_none_or(|p| p.graph.batch != batch)
+        {
+            self.eval_program = Some(self.build_program(batch, false)?);
+        }
+        let prog = self.eval_program.as_ref().expect("built above");
+        let steps = data.len.div_ceil(batch);
+        let idx = Tensor::from_u32(
+            &gpu,
+            &[steps * batch],
+            &self.epoch_indices(data.len, batch, false),
+        )?;
+        let input = prog
+            .graph
+            .input
+            .reshape(&[batch, data.features.len() / data.len.max(1)])?;
+        let feats = data
+            .features
+            .reshape(&[data.len, data.features.len() / data.len.max(1)])?;
+        let mut list = vec![
+            gather_stepped_into(&feats, &idx, &self.counter, &input)?,
+            gather_stepped_into(&data.labels, &idx, &self.counter, &prog.labels)?,
+        ];
+        list.extend(prog.step.iter().cloned());
+        list.push(step::advance_into(&self.counter)?);
+        step::reset(&self.counter, self.step)?;
+        self.metrics.write_f32(&[0.0; 4])?;
+        let refs: Vec<&Dispatch> = list.iter().collect();
+        let mut rec = gpu.recorder();
+        rec.pass(&refs, steps);
+        rec.submit()?;
+        let m = self.metrics.read_f32().await?;
+        let samples = m[2] as usize;
+        let _ = &prog.loss_rows;
+        Ok(Stats {
+            loss: m[0] as f64 / samples.max(1) as f64,
+            accuracy: m[1] as f64 / samples.max(1) as f64,
+            samples,
+            seconds: clock::now_seconds() - start,
+        })
+    }
+
+    /// Class probabilities for every sample of `data`, [n, classes] row-major.
+    pub async fn predict(&mut self, data: &GpuDataset, batch: usize) -> Result<Vec<f32>> {
+        self.check_data(data)?;
+        let gpu = self.gpu().clone();
+        if self
+            .eval_program
+            .as_ref()
+            .is_none_or(|p| p.graph.batch != batch)
+        {
+            self.eval_program = Some(self.build_program(batch, false)?);
+        }
+        let prog = self.eval_program.as_ref().expect("built above");
+        let classes = self.model.spec.outputs()?;
+        let steps = data.len.div_ceil(batch);
+        let idx = Tensor::from_u32(
+            &gpu,
+            &[steps * batch],
+            &self.epoch_indices(data.len, batch, false),
+        )?;
+        let input = prog
+            .graph
+            .input
+            .reshape(&[batch, data.features.len() / data.len.max(1)])?;
+        let feats = data
+            .features
+            .reshape(&[data.len, data.features.len() / data.len.max(1)])?;
+        let probs = Tensor::uninit(&gpu, &[batch, classes], DType::F32)?;
+        let out = Tensor::uninit(&gpu, &[steps * batch, classes], DType::F32)?;
+        let mut list = vec![gather_stepped_into(&feats, &idx, &self.counter, &input)?];
+        list.extend(prog.graph.forward.iter().cloned());
+        list.push(softmax_into(&prog.graph.output()?, &probs)?);
+        let advance = step::advance_into(&self.counter)?;
+        step::reset(&self.counter, self.step)?;
+        let mut rec = gpu.recorder();
+        for s in 0..steps {
+            let mut refs: Vec<&Dispatch> = list.iter().collect();
+            refs.push(&advance);
+            rec.pass(&refs, 1);
+            rec.copy(&probs, 0, &out, s * batch * classes, batch * classes)?;
+        }
+        rec.submit()?;
+        let mut v = out.read_f32().await?;
+        v.truncate(data.len * classes);
+        Ok(v)
+    }
+}

@@ -1,0 +1,527 @@
+//! Convolution building blocks (im2col, col2im, swap_last_two, and the conv forward and
+//! backward passes composed from them with matmul) and pooling, against f64 references on
+//! awkward NCHW geometries (batch 1 and 3, H ≠ W, kernels 1/2/3/5, strides 1–3, padding
+//! 0–2, kernels larger than the image, strides that skip pixels, overlapping pools), with
+//! NaN-poisoned outputs.
+//!
+//! Exact: im2col and swap_last_two (copies), max pooling values and argmax (comparisons).
+//! Sums: n f32 terms added or fma-chained in any fixed order have
+//! |error| ≤ (n + 2)·2⁻²³·Σ|terms| (Higham's γ bound with margin); Σ|terms| comes from the
+//! same f64 reference evaluated on absolute values.
+//! - conv forward: C·K·K products plus the bias;
+//! - dW and db: B·OH·OW terms each;
+//! - dx: dcols = dY_mat·W (F products each), then col2im adds ≤ K² of them, so
+//!   (F + K² + 4)·2⁻²³·Σ|dy·w|;
+//! - col2im alone: ≤ K² terms; pooling backward: ≤ size² windows;
+//! - average pooling multiplies the sum by 1/size² rounded to f32: one more 2⁻²³ relative.
+
+use accrete::kernels::conv::{self, col2im_into, im2col_into, ConvGeom};
+use accrete::kernels::matmul::{matmul_into, MatmulSpec};
+use accrete::kernels::permute::{self, swap_last_two_into};
+use accrete::kernels::pool::{self, PoolGeom};
+use accrete::kernels::reduce::{cols_into, Reduce};
+use accrete::Tensor;
+use accrete_tests::*;
+
+fn cg(
+    batch: usize,
+    channels: usize,
+    height: usize,
+    width: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> ConvGeom {
+    ConvGeom {
+        batch,
+        channels,
+        height,
+        width,
+        kernel,
+        stride,
+        padding,
+    }
+}
+
+/// (geometry, filters).
+fn conv_cases() -> Vec<(ConvGeom, usize)> {
+    vec![
+        (cg(1, 1, 5, 7, 3, 1, 1), 1),
+        (cg(3, 2, 5, 7, 3, 2, 0), 4),
+        (cg(3, 3, 7, 5, 5, 1, 2), 17),
+        (cg(1, 3, 5, 7, 1, 1, 0), 5),
+        (cg(1, 2, 5, 7, 1, 2, 0), 3), // stride > kernel: some pixels are read by no patch
+        (cg(2, 2, 4, 3, 5, 2, 2), 2), // kernel larger than the image
+        (cg(2, 3, 6, 9, 3, 2, 1), 16),
+        (cg(3, 1, 8, 6, 2, 3, 1), 3), // even kernel, stride 3
+        (cg(1, 2, 3, 3, 3, 1, 0), 4), // a single output position
+        (cg(2, 1, 28, 28, 5, 1, 2), 8),
+    ]
+}
+
+fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn geometry_sizes_follow_pytorch() {
+    let g = cg(2, 1, 28, 28, 5, 1, 2);
+    assert_eq!(
+        (g.out_h(), g.out_w(), g.patch(), g.rows()),
+        (28, 28, 25, 1568)
+    );
+    let g = cg(3, 2, 5, 7, 3, 2, 0);
+    assert_eq!((g.out_h(), g.out_w(), g.patch(), g.rows()), (2, 3, 18, 18));
+    let g = cg(1, 3, 6, 9, 3, 2, 1);
+    assert_eq!((g.out_h(), g.out_w()), (3, 5));
+    let p = PoolGeom {
+        batch: 1,
+        channels: 1,
+        height: 5,
+        width: 7,
+        size: 3,
+        stride: 2,
+    };
+    assert_eq!((p.out_h(), p.out_w()), (2, 3));
+}
+
+#[test]
+fn im2col_is_an_exact_copy() {
+    for (s, (g, _)) in conv_cases().into_iter().enumerate() {
+        let mut x = uniform(
+            &mut rng(100 + s as u64),
+            g.input_shape().iter().product(),
+            -2.0,
+            2.0,
+        );
+        x[0] = -0.0; // copies keep the sign of zero
+        let cols = poisoned(&[g.rows(), g.patch()]);
+        let d = im2col_into(&upload(&g.input_shape(), &x), &g, &cols).unwrap();
+        gpu().run(&[&d]).unwrap();
+        assert_eq!(
+            bits(&read(&cols)),
+            bits(&conv::reference::im2col(&x, &g)),
+            "im2col {g:?}"
+        );
+    }
+}
+
+#[test]
+fn col2im_matches_reference() {
+    for (s, (g, _)) in conv_cases().into_iter().enumerate() {
+        let dcols = uniform(&mut rng(200 + s as u64), g.rows() * g.patch(), -1.0, 1.0);
+        let dx = poisoned(&g.input_shape());
+        let d = col2im_into(&upload(&[g.rows(), g.patch()], &dcols), &g, &dx).unwrap();
+        gpu().run(&[&d]).unwrap();
+        let want = conv::reference::col2im(&dcols, &g);
+        let mag = conv::reference::col2im(&abs(&dcols), &g);
+        let n = (g.kernel * g.kernel) as f64;
+        // Pixels no patch reads have mag = 0, so they must be exactly 0 (not left as NaN).
+        assert_close(&format!("col2im {g:?}"), &read(&dx), &want, |i| {
+            (n + 2.0) * EPS * mag[i] + SUBNORMAL
+        });
+    }
+}
+
+/// The references themselves: col2im is the adjoint of im2col, ⟨im2col(x), d⟩ = ⟨x, col2im(d)⟩.
+#[test]
+fn reference_col2im_is_the_adjoint_of_im2col() {
+    for (s, (g, _)) in conv_cases().into_iter().enumerate() {
+        let mut r = rng(300 + s as u64);
+        let x = uniform(&mut r, g.input_shape().iter().product(), -1.0, 1.0);
+        let d = uniform(&mut r, g.rows() * g.patch(), -1.0, 1.0);
+        let lhs: f64 = conv::reference::im2col(&x, &g)
+            .iter()
+            .zip(&d)
+            .map(|(&a, &b)| a as f64 * b as f64)
+            .sum();
+        let rhs: f64 = x
+            .iter()
+            .zip(conv::reference::col2im(&d, &g))
+            .map(|(&a, b)| a as f64 * b)
+            .sum();
+        assert!(
+            (lhs - rhs).abs() <= 1e-9 * (1.0 + lhs.abs()),
+            "{g:?}: {lhs} vs {rhs}"
+        );
+    }
+}
+
+#[test]
+fn swap_last_two_is_an_exact_transpose() {
+    let cases = [
+        (1, 1, 1),
+        (1, 16, 16),
+        (2, 17, 15),
+        (3, 1, 33),
+        (3, 40, 1),
+        (2, 49, 8),
+        (3, 8, 49),
+        (2, 0, 3),
+    ];
+    for (s, &(b, p, q)) in cases.iter().enumerate() {
+        let x = uniform(&mut rng(400 + s as u64), b * p * q, -3.0, 3.0);
+        let out = poisoned(&[b, q, p]);
+        let d = swap_last_two_into(&upload(&[b * p, q], &x), b, p, q, &out).unwrap();
+        gpu().run(&[&d]).unwrap();
+        assert_eq!(
+            bits(&read(&out)),
+            bits(&permute::reference::swap_last_two(&x, b, p, q)),
+            "swap_last_two b={b} p={p} q={q}"
+        );
+    }
+    // u32 tensors are raw words too.
+    let (b, p, q) = (2, 19, 21);
+    let x: Vec<u32> = (0..(b * p * q) as u32)
+        .map(|i| i.wrapping_mul(2_654_435_761))
+        .collect();
+    let out = poisoned_u32(&[b, q, p]);
+    let tx = Tensor::from_u32(gpu(), &[b, p, q], &x).unwrap();
+    gpu()
+        .run(&[&swap_last_two_into(&tx, b, p, q, &out).unwrap()])
+        .unwrap();
+    assert_eq!(
+        read_u32(&out),
+        permute::reference::swap_last_two(&x, b, p, q)
+    );
+}
+
+/// Conv forward = swap_last_two(im2col(x)·Wᵀ + bias), against a direct f64 convolution.
+#[test]
+fn conv_forward_composed() {
+    for (s, (g, f)) in conv_cases().into_iter().enumerate() {
+        let mut r = rng(500 + s as u64);
+        let x = uniform(&mut r, g.input_shape().iter().product(), -1.0, 1.0);
+        let w = uniform(&mut r, f * g.patch(), -1.0, 1.0);
+        let bias = uniform(&mut r, f, -1.0, 1.0);
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let cols = poisoned(&[g.rows(), g.patch()]);
+        let y_mat = poisoned(&[g.rows(), f]);
+        let y = poisoned(&[g.batch, f, oh, ow]);
+        let tb = upload(&[f], &bias);
+        let spec = MatmulSpec {
+            trans_b: true,
+            ..Default::default()
+        };
+        let d1 = im2col_into(&upload(&g.input_shape(), &x), &g, &cols).unwrap();
+        let d2 = matmul_into(
+            &cols,
+            &upload(&[f, g.patch()], &w),
+            Some(&tb),
+            &y_mat,
+            &spec,
+        )
+        .unwrap();
+        let d3 = swap_last_two_into(&y_mat, g.batch, oh * ow, f, &y).unwrap();
+        gpu().run(&[&d1, &d2, &d3]).unwrap();
+        let want = conv::reference::conv2d(&x, &w, Some(&bias), &g, f);
+        let mag = conv::reference::conv2d(&abs(&x), &abs(&w), Some(&abs(&bias)), &g, f);
+        let n = g.patch() as f64 + 1.0;
+        assert_close(
+            &format!("conv forward {g:?} F={f}"),
+            &read(&y),
+            &want,
+            |i| (n + 2.0) * EPS * mag[i] + SUBNORMAL,
+        );
+    }
+}
+
+/// Conv backward: dY_mat = swap_last_two(dY), dW = dY_matᵀ·cols, db = Σ_rows dY_mat,
+/// dcols = dY_mat·W, dx = col2im(dcols); against direct f64 gradients.
+#[test]
+fn conv_backward_composed() {
+    for (s, (g, f)) in conv_cases().into_iter().enumerate() {
+        let mut r = rng(600 + s as u64);
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let x = uniform(&mut r, g.input_shape().iter().product(), -1.0, 1.0);
+        let w = uniform(&mut r, f * g.patch(), -1.0, 1.0);
+        let dy = uniform(&mut r, g.batch * f * oh * ow, -1.0, 1.0);
+        let tw = upload(&[f, g.patch()], &w);
+        let cols = poisoned(&[g.rows(), g.patch()]);
+        let dy_mat = poisoned(&[g.rows(), f]);
+        let dw = poisoned(&[f, g.patch()]);
+        let db = poisoned(&[f]);
+        let dcols = poisoned(&[g.rows(), g.patch()]);
+        let dx = poisoned(&g.input_shape());
+        let ta = MatmulSpec {
+            trans_a: true,
+            ..Default::default()
+        };
+        let ds = [
+            im2col_into(&upload(&g.input_shape(), &x), &g, &cols).unwrap(),
+            swap_last_two_into(
+                &upload(&[g.batch, f, oh, ow], &dy),
+                g.batch,
+                f,
+                oh * ow,
+                &dy_mat,
+            )
+            .unwrap(),
+            matmul_into(&dy_mat, &cols, None, &dw, &ta).unwrap(),
+            cols_into(Reduce::Sum, &dy_mat, &db).unwrap(),
+            matmul_into(&dy_mat, &tw, None, &dcols, &MatmulSpec::default()).unwrap(),
+            col2im_into(&dcols, &g, &dx).unwrap(),
+        ];
+        gpu().run(&ds.iter().collect::<Vec<_>>()).unwrap();
+        let (want_dx, want_dw, want_db) = conv::reference::conv2d_backward(&x, &w, &dy, &g, f);
+        let (mag_dx, mag_dw, mag_db) =
+            conv::reference::conv2d_backward(&abs(&x), &abs(&w), &abs(&dy), &g, f);
+        let what = format!("conv backward {g:?} F={f}");
+        let rows = g.rows() as f64;
+        assert_close(&format!("{what} dW"), &read(&dw), &want_dw, |i| {
+            (rows + 2.0) * EPS * mag_dw[i] + SUBNORMAL
+        });
+        assert_close(&format!("{what} db"), &read(&db), &want_db, |i| {
+            (rows + 2.0) * EPS * mag_db[i] + SUBNORMAL
+        });
+        let n = (f + g.kernel * g.kernel) as f64;
+        assert_close(&format!("{what} dx"), &read(&dx), &want_dx, |i| {
+            (n + 4.0) * EPS * mag_dx[i] + SUBNORMAL
+        });
+    }
+}
+
+fn pg(
+    batch: usize,
+    channels: usize,
+    height: usize,
+    width: usize,
+    size: usize,
+    stride: usize,
+) -> PoolGeom {
+    PoolGeom {
+        batch,
+        channels,
+        height,
+        width,
+        size,
+        stride,
+    }
+}
+
+fn pool_cases() -> Vec<PoolGeom> {
+    vec![
+        pg(1, 1, 5, 7, 2, 2),
+        pg(3, 2, 5, 7, 3, 2), // overlapping windows
+        pg(2, 3, 28, 28, 2, 2),
+        pg(3, 1, 7, 5, 3, 1), // heavily overlapping
+        pg(1, 2, 6, 9, 2, 3), // stride > size: some pixels in no window
+        pg(2, 2, 4, 4, 4, 1), // one window covering the image
+        pg(1, 1, 1, 1, 1, 1),
+    ]
+}
+
+/// Inputs in [-2, 2); with `ties`, rounded to halves so windows hold equal maxima.
+fn pool_input(g: &PoolGeom, seed: u64, ties: bool) -> Vec<f32> {
+    let x = uniform(&mut rng(seed), g.input_shape().iter().product(), -2.0, 2.0);
+    if ties {
+        x.iter().map(|v| (v * 2.0).round() / 2.0).collect()
+    } else {
+        x
+    }
+}
+
+fn run_max_pool(g: &PoolGeom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<u32>, Vec<f32>) {
+    let (y, arg) = (poisoned(&g.output_shape()), poisoned_u32(&g.output_shape()));
+    let dx = poisoned(&g.input_shape());
+    let tdy = upload(&g.output_shape(), dy);
+    let fwd = pool::max_forward_into(&upload(&g.input_shape(), x), g, &y, &arg).unwrap();
+    let bwd = pool::max_backward_into(&tdy, &arg, g, &dx).unwrap();
+    gpu().run(&[&fwd, &bwd]).unwrap();
+    (read(&y), read_u32(&arg), read(&dx))
+}
+
+#[test]
+fn max_pool_forward_and_backward() {
+    for (s, g) in pool_cases().iter().enumerate() {
+        for ties in [false, true] {
+            let x = pool_input(g, 700 + s as u64, ties);
+            let dy = uniform(
+                &mut rng(750 + s as u64),
+                g.output_shape().iter().product(),
+                -1.0,
+                1.0,
+            );
+            let (y, arg, dx) = run_max_pool(g, &x, &dy);
+            let what = format!("max pool {g:?} ties={ties}");
+            let (want_y, want_arg) = pool::reference::max_forward(&x, g);
+            assert_eq!(arg, want_arg, "{what} argmax");
+            assert_close(&format!("{what} y"), &y, &want_y, |_| 0.0);
+            let want = pool::reference::max_backward(&dy, &want_arg, g);
+            let mag = pool::reference::max_backward(&abs(&dy), &want_arg, g);
+            let n = (g.size * g.size) as f64;
+            assert_close(&format!("{what} dx"), &dx, &want, |i| {
+                (n + 2.0) * EPS * mag[i] + SUBNORMAL
+            });
+        }
+    }
+}
+
+#[test]
+fn max_pool_propagates_nan_and_handles_infinities() {
+    // Planes of 4×6, 2×2 windows: outputs [1, 2, 2, 3], output index plane·6 + oh·3 + ow.
+    let g = pg(1, 2, 4, 6, 2, 2);
+    let mut x = pool_input(&g, 800, false);
+    x[1] = f32::NAN; // window (0, 0) of plane 0 = {0, 1, 6, 7}, after a number ...
+    x[7] = f32::NAN; // ... and a second NaN in it: the first one wins
+    x[2 * 6 + 3] = f32::NAN; // window (1, 1) of plane 0, its last element
+    for k in [4, 5, 10, 11] {
+        x[24 + k] = f32::NEG_INFINITY; // window (0, 2) of plane 1: all −∞
+    }
+    x[24 + 3 * 6] = f32::INFINITY; // window (1, 0) of plane 1
+    let dy = uniform(&mut rng(801), 12, -1.0, 1.0);
+    let (y, arg, dx) = run_max_pool(&g, &x, &dy);
+    let (want_y, want_arg) = pool::reference::max_forward(&x, &g);
+    assert_eq!(arg, want_arg);
+    assert_eq!((arg[0], arg[4], arg[8], arg[9]), (1, 15, 4, 18));
+    assert!(y[0].is_nan() && y[4].is_nan());
+    assert_eq!((y[8], y[9]), (f32::NEG_INFINITY, f32::INFINITY));
+    // (assert_close cannot compare infinities: ∞ − ∞ is NaN.)
+    for (i, (&got, &want)) in y.iter().zip(&want_y).enumerate() {
+        assert!(
+            got as f64 == want || (got.is_nan() && want.is_nan()),
+            "y[{i}]: {got} vs {want}"
+        );
+    }
+    // Windows do not overlap: every dx is a copy of one dy, or 0.
+    let want = pool::reference::max_backward(&dy, &want_arg, &g);
+    assert_close("max pool with NaN/inf dx", &dx, &want, |_| 0.0);
+}
+
+#[test]
+fn avg_pool_forward_and_backward() {
+    for (s, g) in pool_cases().iter().enumerate() {
+        let x = pool_input(g, 900 + s as u64, false);
+        let dy = uniform(
+            &mut rng(950 + s as u64),
+            g.output_shape().iter().product(),
+            -1.0,
+            1.0,
+        );
+        let (y, dx) = (poisoned(&g.output_shape()), poisoned(&g.input_shape()));
+        let fwd = pool::avg_forward_into(&upload(&g.input_shape(), &x), g, &y).unwrap();
+        let bwd = pool::avg_backward_into(&upload(&g.output_shape(), &dy), g, &dx).unwrap();
+        gpu().run(&[&fwd, &bwd]).unwrap();
+        let n = (g.size * g.size) as f64;
+        let want = pool::reference::avg_forward(&x, g);
+        let mag = pool::reference::avg_forward(&abs(&x), g);
+        assert_close(&format!("avg pool {g:?} y"), &read(&y), &want, |i| {
+            (n + 3.0) * EPS * mag[i] + SUBNORMAL
+        });
+        let want = pool::reference::avg_backward(&dy, g);
+        let mag = pool::reference::avg_backward(&abs(&dy), g);
+        assert_close(&format!("avg pool {g:?} dx"), &read(&dx), &want, |i| {
+            (n + 3.0) * EPS * mag[i] + SUBNORMAL
+        });
+    }
+}
+
+#[test]
+fn shape_errors_are_clear() {
+    let msg = |e: accrete::Error| e.to_string();
+    let g = cg(2, 3, 5, 7, 3, 1, 1);
+    let x = upload(&g.input_shape(), &vec![0.0; 210]);
+    let cols = poisoned(&[g.rows(), g.patch()]);
+
+    let e = msg(cg(1, 1, 5, 5, 0, 1, 0).validate().unwrap_err());
+    assert!(e.contains("kernel size must be at least 1"), "{e}");
+    let e = msg(cg(1, 1, 5, 5, 3, 0, 0).validate().unwrap_err());
+    assert!(e.contains("stride must be at least 1"), "{e}");
+    let e = msg(im2col_into(&x, &cg(2, 3, 5, 7, 8, 1, 1), &cols).unwrap_err());
+    assert!(
+        e.contains("8×8 kernel does not fit the padded 7×9 image"),
+        "{e}"
+    );
+
+    let e = msg(im2col_into(&x, &g, &poisoned(&[g.rows(), g.patch() + 1])).unwrap_err());
+    assert!(
+        e.starts_with("im2col: the column matrix must be F32 [B·OH·OW, C·K·K] = [70, 27]"),
+        "{e}"
+    );
+    let e = msg(im2col_into(&poisoned(&[2, 3, 7, 6]), &g, &cols).unwrap_err());
+    assert!(
+        e.contains("the input must be F32 [B, C, H, W] = [2, 3, 5, 7]"),
+        "{e}"
+    );
+    let e = msg(col2im_into(&cols, &g, &poisoned_u32(&g.input_shape())).unwrap_err());
+    assert!(
+        e.starts_with("col2im: the input gradient must be F32"),
+        "{e}"
+    );
+    assert!(e.contains("got U32 [2, 3, 5, 7]"), "{e}");
+
+    let e = msg(swap_last_two_into(&cols, 2, 35, 28, &cols).unwrap_err());
+    assert!(
+        e.starts_with("swap_last_two: input and output must both hold B·P·Q"),
+        "{e}"
+    );
+    let e = msg(swap_last_two_into(&cols, 1, 70, 27, &poisoned_u32(&[27, 70])).unwrap_err());
+    assert!(e.contains("of one type"), "{e}");
+
+    let p = pg(2, 3, 5, 7, 2, 2);
+    let (y, arg) = (poisoned(&p.output_shape()), poisoned_u32(&p.output_shape()));
+    let e = msg(pg(1, 1, 5, 7, 6, 1).validate().unwrap_err());
+    assert!(e.contains("6×6 window does not fit the 5×7 image"), "{e}");
+    let e = msg(pg(1, 1, 5, 7, 2, 0).validate().unwrap_err());
+    assert!(e.contains("stride must be at least 1"), "{e}");
+    let e = msg(pool::max_forward_into(&x, &p, &y, &y).unwrap_err());
+    assert!(
+        e.starts_with("max_pool forward: the argmax must be U32 [B, C, OH, OW]"),
+        "{e}"
+    );
+    let e = msg(pool::max_backward_into(&x, &arg, &p, &x).unwrap_err());
+    assert!(
+        e.starts_with("max_pool backward: the output gradient must be F32"),
+        "{e}"
+    );
+    let e = msg(pool::avg_forward_into(&x, &p, &arg).unwrap_err());
+    assert!(
+        e.starts_with("avg_pool forward: the output must be F32"),
+        "{e}"
+    );
+    let e = msg(pool::avg_backward_into(&y, &p, &y).unwrap_err());
+    assert!(
+        e.starts_with("avg_pool backward: the input gradient must be F32"),
+        "{e}"
+    );
+}
+
+/// The gathers use no atomics: two runs give identical bits.
+#[test]
+fn backward_kernels_are_deterministic() {
+    let g = cg(2, 3, 28, 28, 5, 1, 2);
+    let dcols = upload(
+        &[g.rows(), g.patch()],
+        &uniform(&mut rng(1000), g.rows() * g.patch(), -1.0, 1.0),
+    );
+    let a = read(&conv::col2im(&dcols, &g).unwrap());
+    let b = read(&conv::col2im(&dcols, &g).unwrap());
+    assert_eq!(bits(&a), bits(&b), "col2im");
+
+    let p = pg(2, 3, 28, 28, 3, 2);
+    let x = upload(&p.input_shape(), &pool_input(&p, 1001, true));
+    let dy = upload(
+        &p.output_shape(),
+        &uniform(&mut rng(1002), p.output_shape().iter().product(), -1.0, 1.0),
+    );
+    let run = || {
+        let (_, arg) = pool::max_forward(&x, &p).unwrap();
+        let (dx_max, dx_avg) = (poisoned(&p.input_shape()), poisoned(&p.input_shape()));
+        gpu()
+            .run(&[
+                &pool::max_backward_into(&dy, &arg, &p, &dx_max).unwrap(),
+                &pool::avg_backward_into(&dy, &p, &dx_avg).unwrap(),
+            ])
+            .unwrap();
+        (bits(&read(&dx_max)), bits(&read(&dx_avg)))
+    };
+    assert_eq!(run(), run(), "pool backward");
+    assert_eq!(
+        read(&pool::avg_forward(&x, &p).unwrap()).len(),
+        p.output_shape().iter().product::<usize>()
+    );
+}
