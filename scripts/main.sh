@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The main job on a fresh machine: install what is missing (software Vulkan when no adapter
+# is found, the Fashion-MNIST package), build the CLI, list adapters, check and time the
+# matmul kernels, and train the reference MLP on a Fashion-MNIST subset.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+need=()
+compgen -G '/usr/share/vulkan/icd.d/*.json' >/dev/null || need+=(mesa-vulkan-drivers libvulkan1)
+[[ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]] || need+=(dataset-fashion-mnist)
+if ((${#need[@]})); then
+    if [[ $(id -u) -eq 0 ]]; then
+        echo "[scripts/main.sh] installing ${need[*]}" >&2
+        compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || apt-get update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}"
+    else
+        echo "[scripts/main.sh] please install: ${need[*]}" >&2
+        exit 2
+    fi
+fi
+
+cargo build --release -p accrete-cli
+bin=target/release/accrete
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+"$bin" devices
+"$bin" bench matmul --sizes 256,512 --reps 3
+"$bin" bench train --model mlp --train-limit "${TRAIN_LIMIT:-6000}" --test-limit 2000 --epochs "${EPOCHS:-3}" --eval-every 1
