@@ -5,6 +5,7 @@ pub mod graph;
 pub mod init;
 pub mod model;
 pub mod presets;
+pub mod reference;
 pub mod spec;
 
 pub use graph::Graph;
