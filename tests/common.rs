@@ -1,7 +1,10 @@
 //! Shared helpers for the cross-crate tests: one GPU per test binary, seeded random inputs,
 //! NaN-poisoned outputs, and comparisons against f64 references with derived tolerances.
 
+use accrete::data::Dataset;
 use accrete::kernels::Activation;
+use accrete::nn::{LayerSpec, ModelSpec};
+use accrete::train::Trainer;
 use accrete::{DType, Gpu, Tensor};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -129,4 +132,94 @@ pub fn act_tol(act: Activation, x: f64) -> (f64, f64) {
             )
         }
     }
+}
+
+/// Three interleaved spiral arms, `per_class` points each, with a little noise.
+pub fn spirals(per_class: usize, seed: u64) -> Dataset {
+    let mut r = rng(seed);
+    let noise = uniform(&mut r, per_class * 3 * 2, -0.03, 0.03);
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for c in 0..3 {
+        for i in 0..per_class {
+            let t = i as f32 / per_class as f32;
+            let angle = t * 4.0 + c as f32 * 2.0 * std::f32::consts::PI / 3.0;
+            let k = (c * per_class + i) * 2;
+            x.push(t * angle.cos() + noise[k]);
+            x.push(t * angle.sin() + noise[k + 1]);
+            y.push(c as u32);
+        }
+    }
+    Dataset::new(x, y, vec![2], 3).unwrap()
+}
+
+/// Small random images with a learnable rule (label = brightest quadrant), for conv models.
+pub fn quadrant_images(n: usize, seed: u64) -> Dataset {
+    let mut r = rng(seed);
+    let x = uniform(&mut r, n * 64, 0.0, 1.0);
+    let labels = (0..n)
+        .map(|i| {
+            let img = &x[i * 64..(i + 1) * 64];
+            let q = |qy: usize, qx: usize| -> f32 {
+                (0..4)
+                    .flat_map(|y| (0..4).map(move |xx| (y, xx)))
+                    .map(|(y, xx)| img[(qy * 4 + y) * 8 + qx * 4 + xx])
+                    .sum()
+            };
+            let sums = [q(0, 0), q(0, 1), q(1, 0), q(1, 1)];
+            (0..4).max_by(|&a, &b| sums[a].total_cmp(&sums[b])).unwrap() as u32
+        })
+        .collect();
+    Dataset::new(x, labels, vec![1, 8, 8], 4).unwrap()
+}
+
+pub fn small_cnn() -> ModelSpec {
+    ModelSpec {
+        input: vec![1, 8, 8],
+        layers: vec![
+            LayerSpec::Conv2d {
+                filters: 4,
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+                activation: Activation::Relu,
+                trainable: true,
+            },
+            LayerSpec::Maxpool2d {
+                size: 2,
+                stride: None,
+            },
+            LayerSpec::Flatten,
+            LayerSpec::Dense {
+                units: 16,
+                activation: Activation::Relu,
+                trainable: true,
+            },
+            LayerSpec::Dropout { rate: 0.25 },
+            LayerSpec::Dense {
+                units: 4,
+                activation: Activation::Identity,
+                trainable: true,
+            },
+        ],
+    }
+}
+
+/// Every parameter and optimizer-state bit of a trainer, in a fixed order.
+pub async fn weight_bytes(t: &Trainer) -> Vec<u32> {
+    let mut out = Vec::new();
+    for p in &t.model.params {
+        out.extend(
+            p.value
+                .read_f32()
+                .await
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits()),
+        );
+        for s in &p.state {
+            out.extend(s.read_f32().await.unwrap().iter().map(|v| v.to_bits()));
+        }
+    }
+    out
 }

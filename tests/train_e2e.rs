@@ -1,31 +1,12 @@
 //! End-to-end training on lavapipe: a 2-D spiral and a Fashion-MNIST subset; the loss must
 //! fall and accuracy clear stated thresholds. Determinism: two runs, identical bytes.
 
-use accrete::data::{idx, Dataset};
+use accrete::data::idx;
 use accrete::kernels::Activation;
 use accrete::nn::{LayerSpec, ModelSpec};
 use accrete::optim::OptimizerSpec;
 use accrete::train::{GpuDataset, TrainSpec, Trainer};
 use accrete_tests::*;
-
-/// Three interleaved spiral arms, `per_class` points each, with a little noise.
-pub fn spirals(per_class: usize, seed: u64) -> Dataset {
-    let mut r = rng(seed);
-    let noise = uniform(&mut r, per_class * 3 * 2, -0.03, 0.03);
-    let mut x = Vec::new();
-    let mut y = Vec::new();
-    for c in 0..3 {
-        for i in 0..per_class {
-            let t = i as f32 / per_class as f32;
-            let angle = t * 4.0 + c as f32 * 2.0 * std::f32::consts::PI / 3.0;
-            let k = (c * per_class + i) * 2;
-            x.push(t * angle.cos() + noise[k]);
-            x.push(t * angle.sin() + noise[k + 1]);
-            y.push(c as u32);
-        }
-    }
-    Dataset::new(x, y, vec![2], 3).unwrap()
-}
 
 fn mlp(input: usize, hidden: &[usize], classes: usize) -> ModelSpec {
     let mut layers: Vec<LayerSpec> = hidden
@@ -80,58 +61,6 @@ fn spiral_mlp_learns() {
     assert_eq!(probs.len(), 600 * 3);
     for row in probs.chunks(3) {
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-    }
-}
-
-/// Small random images with a learnable rule (label = brightest quadrant), for conv models.
-fn quadrant_images(n: usize, seed: u64) -> Dataset {
-    let mut r = rng(seed);
-    let x = uniform(&mut r, n * 64, 0.0, 1.0);
-    let labels = (0..n)
-        .map(|i| {
-            let img = &x[i * 64..(i + 1) * 64];
-            let q = |qy: usize, qx: usize| -> f32 {
-                (0..4)
-                    .flat_map(|y| (0..4).map(move |xx| (y, xx)))
-                    .map(|(y, xx)| img[(qy * 4 + y) * 8 + qx * 4 + xx])
-                    .sum()
-            };
-            let sums = [q(0, 0), q(0, 1), q(1, 0), q(1, 1)];
-            (0..4).max_by(|&a, &b| sums[a].total_cmp(&sums[b])).unwrap() as u32
-        })
-        .collect();
-    Dataset::new(x, labels, vec![1, 8, 8], 4).unwrap()
-}
-
-fn small_cnn() -> ModelSpec {
-    ModelSpec {
-        input: vec![1, 8, 8],
-        layers: vec![
-            LayerSpec::Conv2d {
-                filters: 4,
-                kernel: 3,
-                stride: 1,
-                padding: 1,
-                activation: Activation::Relu,
-                trainable: true,
-            },
-            LayerSpec::Maxpool2d {
-                size: 2,
-                stride: None,
-            },
-            LayerSpec::Flatten,
-            LayerSpec::Dense {
-                units: 16,
-                activation: Activation::Relu,
-                trainable: true,
-            },
-            LayerSpec::Dropout { rate: 0.25 },
-            LayerSpec::Dense {
-                units: 4,
-                activation: Activation::Identity,
-                trainable: true,
-            },
-        ],
     }
 }
 

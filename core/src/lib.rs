@@ -4,6 +4,7 @@
 //! Layers of the crate, bottom up: [`gpu`] (device, tensors, pipelines, read-back),
 //! [`kernels`] (one launcher per WGSL file, each with an f64 CPU reference).
 
+pub mod checkpoint;
 pub mod clock;
 pub mod data;
 pub mod error;

@@ -7,6 +7,7 @@
 //! counter, dropout masks are keyed by it, and loss/accuracy accumulate in a small buffer
 //! read once per report point.
 
+use crate::checkpoint::{state_names, Checkpoint, Cursor, Meta, NamedTensor, FORMAT_VERSION};
 use crate::clock;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -125,6 +126,10 @@ pub struct Trainer {
     /// Epochs completed so far.
     pub epoch: u64,
     pub lr_state: LrState,
+    /// Where an incremental run is in its data (saved in checkpoints).
+    pub cursor: Cursor,
+    /// Metrics history, one JSON object per report point (saved in checkpoints).
+    pub history: Vec<serde_json::Value>,
     rule: Rule,
     counter: Tensor,
     metrics: Tensor,
@@ -165,6 +170,8 @@ impl Trainer {
             step: 0,
             epoch: 0,
             lr_state: LrState::default(),
+            cursor: Cursor::default(),
+            history: Vec::new(),
             rule,
             counter: step::counter(gpu, 0)?,
             metrics: Tensor::zeros(gpu, &[4])?,
@@ -442,5 +449,92 @@ impl Trainer {
         let mut v = out.read_f32().await?;
         v.truncate(data.len * classes);
         Ok(v)
+    }
+
+    /// Everything needed to continue exactly where this trainer is: weights, optimizer
+    /// state, counters, schedule state, seed, cursor and history.
+    pub async fn checkpoint(&self) -> Result<Checkpoint> {
+        let names = state_names(&self.rule);
+        let mut tensors = Vec::new();
+        for p in &self.model.params {
+            let shape = p.value.shape().to_vec();
+            tensors.push(NamedTensor {
+                name: p.name.clone(),
+                shape: shape.clone(),
+                data: p.value.read_f32().await?,
+            });
+            for (s, n) in p.state.iter().zip(names) {
+                tensors.push(NamedTensor {
+                    name: format!("optimizer.{}.{n}", p.name),
+                    shape: shape.clone(),
+                    data: s.read_f32().await?,
+                });
+            }
+        }
+        tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Checkpoint {
+            meta: Meta {
+                format_version: FORMAT_VERSION,
+                model: self.model.spec.clone(),
+                optimizer: self.optimizer.clone(),
+                train: self.train.clone(),
+                seed: self.seed,
+                step: self.step,
+                epoch: self.epoch,
+                lr_state: self.lr_state.clone(),
+                cursor: self.cursor.clone(),
+                preprocessing: None,
+                history: self.history.clone(),
+            },
+            tensors,
+        })
+    }
+
+    /// A trainer that continues exactly where `ckpt` left off.
+    pub fn from_checkpoint(gpu: &Gpu, ckpt: &Checkpoint) -> Result<Trainer> {
+        let m = &ckpt.meta;
+        let mut t = Trainer::new(
+            gpu,
+            m.model.clone(),
+            m.optimizer.clone(),
+            m.train.clone(),
+            m.seed,
+        )?;
+        let names = state_names(&t.rule);
+        for p in &t.model.params {
+            let find = |name: &str| {
+                ckpt.tensor(name).ok_or_else(|| {
+                    Error::data(
+                        "checkpoint",
+                        format!(
+                            "tensor {name} is missing; the file does not match its own model spec"
+                        ),
+                    )
+                })
+            };
+            let w = find(&p.name)?;
+            t.model.load(&p.name, &w.shape, &w.data)?;
+            for (s, n) in p.state.iter().zip(names) {
+                let st = find(&format!("optimizer.{}.{n}", p.name))?;
+                if st.shape != p.value.shape() {
+                    return Err(Error::data(
+                        "checkpoint",
+                        format!(
+                            "optimizer state {} is {:?}, expected {:?}",
+                            st.name,
+                            st.shape,
+                            p.value.shape()
+                        ),
+                    ));
+                }
+                s.write_f32(&st.data)?;
+            }
+        }
+        t.step = m.step;
+        t.epoch = m.epoch;
+        t.lr_state = m.lr_state.clone();
+        t.cursor = m.cursor.clone();
+        t.history = m.history.clone();
+        Ok(t)
     }
 }
