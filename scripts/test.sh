@@ -26,5 +26,11 @@ if ! compgen -G '/usr/share/vulkan/icd.d/lvp_icd*.json' >/dev/null \
     fi
 fi
 
+# The interop test recomputes predictions from a checkpoint with numpy + safetensors.
+if ! python3 -c 'import numpy, safetensors' >/dev/null 2>&1; then
+    echo "[scripts/test.sh] installing numpy and safetensors for the Python interop test" >&2
+    python3 -m pip install -q --disable-pip-version-check numpy safetensors
+fi
+
 # accrete-web is a wasm32 front end; it is built (not tested) by web/build.sh.
 cargo test --workspace --exclude accrete-web "$@"

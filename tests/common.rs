@@ -223,3 +223,32 @@ pub async fn weight_bytes(t: &Trainer) -> Vec<u32> {
     }
     out
 }
+
+/// A plain safetensors file (no metadata) holding f32 tensors, for handing data to Python.
+pub fn plain_safetensors(tensors: &[(&str, &[usize], &[f32])]) -> Vec<u8> {
+    let mut header = String::from("{");
+    let mut offset = 0;
+    for (i, (name, shape, data)) in tensors.iter().enumerate() {
+        let shape: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        let end = offset + data.len() * 4;
+        header += &format!(
+            "{}\"{name}\":{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{offset},{end}]}}",
+            if i > 0 { "," } else { "" },
+            shape.join(",")
+        );
+        offset = end;
+    }
+    header.push('}');
+    let mut head = header.into_bytes();
+    while head.len() % 8 != 0 {
+        head.push(b' ');
+    }
+    let mut out = (head.len() as u64).to_le_bytes().to_vec();
+    out.extend(head);
+    for (_, _, data) in tensors {
+        for v in *data {
+            out.extend(v.to_le_bytes());
+        }
+    }
+    out
+}
