@@ -51,6 +51,10 @@ pub enum Error {
     #[error("{path}: {detail}")]
     Io { path: String, detail: String },
 
+    /// Training kept diverging after repeated rollbacks.
+    #[error("training diverged and was rolled back {rollbacks} times: {detail}")]
+    Diverged { rollbacks: usize, detail: String },
+
     /// Mapping a buffer for read-back failed (device lost, buffer destroyed).
     #[error("reading {what} back from the GPU failed: {detail}")]
     ReadBack { what: String, detail: String },

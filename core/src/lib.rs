@@ -10,6 +10,7 @@ pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod metrics;
 pub mod nn;
 pub mod optim;
 pub mod train;

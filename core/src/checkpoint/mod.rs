@@ -55,6 +55,18 @@ pub struct Meta {
     /// Metrics history: one JSON object per report point.
     #[serde(default)]
     pub history: Vec<serde_json::Value>,
+    /// Rehearsal settings and counters (its samples are the `rehearsal.*` tensors).
+    #[serde(default)]
+    pub rehearsal: Option<RehearsalState>,
+}
+
+/// The rehearsal buffer's settings and Algorithm R counter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RehearsalState {
+    pub spec: crate::train::RehearsalSpec,
+    pub seen: u64,
+    pub classes: usize,
 }
 
 /// A named f32 tensor in PyTorch layout.
@@ -206,6 +218,43 @@ impl Checkpoint {
         }
         Ok(Checkpoint { meta, tensors })
     }
+}
+
+/// The F32 tensors of any safetensors file: an accrete checkpoint (its checksum is verified)
+/// or weights exported from PyTorch (`safetensors.torch.save_file(model.state_dict(), …)`).
+pub fn weights_from_bytes(bytes: &[u8], name: &str) -> Result<Vec<NamedTensor>> {
+    let has_accrete_meta = SafeTensors::read_metadata(bytes)
+        .ok()
+        .and_then(|(_, h)| h.metadata().as_ref().map(|m| m.contains_key(META_KEY)))
+        .unwrap_or(false);
+    if has_accrete_meta {
+        return Ok(Checkpoint::from_bytes(bytes, name)?.tensors);
+    }
+    let st = SafeTensors::deserialize(bytes).map_err(|e| {
+        Error::data(
+            name,
+            format!("not a valid safetensors file, truncated or corrupted ({e})"),
+        )
+    })?;
+    let mut out = Vec::new();
+    for (tname, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(Error::data(
+                name,
+                format!(
+                    "tensor {tname} is {:?}; export float32 weights (model.float())",
+                    view.dtype()
+                ),
+            ));
+        }
+        out.push(NamedTensor {
+            name: tname,
+            shape: view.shape().to_vec(),
+            data: bytemuck::pod_collect_to_vec(view.data()),
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
 }
 
 /// PyTorch's names for an update rule's state tensors, in accrete's state order.

@@ -1,7 +1,15 @@
 //! Datasets in host memory, ready to upload: features row-major [n, ...sample_shape] f32
-//! and class labels u32. Readers: [`idx`] (MNIST / Fashion-MNIST).
+//! and class labels u32. Readers: [`idx`] (MNIST / Fashion-MNIST) and [`csv`]; [`split`]
+//! (holdout, k-fold, increments) and [`preprocess`] (standardisation).
 
+pub mod csv;
 pub mod idx;
+pub mod preprocess;
+pub mod split;
+
+pub use csv::CsvOptions;
+pub use preprocess::Standardizer;
+pub use split::SplitBy;
 
 use crate::error::{Error, Result};
 

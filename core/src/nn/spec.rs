@@ -229,6 +229,27 @@ impl ModelSpec {
         Ok(out)
     }
 
+    /// Freezes the layers at `indices` (they must have parameters).
+    pub fn freeze(&mut self, indices: &[usize]) -> Result<()> {
+        for &i in indices {
+            let n = self.layers.len();
+            let layer = self.layers.get_mut(i).ok_or_else(|| {
+                Error::invalid(
+                    format!("freeze layer {i}"),
+                    format!("the model has {n} layers (0..{})", n.saturating_sub(1)),
+                )
+            })?;
+            if !layer.has_params() {
+                return Err(Error::invalid(
+                    format!("freeze layer {i}"),
+                    format!("a {} layer has no parameters to freeze", layer.kind()),
+                ));
+            }
+            layer.set_trainable(false);
+        }
+        Ok(())
+    }
+
     /// Output shape of the whole model (per sample).
     pub fn output_shape(&self) -> Result<Vec<usize>> {
         Ok(self.shapes()?.last().expect("non-empty").output.clone())

@@ -7,7 +7,9 @@
 //! counter, dropout masks are keyed by it, and loss/accuracy accumulate in a small buffer
 //! read once per report point.
 
-use crate::checkpoint::{state_names, Checkpoint, Cursor, Meta, NamedTensor, FORMAT_VERSION};
+use crate::checkpoint::{
+    state_names, Checkpoint, Cursor, Meta, NamedTensor, RehearsalState, FORMAT_VERSION,
+};
 use crate::clock;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -22,6 +24,13 @@ use crate::kernels::{metrics, step};
 use crate::nn::{Graph, Model, ModelSpec};
 use crate::optim::{LrState, OptimizerSpec};
 use serde::{Deserialize, Serialize};
+
+mod incremental;
+mod recovery;
+mod transfer;
+pub use incremental::{RehearsalSpec, Reservoir};
+pub use recovery::RecoverySpec;
+pub use transfer::TransferReport;
 
 /// Stream offset separating the epoch shuffles from other uses of the seed.
 const SHUFFLE_STREAM: u32 = 0x3000;
@@ -130,6 +139,14 @@ pub struct Trainer {
     pub cursor: Cursor,
     /// Metrics history, one JSON object per report point (saved in checkpoints).
     pub history: Vec<serde_json::Value>,
+    /// Rehearsal buffer of earlier chunks, when enabled.
+    pub rehearsal: Option<Reservoir>,
+    /// Divergence recovery policy (off when `None`).
+    pub recovery: Option<RecoverySpec>,
+    /// Loss of the last epoch the recovery policy accepted.
+    pub last_good_loss: Option<f64>,
+    /// Fault injection for drills and tests: multiply the next `.1` steps' learning rate by `.0`.
+    lr_spike: Option<(f32, u64)>,
     rule: Rule,
     counter: Tensor,
     metrics: Tensor,
@@ -172,6 +189,10 @@ impl Trainer {
             lr_state: LrState::default(),
             cursor: Cursor::default(),
             history: Vec::new(),
+            rehearsal: None,
+            recovery: None,
+            last_good_loss: None,
+            lr_spike: None,
             rule,
             counter: step::counter(gpu, 0)?,
             metrics: Tensor::zeros(gpu, &[4])?,
@@ -184,7 +205,7 @@ impl Trainer {
         self.model.gpu()
     }
 
-    fn check_data(&self, data: &GpuDataset) -> Result<()> {
+    pub(crate) fn check_data(&self, data: &GpuDataset) -> Result<()> {
         let want = &self.model.spec.input;
         if &data.features.shape()[1..] != want.as_slice()
             && data.features.len() != data.len * self.model.spec.input_len()
@@ -250,7 +271,7 @@ impl Trainer {
 
     /// Index buffer for one epoch: a seeded permutation (Fisher–Yates on Philox draws, the
     /// same on every platform) padded with PAD_INDEX to whole batches.
-    fn epoch_indices(&self, n: usize, batch: usize, shuffle: bool) -> Vec<u32> {
+    pub(crate) fn epoch_indices(&self, n: usize, batch: usize, shuffle: bool) -> Vec<u32> {
         let mut idx: Vec<u32> = (0..n as u32).collect();
         if shuffle {
             let key = RngKey {
@@ -275,14 +296,26 @@ impl Trainer {
         if data.len == 0 {
             return Err(Error::data("training data", "the chunk is empty"));
         }
-        let start = clock::now_seconds();
         let b = self.train.batch_size;
+        let idx = self.epoch_indices(data.len, b, true);
+        self.run_epoch(data, b, idx).await
+    }
+
+    /// Runs one epoch whose batches of `b` rows are `idx[s·b .. (s+1)·b]` (PAD_INDEX rows
+    /// are padding). All steps are recorded up front; metrics are read once at the end.
+    pub(crate) async fn run_epoch(
+        &mut self,
+        data: &GpuDataset,
+        b: usize,
+        idx: Vec<u32>,
+    ) -> Result<Stats> {
+        let start = clock::now_seconds();
         let gpu = self.gpu().clone();
         if self.program.as_ref().is_none_or(|p| p.graph.batch != b) {
             self.program = Some(self.build_program(b, true)?);
         }
-        let steps = data.len.div_ceil(b);
-        let idx = Tensor::from_u32(&gpu, &[steps * b], &self.epoch_indices(data.len, b, true))?;
+        let steps = idx.len() / b;
+        let idx = Tensor::from_u32(&gpu, &[steps * b], &idx)?;
         // The schedule table: one row per step of this epoch.
         let total = (self.train.epochs as u64) * steps as u64;
         let mut table = Vec::with_capacity(steps * 4);
@@ -294,8 +327,14 @@ impl Trainer {
                 total,
                 &self.lr_state,
             );
+            let lr = match self.lr_spike {
+                Some((factor, n)) if k < n => lr * factor,
+                _ => lr,
+            };
             table.extend_from_slice(&schedule_row(&self.rule, lr, self.step + k + 1));
         }
+        // An injected spike is consumed once scheduled (a transient fault).
+        self.lr_spike = None;
         let sched = Tensor::from_f32(&gpu, &[steps, 4], &table)?;
         let prog = self.program.as_ref().expect("built above");
         let mut list: Vec<Dispatch> = Vec::with_capacity(prog.step.len() + 8);
@@ -451,6 +490,12 @@ impl Trainer {
         Ok(v)
     }
 
+    /// Fault injection: the next `steps` steps run at `factor` × their learning rate (once;
+    /// a rollback re-runs the epoch without it). For recovery drills and tests.
+    pub fn inject_lr_spike(&mut self, factor: f32, steps: u64) {
+        self.lr_spike = Some((factor, steps));
+    }
+
     /// Everything needed to continue exactly where this trainer is: weights, optimizer
     /// state, counters, schedule state, seed, cursor and history.
     pub async fn checkpoint(&self) -> Result<Checkpoint> {
@@ -471,6 +516,27 @@ impl Trainer {
                 });
             }
         }
+        let rehearsal = self.rehearsal.as_ref().map(|r| {
+            if let Some(d) = &r.data {
+                let mut shape = vec![d.len()];
+                shape.extend_from_slice(&d.sample_shape);
+                tensors.push(NamedTensor {
+                    name: "rehearsal.features".into(),
+                    shape,
+                    data: d.features.clone(),
+                });
+                tensors.push(NamedTensor {
+                    name: "rehearsal.labels".into(),
+                    shape: vec![d.len()],
+                    data: d.labels.iter().map(|&l| l as f32).collect(),
+                });
+            }
+            RehearsalState {
+                spec: r.spec.clone(),
+                seen: r.seen,
+                classes: r.data.as_ref().map_or(0, |d| d.classes),
+            }
+        });
         tensors.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Checkpoint {
             meta: Meta {
@@ -485,6 +551,7 @@ impl Trainer {
                 cursor: self.cursor.clone(),
                 preprocessing: None,
                 history: self.history.clone(),
+                rehearsal,
             },
             tensors,
         })
@@ -500,41 +567,24 @@ impl Trainer {
             m.train.clone(),
             m.seed,
         )?;
-        let names = state_names(&t.rule);
-        for p in &t.model.params {
-            let find = |name: &str| {
-                ckpt.tensor(name).ok_or_else(|| {
-                    Error::data(
-                        "checkpoint",
-                        format!(
-                            "tensor {name} is missing; the file does not match its own model spec"
-                        ),
-                    )
-                })
-            };
-            let w = find(&p.name)?;
-            t.model.load(&p.name, &w.shape, &w.data)?;
-            for (s, n) in p.state.iter().zip(names) {
-                let st = find(&format!("optimizer.{}.{n}", p.name))?;
-                if st.shape != p.value.shape() {
-                    return Err(Error::data(
-                        "checkpoint",
-                        format!(
-                            "optimizer state {} is {:?}, expected {:?}",
-                            st.name,
-                            st.shape,
-                            p.value.shape()
-                        ),
-                    ));
-                }
-                s.write_f32(&st.data)?;
+        t.restore(ckpt)?;
+        if let Some(rs) = &m.rehearsal {
+            let mut r = Reservoir::new(rs.spec.clone());
+            r.seen = rs.seen;
+            if let (Some(f), Some(l)) = (
+                ckpt.tensor("rehearsal.features"),
+                ckpt.tensor("rehearsal.labels"),
+            ) {
+                let labels = l.data.iter().map(|&v| v as u32).collect();
+                r.data = Some(Dataset::new(
+                    f.data.clone(),
+                    labels,
+                    f.shape[1..].to_vec(),
+                    rs.classes,
+                )?);
             }
+            t.rehearsal = Some(r);
         }
-        t.step = m.step;
-        t.epoch = m.epoch;
-        t.lr_state = m.lr_state.clone();
-        t.cursor = m.cursor.clone();
-        t.history = m.history.clone();
         Ok(t)
     }
 }
