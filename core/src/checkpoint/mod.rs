@@ -31,6 +31,12 @@ pub struct Cursor {
     pub chunk: u64,
     /// Epochs completed within that chunk.
     pub epoch_in_chunk: u64,
+    /// Steps completed within the current epoch (a mid-epoch checkpoint).
+    #[serde(default)]
+    pub step_in_epoch: u64,
+    /// The epoch's loss/accuracy accumulator so far (mid-epoch checkpoints).
+    #[serde(default)]
+    pub metrics: Option<[f32; 4]>,
 }
 
 /// Everything in a checkpoint besides the tensors.

@@ -4,7 +4,9 @@
 //! every platform) and mixes `per_batch` of its samples into every batch of a new chunk,
 //! which limits forgetting in class-incremental runs.
 
-use super::{GpuDataset, Stats, Trainer};
+use super::{
+    ChunkOptions, ChunkOutcome, EpochOutcome, GpuDataset, NoObserver, Observer, Stats, Trainer,
+};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::kernels::gather::PAD_INDEX;
@@ -121,11 +123,28 @@ impl Trainer {
     }
 
     /// Trains `chunk` for the configured epochs, continuing from the current parameters,
-    /// optimizer moments and counters (and from `cursor.epoch_in_chunk` when a checkpoint
-    /// was taken inside this chunk). Returns one [`Stats`] per epoch and records each in
+    /// optimizer moments and counters. Returns one [`Stats`] per epoch and records each in
     /// the history. With rehearsal, every batch holds `batch_size` new samples plus
     /// `per_batch` replayed ones; afterwards the chunk is offered to the buffer.
     pub async fn fit_chunk(&mut self, chunk: &Dataset) -> Result<Vec<Stats>> {
+        match self
+            .fit_chunk_with(chunk, &ChunkOptions::default(), &mut NoObserver)
+            .await?
+        {
+            ChunkOutcome::Done(v) => Ok(v),
+            ChunkOutcome::Stopped => Err(Error::invalid("fit_chunk", "stopped by the observer")),
+        }
+    }
+
+    /// [`Trainer::fit_chunk`] with progress reports, periodic checkpoints and a way to stop.
+    /// Continues from `cursor` (epoch and step within the chunk) after resuming from a
+    /// checkpoint taken inside this chunk: call it again with the same chunk.
+    pub async fn fit_chunk_with(
+        &mut self,
+        chunk: &Dataset,
+        opts: &ChunkOptions,
+        obs: &mut dyn Observer,
+    ) -> Result<ChunkOutcome> {
         if chunk.is_empty() {
             return Err(Error::data(
                 format!("chunk {}", self.cursor.chunk),
@@ -146,29 +165,46 @@ impl Trainer {
         self.check_data(&gpu_data)?;
         let mut out = Vec::new();
         let mut rollbacks = 0;
+        self.stop_requested = false;
         while (self.cursor.epoch_in_chunk as usize) < self.train.epochs {
             let snapshot = self.snapshot_if_guarded().await?;
-            let stats = match &replay {
-                None => self.fit_epoch(&gpu_data).await?,
-                Some(r) => {
-                    let per = r.spec.per_batch;
-                    let idx = self.replay_indices(chunk.len(), b, r.len(), per);
-                    self.run_epoch(&gpu_data, b + per, idx).await?
-                }
+            let (rows, idx) = match &replay {
+                None => (b, self.epoch_indices(chunk.len(), b, true)),
+                Some(r) => (
+                    b + r.spec.per_batch,
+                    self.replay_indices(chunk.len(), b, r.len(), r.spec.per_batch),
+                ),
+            };
+            let stats = match self.run_epoch(&gpu_data, rows, idx, opts, obs).await? {
+                EpochOutcome::Done(s) => s,
+                EpochOutcome::Stopped => return Ok(ChunkOutcome::Stopped),
             };
             if !self.accept_or_roll_back(&stats, snapshot.as_ref(), &mut rollbacks)? {
                 continue;
             }
             self.cursor.epoch_in_chunk += 1;
             self.record(&stats);
+            obs.epoch_end(&stats);
             out.push(stats);
+            let last = self.cursor.epoch_in_chunk as usize == self.train.epochs;
+            if last {
+                if let Some(r) = &mut self.rehearsal {
+                    r.offer(chunk, self.seed);
+                }
+                self.cursor.chunk += 1;
+                self.cursor.epoch_in_chunk = 0;
+            }
+            if opts.checkpoint_every_steps.is_some() || self.stop_requested {
+                obs.checkpoint(&self.checkpoint().await?)?;
+            }
+            if self.stop_requested {
+                return Ok(ChunkOutcome::Stopped);
+            }
+            if last {
+                break;
+            }
         }
-        if let Some(r) = &mut self.rehearsal {
-            r.offer(chunk, self.seed);
-        }
-        self.cursor.chunk += 1;
-        self.cursor.epoch_in_chunk = 0;
-        Ok(out)
+        Ok(ChunkOutcome::Done(out))
     }
 
     /// Batches of `b` shuffled new samples (indices 0..n, padded) followed by `per` replayed

@@ -26,9 +26,12 @@ use crate::optim::{LrState, OptimizerSpec};
 use serde::{Deserialize, Serialize};
 
 mod incremental;
+mod observe;
 mod recovery;
 mod transfer;
 pub use incremental::{RehearsalSpec, Reservoir};
+pub(crate) use observe::EpochOutcome;
+pub use observe::{ChunkOptions, ChunkOutcome, Control, NoObserver, Observer, Progress};
 pub use recovery::RecoverySpec;
 pub use transfer::TransferReport;
 
@@ -147,6 +150,8 @@ pub struct Trainer {
     pub last_good_loss: Option<f64>,
     /// Fault injection for drills and tests: multiply the next `.1` steps' learning rate by `.0`.
     lr_spike: Option<(f32, u64)>,
+    /// Set when the observer asked to stop at an epoch's last report point.
+    stop_requested: bool,
     rule: Rule,
     counter: Tensor,
     metrics: Tensor,
@@ -193,6 +198,7 @@ impl Trainer {
             recovery: None,
             last_good_loss: None,
             lr_spike: None,
+            stop_requested: false,
             rule,
             counter: step::counter(gpu, 0)?,
             metrics: Tensor::zeros(gpu, &[4])?,
@@ -298,57 +304,152 @@ impl Trainer {
         }
         let b = self.train.batch_size;
         let idx = self.epoch_indices(data.len, b, true);
-        self.run_epoch(data, b, idx).await
+        match self
+            .run_epoch(data, b, idx, &ChunkOptions::default(), &mut NoObserver)
+            .await?
+        {
+            EpochOutcome::Done(s) => Ok(s),
+            EpochOutcome::Stopped => Err(Error::invalid("fit_epoch", "stopped by the observer")),
+        }
     }
 
     /// Runs one epoch whose batches of `b` rows are `idx[s·b .. (s+1)·b]` (PAD_INDEX rows
-    /// are padding). All steps are recorded up front; metrics are read once at the end.
+    /// are padding), starting at `cursor.step_in_epoch` (non-zero after resuming from a
+    /// mid-epoch checkpoint). Steps are recorded in segments of up to STEPS_PER_SUBMIT; the
+    /// GPU is only waited on at report points, checkpoints and the end of the epoch.
     pub(crate) async fn run_epoch(
         &mut self,
         data: &GpuDataset,
         b: usize,
         idx: Vec<u32>,
-    ) -> Result<Stats> {
+        opts: &ChunkOptions,
+        obs: &mut dyn Observer,
+    ) -> Result<EpochOutcome> {
         let start = clock::now_seconds();
         let gpu = self.gpu().clone();
         if self.program.as_ref().is_none_or(|p| p.graph.batch != b) {
             self.program = Some(self.build_program(b, true)?);
         }
         let steps = idx.len() / b;
+        let first = (self.cursor.step_in_epoch as usize).min(steps);
+        let epoch_start_step = self.step - first as u64;
         let idx = Tensor::from_u32(&gpu, &[steps * b], &idx)?;
         // The schedule table: one row per step of this epoch.
         let total = (self.train.epochs as u64) * steps as u64;
         let mut table = Vec::with_capacity(steps * 4);
         for k in 0..steps as u64 {
-            let lr = self.optimizer.schedule.lr(
-                self.optimizer.lr,
-                self.step + k,
-                self.epoch,
-                total,
-                &self.lr_state,
-            );
+            let t = epoch_start_step + k;
+            let lr =
+                self.optimizer
+                    .schedule
+                    .lr(self.optimizer.lr, t, self.epoch, total, &self.lr_state);
             let lr = match self.lr_spike {
-                Some((factor, n)) if k < n => lr * factor,
+                Some((factor, n)) if k >= first as u64 && k < first as u64 + n => lr * factor,
                 _ => lr,
             };
-            table.extend_from_slice(&schedule_row(&self.rule, lr, self.step + k + 1));
+            table.extend_from_slice(&schedule_row(&self.rule, lr, t + 1));
         }
         // An injected spike is consumed once scheduled (a transient fault).
         self.lr_spike = None;
         let sched = Tensor::from_f32(&gpu, &[steps, 4], &table)?;
-        let prog = self.program.as_ref().expect("built above");
+        let list = self.step_list(data, b, &idx, &sched)?;
+        let refs: Vec<&Dispatch> = list.iter().collect();
+        // counter = (step within this epoch, global step): see shaders/step.wgsl.
+        self.counter
+            .write_u32(&[first as u32, self.step as u32, 0, 0])?;
+        self.metrics
+            .write_f32(&self.cursor.metrics.unwrap_or([0.0; 4]))?;
+        let mut done = first;
+        let boundary =
+            |every: Option<u64>, global: u64| every.is_some_and(|e| e > 0 && global.is_multiple_of(e));
+        while done < steps {
+            // Run up to the next report or checkpoint boundary (global step multiples).
+            let mut n = STEPS_PER_SUBMIT.min(steps - done);
+            for every in [opts.report_every_steps, opts.checkpoint_every_steps]
+                .into_iter()
+                .flatten()
+            {
+                if every > 0 {
+                    let to_next = every - self.step % every;
+                    n = n.min(to_next as usize);
+                }
+            }
+            let mut rec = gpu.recorder();
+            rec.pass(&refs, n);
+            rec.submit()?;
+            done += n;
+            self.step += n as u64;
+            self.cursor.step_in_epoch = done as u64;
+            let report = boundary(opts.report_every_steps, self.step) && done < steps;
+            let ckpt = boundary(opts.checkpoint_every_steps, self.step) && done < steps;
+            let mut stop = false;
+            if report || ckpt {
+                let m = self.metrics.read_f32().await?;
+                self.cursor.metrics = Some([m[0], m[1], m[2], m[3]]);
+                if report {
+                    let p = self.progress(done, steps, &m, start);
+                    stop = matches!(obs.progress(&p), Control::Stop);
+                }
+            }
+            if ckpt || stop {
+                obs.checkpoint(&self.checkpoint().await?)?;
+            }
+            if stop {
+                return Ok(EpochOutcome::Stopped);
+            }
+        }
+        let m = self.metrics.read_f32().await?;
+        self.epoch += 1;
+        self.cursor.step_in_epoch = 0;
+        self.cursor.metrics = None;
+        let samples = m[2] as usize;
+        let stats = Stats {
+            loss: m[0] as f64 / samples.max(1) as f64,
+            accuracy: m[1] as f64 / samples.max(1) as f64,
+            samples,
+            seconds: clock::now_seconds() - start,
+        };
+        if opts.report_every_steps.is_some() {
+            let p = self.progress(steps, steps, &m, start);
+            if matches!(obs.progress(&p), Control::Stop) {
+                self.stop_requested = true;
+            }
+        }
+        Ok(EpochOutcome::Done(stats))
+    }
+
+    fn progress(&self, done: usize, steps: usize, m: &[f32], start: f64) -> Progress {
+        let samples = m[2] as f64;
+        Progress {
+            chunk: self.cursor.chunk,
+            epoch_in_chunk: self.cursor.epoch_in_chunk,
+            step_in_epoch: done as u64,
+            steps_in_epoch: steps as u64,
+            global_step: self.step,
+            loss: m[0] as f64 / samples.max(1.0),
+            accuracy: m[1] as f64 / samples.max(1.0),
+            samples_per_sec: samples / (clock::now_seconds() - start).max(1e-9),
+        }
+    }
+
+    /// The dispatches of one training step over `data`: gathers, forward, loss, metrics,
+    /// backward, (clipping), updates, counter advance.
+    fn step_list(
+        &self,
+        data: &GpuDataset,
+        b: usize,
+        idx: &Tensor,
+        sched: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        let prog = self.program.as_ref().expect("built by the caller");
         let mut list: Vec<Dispatch> = Vec::with_capacity(prog.step.len() + 8);
-        let input = prog
-            .graph
-            .input
-            .reshape(&[b, data.features.len() / data.len.max(1)])?;
-        let feats = data
-            .features
-            .reshape(&[data.len, data.features.len() / data.len.max(1)])?;
-        list.push(gather_stepped_into(&feats, &idx, &self.counter, &input)?);
+        let per = data.features.len() / data.len.max(1);
+        let input = prog.graph.input.reshape(&[b, per])?;
+        let feats = data.features.reshape(&[data.len, per])?;
+        list.push(gather_stepped_into(&feats, idx, &self.counter, &input)?);
         list.push(gather_stepped_into(
             &data.labels,
-            &idx,
+            idx,
             &self.counter,
             &prog.labels,
         )?);
@@ -367,32 +468,12 @@ impl Trainer {
                 &p.value,
                 &p.grad,
                 &state,
-                &sched,
+                sched,
                 &self.counter,
             )?);
         }
         list.push(step::advance_into(&self.counter)?);
-        step::reset(&self.counter, self.step)?;
-        self.metrics.write_f32(&[0.0; 4])?;
-        let refs: Vec<&Dispatch> = list.iter().collect();
-        let mut done = 0;
-        while done < steps {
-            let n = STEPS_PER_SUBMIT.min(steps - done);
-            let mut rec = gpu.recorder();
-            rec.pass(&refs, n);
-            rec.submit()?;
-            done += n;
-        }
-        let m = self.metrics.read_f32().await?;
-        self.step += steps as u64;
-        self.epoch += 1;
-        let samples = m[2] as usize;
-        Ok(Stats {
-            loss: m[0] as f64 / samples.max(1) as f64,
-            accuracy: m[1] as f64 / samples.max(1) as f64,
-            samples,
-            seconds: clock::now_seconds() - start,
-        })
+        Ok(list)
     }
 
     /// Mean loss and accuracy over `data` (dropout off), batched like training.
