@@ -1,7 +1,7 @@
 // metrics.wgsl — accumulate loss and accuracy on the GPU across steps (read back only at
 // report points).
 //
-// entry `classify`: over the batch's rows r with label[r] ≠ 0xffffffff (not padding):
+// entry `classify`: over the batch's rows r with label[r] < cols (not padding, not unlabelled):
 //     metrics[0] += Σ loss[r];   metrics[1] += Σ [argmax logits[r, :] = label[r]];   metrics[2] += count
 // entry `regress`: metrics[0] += Σ_{r < valid} loss[r]; metrics[2] += valid (regression
 //     targets carry no padding marker, so the launcher passes the real row count).
@@ -42,7 +42,7 @@ fn classify(@builtin(local_invocation_index) lid: u32) {
     var count = 0.0;
     for (var r = lid; r < p.rows; r += RW) {
         let y = labels[r];
-        if (y != 0xffffffffu) {
+        if (y < p.cols) {
             l += loss[r];
             count += 1.0;
             correct += select(0.0, 1.0, row_argmax(r) == y);

@@ -6,6 +6,7 @@
 
 pub mod checkpoint;
 pub mod clock;
+pub mod config;
 pub mod data;
 pub mod error;
 pub mod gpu;

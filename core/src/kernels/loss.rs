@@ -12,6 +12,10 @@ use crate::gpu::{Bind, DType, Dispatch, Shader, Tensor};
 
 pub const XENT: Shader = shader!("loss_xent", "common", "row_reduce_lib");
 pub const MSE: Shader = shader!("loss_mse", "common", "row_reduce_lib");
+pub const DISTILL: Shader = shader!("loss_distill", "common", "row_reduce_lib");
+
+/// Label value marking an unlabelled sample: distillation uses only its soft target.
+pub const UNLABELLED: u32 = u32::MAX - 1;
 
 fn check(op: &'static str, t: &Tensor, want: &[usize]) -> Result<()> {
     if t.shape() != want {
@@ -103,6 +107,61 @@ pub fn softmax_xent_into(
     )
 }
 
+/// Distillation: loss = α·CE(labels) + (1−α)·T²·KL(softmax(teacher/T) ‖ softmax(student/T)),
+/// gradient averaged over non-padding rows. student, teacher, dstudent: [B, C]; labels [B];
+/// loss [B]. Rows labelled [`UNLABELLED`] get only the soft term.
+pub fn distill_into(
+    student: &Tensor,
+    teacher: &Tensor,
+    labels: &Tensor,
+    loss: &Tensor,
+    dstudent: &Tensor,
+    alpha: f32,
+    temperature: f32,
+) -> Result<Dispatch> {
+    let (rows, cols) = match student.shape() {
+        [r, c] => (*r, *c),
+        s => {
+            return Err(Error::shape(
+                "distillation",
+                format!("student logits must be [batch, classes], got {s:?}"),
+            ))
+        }
+    };
+    check("distillation teacher logits", teacher, &[rows, cols])?;
+    check("distillation labels", labels, &[rows])?;
+    labels.expect_dtype("distillation labels", DType::U32)?;
+    check("distillation loss", loss, &[rows])?;
+    check("distillation gradient", dstudent, &[rows, cols])?;
+    if !(0.0..=1.0).contains(&alpha) {
+        return Err(Error::invalid(
+            "distillation alpha",
+            format!("{alpha} must be in [0, 1]"),
+        ));
+    }
+    if !(temperature > 0.0 && temperature.is_finite()) {
+        return Err(Error::invalid(
+            "distillation temperature",
+            format!("{temperature} must be positive"),
+        ));
+    }
+    let gpu = student.gpu();
+    let p = RowParams {
+        rows: rows as u32,
+        cols: cols as u32,
+        a: alpha,
+        b: temperature,
+    };
+    let binds = [
+        Bind::T(student),
+        Bind::T(teacher),
+        Bind::T(labels),
+        Bind::T(loss),
+        Bind::T(dstudent),
+    ];
+    gpu.dispatch(&DISTILL, "", "main", &p, &binds, gpu.grid(rows as u64)?)
+}
+
 /// Mean squared error. y, target, dy: [B, D]; loss: [B] (per-row mean).
 pub fn mse_into(y: &Tensor, target: &Tensor, loss: &Tensor, dy: &Tensor) -> Result<Dispatch> {
     let (rows, cols) = y.as_matrix();
@@ -162,6 +221,53 @@ pub mod reference {
                     .enumerate()
                     .map(|(c, &z)| grad_scale * ((z as f64 - lse).exp() - q(c))),
             );
+        }
+        (loss, grad)
+    }
+
+    /// Per-row distillation loss and its gradient (mean over non-padding rows).
+    pub fn distill(
+        z: &[f32],
+        t: &[f32],
+        labels: &[u32],
+        cols: usize,
+        alpha: f64,
+        temp: f64,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let valid = labels
+            .iter()
+            .filter(|&&l| l != super::PAD_LABEL)
+            .count()
+            .max(1) as f64;
+        let softmax = |row: &[f32], scale: f64| -> Vec<f64> {
+            let m = row
+                .iter()
+                .fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64 * scale));
+            let e: Vec<f64> = row.iter().map(|&v| (v as f64 * scale - m).exp()).collect();
+            let s: f64 = e.iter().sum();
+            e.iter().map(|v| v / s).collect()
+        };
+        let (mut loss, mut grad) = (Vec::new(), Vec::new());
+        for ((zr, tr), &y) in z.chunks(cols).zip(t.chunks(cols)).zip(labels) {
+            if y == super::PAD_LABEL {
+                loss.push(0.0);
+                grad.extend(zr.iter().map(|_| 0.0));
+                continue;
+            }
+            let labelled = (y as usize) < cols;
+            let a = if labelled { alpha } else { 0.0 };
+            let (p, ps, pt) = (
+                softmax(zr, 1.0),
+                softmax(zr, 1.0 / temp),
+                softmax(tr, 1.0 / temp),
+            );
+            let hard = if labelled { -p[y as usize].ln() } else { 0.0 };
+            let kl: f64 = pt.iter().zip(&ps).map(|(a, b)| a * (a.ln() - b.ln())).sum();
+            loss.push(a * hard + (1.0 - a) * temp * temp * kl);
+            for c in 0..cols {
+                let onehot = if c == y as usize { 1.0 } else { 0.0 };
+                grad.push((a * (p[c] - onehot) + (1.0 - a) * temp * (ps[c] - pt[c])) / valid);
+            }
         }
         (loss, grad)
     }

@@ -47,6 +47,7 @@ pub fn all_shaders() -> Vec<Shader> {
         reduce::ARGMAX,
         loss::XENT,
         loss::MSE,
+        loss::DISTILL,
         optim::SHADER,
         clip::SHADER,
         rng::SHADER,

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
 use crate::kernels::clip::GlobalNormClip;
 use crate::kernels::gather::{gather_stepped_into, PAD_INDEX};
-use crate::kernels::loss::{softmax_xent_into, GradScale};
+use crate::kernels::loss::{distill_into, softmax_xent_into, GradScale};
 use crate::kernels::optim::{schedule_row, update_scheduled_into, Rule};
 use crate::kernels::rng::{words, RngKey};
 use crate::kernels::softmax::softmax_into;
@@ -25,10 +25,12 @@ use crate::nn::{Graph, Model, ModelSpec};
 use crate::optim::{LrState, OptimizerSpec};
 use serde::{Deserialize, Serialize};
 
+mod distill;
 mod incremental;
 mod observe;
 mod recovery;
 mod transfer;
+pub use distill::DistillSpec;
 pub use incremental::{RehearsalSpec, Reservoir};
 pub(crate) use observe::EpochOutcome;
 pub use observe::{ChunkOptions, ChunkOutcome, Control, NoObserver, Observer, Progress};
@@ -121,6 +123,8 @@ impl Stats {
 /// The step program for one batch size.
 struct Program {
     graph: Graph,
+    /// The teacher's forward pass on the same batch, when distilling.
+    teacher: Option<Graph>,
     /// [B] labels of the current batch.
     labels: Tensor,
     loss_rows: Tensor,
@@ -152,6 +156,8 @@ pub struct Trainer {
     lr_spike: Option<(f32, u64)>,
     /// Set when the observer asked to stop at an epoch's last report point.
     stop_requested: bool,
+    /// Teacher model and settings when distilling.
+    teacher: Option<(Model, DistillSpec)>,
     rule: Rule,
     counter: Tensor,
     metrics: Tensor,
@@ -199,6 +205,7 @@ impl Trainer {
             last_good_loss: None,
             lr_spike: None,
             stop_requested: false,
+            teacher: None,
             rule,
             counter: step::counter(gpu, 0)?,
             metrics: Tensor::zeros(gpu, &[4])?,
@@ -240,14 +247,34 @@ impl Trainer {
         let mut step = Vec::new();
         // Gathers are appended by the caller (they depend on the dataset); the rest is fixed.
         step.extend(graph.forward.iter().cloned());
-        step.push(softmax_xent_into(
-            &logits,
-            &labels,
-            &loss_rows,
-            &dlogits,
-            self.train.label_smoothing,
-            GradScale::MeanOverValid,
-        )?);
+        let teacher = match (&self.teacher, train) {
+            (Some((model, spec)), true) => {
+                let tg = Graph::new(model, batch, false, &self.counter, self.seed)?;
+                step.extend(tg.forward.iter().cloned());
+                let t_logits = tg.output()?;
+                step.push(distill_into(
+                    &logits,
+                    &t_logits,
+                    &labels,
+                    &loss_rows,
+                    &dlogits,
+                    spec.alpha,
+                    spec.temperature,
+                )?);
+                Some(tg)
+            }
+            _ => {
+                step.push(softmax_xent_into(
+                    &logits,
+                    &labels,
+                    &loss_rows,
+                    &dlogits,
+                    self.train.label_smoothing,
+                    GradScale::MeanOverValid,
+                )?);
+                None
+            }
+        };
         step.push(metrics::classify_into(
             &loss_rows,
             &logits,
@@ -269,6 +296,7 @@ impl Trainer {
         }
         Ok(Program {
             graph,
+            teacher,
             labels,
             loss_rows,
             step,
@@ -360,8 +388,9 @@ impl Trainer {
         self.metrics
             .write_f32(&self.cursor.metrics.unwrap_or([0.0; 4]))?;
         let mut done = first;
-        let boundary =
-            |every: Option<u64>, global: u64| every.is_some_and(|e| e > 0 && global.is_multiple_of(e));
+        let boundary = |every: Option<u64>, global: u64| {
+            every.is_some_and(|e| e > 0 && global.is_multiple_of(e))
+        };
         while done < steps {
             // Run up to the next report or checkpoint boundary (global step multiples).
             let mut n = STEPS_PER_SUBMIT.min(steps - done);
@@ -447,6 +476,10 @@ impl Trainer {
         let input = prog.graph.input.reshape(&[b, per])?;
         let feats = data.features.reshape(&[data.len, per])?;
         list.push(gather_stepped_into(&feats, idx, &self.counter, &input)?);
+        if let Some(tg) = &prog.teacher {
+            let t_input = tg.input.reshape(&[b, per])?;
+            list.push(gather_stepped_into(&feats, idx, &self.counter, &t_input)?);
+        }
         list.push(gather_stepped_into(
             &data.labels,
             idx,
