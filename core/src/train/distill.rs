@@ -51,7 +51,10 @@ impl Trainer {
                 ),
             ));
         }
-        if !(0.0..=1.0).contains(&spec.alpha) || spec.temperature.is_nan() || spec.temperature <= 0.0 {
+        if !(0.0..=1.0).contains(&spec.alpha)
+            || spec.temperature.is_nan()
+            || spec.temperature <= 0.0
+        {
             return Err(Error::invalid(
                 "distillation",
                 format!(

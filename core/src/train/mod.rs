@@ -26,11 +26,13 @@ use crate::optim::{LrState, OptimizerSpec};
 use serde::{Deserialize, Serialize};
 
 mod distill;
+mod early_stop;
 mod incremental;
 mod observe;
 mod recovery;
 mod transfer;
 pub use distill::DistillSpec;
+pub use early_stop::{EarlyStopping, FitReport, Monitor};
 pub use incremental::{RehearsalSpec, Reservoir};
 pub(crate) use observe::EpochOutcome;
 pub use observe::{ChunkOptions, ChunkOutcome, Control, NoObserver, Observer, Progress};
