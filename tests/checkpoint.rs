@@ -162,3 +162,21 @@ fn atomic_write_replaces_and_leaves_no_temporary() {
     assert!(matches!(err, Error::Io { .. }), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_crash_mid_write_leaves_the_previous_checkpoint_loadable() {
+    let dir = std::env::temp_dir().join(format!("accrete-crash-test-{}", std::process::id()));
+    let path = dir.join("last.safetensors");
+    let (t, _) = trainer(5);
+    let good = pollster::block_on(t.checkpoint()).unwrap();
+    write_atomic(&path, &good.to_bytes().unwrap()).unwrap();
+    // What a process killed inside write_atomic leaves behind: a partial temporary file
+    // beside the target (the rename, which is atomic, never happened).
+    let partial = &good.to_bytes().unwrap()[..1000];
+    std::fs::write(dir.join(".last.safetensors.tmp-99999"), partial).unwrap();
+    assert_eq!(read_file(&path).unwrap(), good);
+    // The next save still succeeds and replaces the file whole.
+    write_atomic(&path, &good.to_bytes().unwrap()).unwrap();
+    assert_eq!(read_file(&path).unwrap(), good);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
