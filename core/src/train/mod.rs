@@ -114,6 +114,10 @@ pub struct Stats {
     pub accuracy: f64,
     pub samples: usize,
     pub seconds: f64,
+    /// Host time spent recording and submitting the steps (the per-step CPU cost that
+    /// whole-epoch recording keeps small), in seconds; 0 for evaluation.
+    #[serde(default)]
+    pub host_seconds: f64,
 }
 
 impl Stats {
@@ -129,7 +133,6 @@ struct Program {
     teacher: Option<Graph>,
     /// [B] labels of the current batch.
     labels: Tensor,
-    loss_rows: Tensor,
     step: Vec<Dispatch>,
 }
 
@@ -300,7 +303,6 @@ impl Trainer {
             graph,
             teacher,
             labels,
-            loss_rows,
             step,
         })
     }
@@ -390,6 +392,7 @@ impl Trainer {
         self.metrics
             .write_f32(&self.cursor.metrics.unwrap_or([0.0; 4]))?;
         let mut done = first;
+        let mut host = 0.0;
         let boundary = |every: Option<u64>, global: u64| {
             every.is_some_and(|e| e > 0 && global.is_multiple_of(e))
         };
@@ -405,9 +408,11 @@ impl Trainer {
                     n = n.min(to_next as usize);
                 }
             }
+            let t0 = clock::now_seconds();
             let mut rec = gpu.recorder();
             rec.pass(&refs, n);
             rec.submit()?;
+            host += clock::now_seconds() - t0;
             done += n;
             self.step += n as u64;
             self.cursor.step_in_epoch = done as u64;
@@ -439,6 +444,7 @@ impl Trainer {
             accuracy: m[1] as f64 / samples.max(1) as f64,
             samples,
             seconds: clock::now_seconds() - start,
+            host_seconds: host,
         };
         if opts.report_every_steps.is_some() {
             let p = self.progress(steps, steps, &m, start);
@@ -551,12 +557,12 @@ impl Trainer {
         rec.submit()?;
         let m = self.metrics.read_f32().await?;
         let samples = m[2] as usize;
-        let _ = &prog.loss_rows;
         Ok(Stats {
             loss: m[0] as f64 / samples.max(1) as f64,
             accuracy: m[1] as f64 / samples.max(1) as f64,
             samples,
             seconds: clock::now_seconds() - start,
+            host_seconds: 0.0,
         })
     }
 
