@@ -64,24 +64,6 @@ fn spiral_mlp_learns() {
     }
 }
 
-async fn weight_bytes(t: &Trainer) -> Vec<u32> {
-    let mut out = Vec::new();
-    for p in &t.model.params {
-        out.extend(
-            p.value
-                .read_f32()
-                .await
-                .unwrap()
-                .iter()
-                .map(|v| v.to_bits()),
-        );
-        for s in &p.state {
-            out.extend(s.read_f32().await.unwrap().iter().map(|v| v.to_bits()));
-        }
-    }
-    out
-}
-
 fn train_cnn(seed: u64, epochs: usize) -> (Trainer, Vec<f64>) {
     let data = quadrant_images(300, 3);
     let d = GpuDataset::upload(gpu(), &data).unwrap();

@@ -517,11 +517,14 @@ impl Trainer {
         Ok(list)
     }
 
-    /// Mean loss and accuracy over `data` (dropout off), batched like training.
-    pub async fn evaluate(&mut self, data: &GpuDataset, batch: usize) -> Result<Stats> {
+    /// The evaluation program for `batch`, the in-order index buffer padded to whole
+    /// batches, and (steps, indices, dataset rows view, batch input view).
+    fn eval_setup(
+        &mut self,
+        data: &GpuDataset,
+        batch: usize,
+    ) -> Result<(usize, Tensor, Tensor, Tensor)> {
         self.check_data(data)?;
-        let start = clock::now_seconds();
-        let gpu = self.gpu().clone();
         if self
             .eval_program
             .as_ref()
@@ -532,17 +535,22 @@ impl Trainer {
         let prog = self.eval_program.as_ref().expect("built above");
         let steps = data.len.div_ceil(batch);
         let idx = Tensor::from_u32(
-            &gpu,
+            self.gpu(),
             &[steps * batch],
             &self.epoch_indices(data.len, batch, false),
         )?;
-        let input = prog
-            .graph
-            .input
-            .reshape(&[batch, data.features.len() / data.len.max(1)])?;
-        let feats = data
-            .features
-            .reshape(&[data.len, data.features.len() / data.len.max(1)])?;
+        let per = data.features.len() / data.len.max(1);
+        let input = prog.graph.input.reshape(&[batch, per])?;
+        let feats = data.features.reshape(&[data.len, per])?;
+        Ok((steps, idx, feats, input))
+    }
+
+    /// Mean loss and accuracy over `data` (dropout off), batched like training.
+    pub async fn evaluate(&mut self, data: &GpuDataset, batch: usize) -> Result<Stats> {
+        let start = clock::now_seconds();
+        let gpu = self.gpu().clone();
+        let (steps, idx, feats, input) = self.eval_setup(data, batch)?;
+        let prog = self.eval_program.as_ref().expect("built by eval_setup");
         let mut list = vec![
             gather_stepped_into(&feats, &idx, &self.counter, &input)?,
             gather_stepped_into(&data.labels, &idx, &self.counter, &prog.labels)?,
@@ -568,30 +576,10 @@ impl Trainer {
 
     /// Class probabilities for every sample of `data`, [n, classes] row-major.
     pub async fn predict(&mut self, data: &GpuDataset, batch: usize) -> Result<Vec<f32>> {
-        self.check_data(data)?;
         let gpu = self.gpu().clone();
-        if self
-            .eval_program
-            .as_ref()
-            .is_none_or(|p| p.graph.batch != batch)
-        {
-            self.eval_program = Some(self.build_program(batch, false)?);
-        }
-        let prog = self.eval_program.as_ref().expect("built above");
+        let (steps, idx, feats, input) = self.eval_setup(data, batch)?;
+        let prog = self.eval_program.as_ref().expect("built by eval_setup");
         let classes = self.model.spec.outputs()?;
-        let steps = data.len.div_ceil(batch);
-        let idx = Tensor::from_u32(
-            &gpu,
-            &[steps * batch],
-            &self.epoch_indices(data.len, batch, false),
-        )?;
-        let input = prog
-            .graph
-            .input
-            .reshape(&[batch, data.features.len() / data.len.max(1)])?;
-        let feats = data
-            .features
-            .reshape(&[data.len, data.features.len() / data.len.max(1)])?;
         let probs = Tensor::uninit(&gpu, &[batch, classes], DType::F32)?;
         let out = Tensor::uninit(&gpu, &[steps * batch, classes], DType::F32)?;
         let mut list = vec![gather_stepped_into(&feats, &idx, &self.counter, &input)?];
