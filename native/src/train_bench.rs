@@ -65,6 +65,8 @@ struct Line<'a> {
     train_samples: usize,
     seconds: f64,
     samples_per_sec: f64,
+    /// Host time recording + submitting, per training step (microseconds).
+    host_us_per_step: f64,
     train_loss: f64,
     train_accuracy: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -124,6 +126,7 @@ pub fn run(args: &TrainBenchArgs) -> Result<(), Failure> {
                 train_samples: s.samples,
                 seconds: s.seconds,
                 samples_per_sec: s.samples_per_second(),
+                host_us_per_step: 1e6 * s.host_seconds / s.samples.div_ceil(batch).max(1) as f64,
                 train_loss: s.loss,
                 train_accuracy: s.accuracy,
                 test_loss: e.map(|e| e.loss),
