@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: install what is missing (software Vulkan when no adapter
-# is found, the Fashion-MNIST package), build the CLI, list adapters, check and time the
-# matmul kernels, and train the reference MLP on a Fashion-MNIST subset.
+# is found, the Fashion-MNIST package, a font for the report charts), build the CLI, list
+# the adapters, and run the built-in default: Fashion-MNIST arriving in 5 incremental
+# chunks into an MLP, with checkpoints, metrics and a report in runs/NNN/.
+# Extra arguments go to `accrete train` (e.g. --config FILE --out DIR).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 need=()
 compgen -G '/usr/share/vulkan/icd.d/*.json' >/dev/null || need+=(mesa-vulkan-drivers libvulkan1)
 [[ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]] || need+=(dataset-fashion-mnist)
+[[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || need+=(fonts-dejavu-core)
 if ((${#need[@]})); then
     if [[ $(id -u) -eq 0 ]]; then
         echo "[scripts/main.sh] installing ${need[*]}" >&2
@@ -23,5 +26,4 @@ cargo build --release -p accrete-cli
 bin=target/release/accrete
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 "$bin" devices
-"$bin" bench matmul --sizes 256,512 --reps 3
-"$bin" bench train --model mlp --train-limit "${TRAIN_LIMIT:-6000}" --test-limit 2000 --epochs "${EPOCHS:-3}" --eval-every 1
+"$bin" train "$@"

@@ -9,10 +9,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 LAVAPIPE_PACKAGES=(mesa-vulkan-drivers libvulkan1)
 # The end-to-end tests train on a Fashion-MNIST subset.
 [[ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]] || LAVAPIPE_PACKAGES+=(dataset-fashion-mnist)
+# Report charts render their text with DejaVu.
+[[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || LAVAPIPE_PACKAGES+=(fonts-dejavu-core)
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 
 if ! compgen -G '/usr/share/vulkan/icd.d/lvp_icd*.json' >/dev/null \
-    || [[ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]]; then
+    || ((${#LAVAPIPE_PACKAGES[@]} > 2)); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
         echo "[scripts/test.sh] installing: ${LAVAPIPE_PACKAGES[*]}" >&2
         if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then

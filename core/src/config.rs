@@ -320,7 +320,8 @@ impl RunConfig {
     /// error message, which gives the line and column, the key and what is allowed there:
     /// `run.toml: line 4, column 1: data.formt: unknown field `formt`, expected one of …`.
     pub fn from_toml(text: &str, source: &str) -> Result<RunConfig> {
-        let de = toml::de::Deserializer::parse(text).map_err(|e| toml_error(text, source, None, &e))?;
+        let de =
+            toml::de::Deserializer::parse(text).map_err(|e| toml_error(text, source, None, &e))?;
         let config: RunConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
@@ -378,7 +379,11 @@ impl RunConfig {
             return bad("data.train_limit", "0 samples leaves nothing to train on; use at least 1, or remove the key to use all".into());
         }
         if d.test_limit == Some(0) {
-            return bad("data.test_limit", "0 samples leaves nothing to test on; use at least 1, or remove the key to use all".into());
+            return bad(
+                "data.test_limit",
+                "0 samples leaves nothing to test on; use at least 1, or remove the key to use all"
+                    .into(),
+            );
         }
         if !(0.0..1.0).contains(&d.validation_fraction) {
             return bad(
@@ -440,7 +445,7 @@ impl RunConfig {
             );
         }
         if let Some(r) = &self.recovery {
-            if !(r.spike_factor > 1.0) {
+            if r.spike_factor.is_nan() || r.spike_factor <= 1.0 {
                 return bad(
                     "recovery.spike_factor",
                     format!("{} must be greater than 1", r.spike_factor),
@@ -467,6 +472,16 @@ impl RunConfig {
         Ok(())
     }
 
+    /// The same run with every default that depends on other keys written out (the IDX
+    /// folder), as saved in a run directory.
+    pub fn resolved(&self) -> RunConfig {
+        let mut c = self.clone();
+        if c.data.format == DataFormat::Idx && c.data.dir.is_none() {
+            c.data.dir = Some(DEFAULT_DATA_DIR.to_string());
+        }
+        c
+    }
+
     /// The model to build: `model` with the `[finetune] freeze` layers frozen.
     pub fn model_spec(&self) -> Result<ModelSpec> {
         let mut spec = self.model.clone();
@@ -476,13 +491,18 @@ impl RunConfig {
         Ok(spec)
     }
 
-    /// A display name for class `c` (`data.class_names`, or the number).
+    /// A display name for class `c`: `data.class_names`, else the Fashion-MNIST names for
+    /// the IDX files in [`DEFAULT_DATA_DIR`], else the number.
     pub fn class_name(&self, c: usize) -> String {
-        self.data
-            .class_names
-            .as_ref()
-            .and_then(|n| n.get(c).cloned())
-            .unwrap_or_else(|| c.to_string())
+        let fashion = self.data.format == DataFormat::Idx
+            && self.data.idx_dir() == DEFAULT_DATA_DIR
+            && self.model.outputs().ok() == Some(FASHION_MNIST_CLASSES.len());
+        match &self.data.class_names {
+            Some(names) => names.get(c).cloned(),
+            None if fashion => FASHION_MNIST_CLASSES.get(c).map(|s| s.to_string()),
+            None => None,
+        }
+        .unwrap_or_else(|| c.to_string())
     }
 
     /// Reads the training and (when there is one) test data named by `[data]`, unprepared.
@@ -527,7 +547,7 @@ impl RunConfig {
             return Err(Error::data(
                 name,
                 format!(
-                    "samples have {} values (shape {:?}) but model.input is {want:?} ({} values); set model.input to match the data",
+                    "samples have {} values (shape {:?}) but the model's input (model.input) is {want:?} ({} values); the data and the model must agree",
                     data.sample_len(),
                     data.sample_shape,
                     self.model.input_len()
@@ -553,7 +573,7 @@ impl RunConfig {
         };
         let (mut train, mut validation) = if d.validation_fraction > 0.0 {
             let (t, v) = split::holdout(&train, d.validation_fraction, d.stratified, self.seed)
-                .map_err(|e| Error::invalid("data.validation_fraction", e.to_string()))?;
+                .map_err(|e| rekey(e, "data.validation_fraction"))?;
             (t, Some(v))
         } else {
             (train, None)
@@ -570,7 +590,7 @@ impl RunConfig {
         };
         let inc = &self.incremental;
         let chunks = split::increments(&train, inc.chunks, inc.split_by, self.seed, inc.shuffle)
-            .map_err(|e| Error::invalid("incremental.chunks", e.to_string()))?;
+            .map_err(|e| rekey(e, "incremental.chunks"))?;
         let mut warnings = Vec::new();
         warnings.extend(split::imbalance_warning(
             &train,
@@ -595,6 +615,54 @@ impl RunConfig {
             warnings,
         })
     }
+}
+
+/// An argument error from a library function, renamed after the config key it came from.
+fn rekey(e: Error, key: &str) -> Error {
+    match e {
+        Error::InvalidArgument { detail, .. } => Error::invalid(key, detail),
+        other => other,
+    }
+}
+
+/// Refuses a model whose parameters, or whose activations for a batch of `batch` samples,
+/// would not fit in one GPU buffer of `max_bytes` (the device's largest bindable buffer,
+/// [`crate::Gpu::max_binding_bytes`]), before anything is allocated on the host or the GPU.
+pub fn check_fits(spec: &ModelSpec, batch: usize, max_bytes: u64) -> Result<()> {
+    let bytes = |shape: &[usize], rows: usize| {
+        shape
+            .iter()
+            .try_fold(rows as u64 * 4, |a, &d| a.checked_mul(d as u64))
+            .unwrap_or(u64::MAX)
+    };
+    let over = |what: String, needed: u64| {
+        Err(Error::OverLimit {
+            what,
+            needed,
+            limit: max_bytes,
+            limit_name: "max_storage_buffer_binding_size",
+        })
+    };
+    for (i, (layer, sh)) in spec.layers.iter().zip(spec.shapes()?).enumerate() {
+        let kind = layer.kind();
+        if let Some(w) = &sh.weight {
+            let b = bytes(w, 1);
+            if b > max_bytes {
+                return over(format!("layer {i} ({kind}): its weight matrix {w:?}"), b);
+            }
+        }
+        let b = bytes(&sh.output, batch);
+        if b > max_bytes {
+            return over(
+                format!(
+                    "layer {i} ({kind}): its output for a batch of {batch} ({batch} × {:?})",
+                    sh.output
+                ),
+                b,
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Refuses labels the model cannot predict.
@@ -772,7 +840,9 @@ freeze = [0]
     }
 
     fn err(text: &str) -> String {
-        RunConfig::from_toml(text, "bad.toml").unwrap_err().to_string()
+        RunConfig::from_toml(text, "bad.toml")
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -781,7 +851,10 @@ freeze = [0]
         assert!(e.starts_with("bad.toml: line 2, column 1: "), "{e}");
         assert!(e.contains("formt") && e.contains("format"), "{e}");
         let e = err("[data]\nformat = \"hdf5\"\n");
-        assert!(e.contains("data.format") && e.contains("idx") && e.contains("csv"), "{e}");
+        assert!(
+            e.contains("data.format") && e.contains("idx") && e.contains("csv"),
+            "{e}"
+        );
         let e = err("[optimizer]\ntype = \"adamx\"\n");
         assert!(e.contains("optimizer.type") && e.contains("adamw"), "{e}");
         let e = err("[model]\ninput = [784]\nlayers = [{ type = \"dense\", units = 10, activation = \"relux\" }]\n");
@@ -791,7 +864,10 @@ freeze = [0]
         let e = err("[train]\nbatch_size = 0\n");
         assert!(e.contains("train.batch_size: must be at least 1"), "{e}");
         let e = err("[data]\nvalidation_fraction = 1.5\n");
-        assert!(e.contains("data.validation_fraction: 1.5 is outside [0, 1)"), "{e}");
+        assert!(
+            e.contains("data.validation_fraction: 1.5 is outside [0, 1)"),
+            "{e}"
+        );
         let e = err("colour = 3\n");
         assert!(e.contains("colour") && e.contains("seed"), "{e}");
         let e = err("[data]\nformat = \"csv\"\n");

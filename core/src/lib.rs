@@ -14,6 +14,7 @@ pub mod kernels;
 pub mod metrics;
 pub mod nn;
 pub mod optim;
+pub mod report;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -5,6 +5,10 @@
 
 mod bench;
 mod devices;
+mod eval;
+mod progress;
+mod report;
+mod run;
 mod train_bench;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +28,11 @@ pub(crate) use environment_help;
 
 const MAIN_EXAMPLES: &str = concat!(
     "Examples:
+  accrete train --config run.toml --out runs/exp1  train incrementally; writes a run directory
+  accrete resume runs/exp1                      continue a stopped or killed run exactly
+  accrete eval runs/exp1/checkpoints/best.safetensors   loss, accuracy, per-class scores (JSON)
+  accrete predict model.safetensors --input x.csv      class probabilities (CSV)
+  accrete report runs/exp1                      charts and report.md in runs/exp1/report/
   accrete devices                               list GPU adapters; * marks the one accrete uses
   accrete devices --json                        the same, one JSON object per line
   accrete bench matmul --sizes 256,512 --reps 3 time the matmul kernels, one JSON line each
@@ -33,7 +42,8 @@ const MAIN_EXAMPLES: &str = concat!(
     environment_help!(),
     "
 
-Exit status: 0 on success, 2 on a usage error or when the GPU work fails."
+Exit status: 0 on success, 2 on a usage error or when the GPU work fails, 130 when training
+was stopped with Ctrl-C (after a checkpoint)."
 );
 
 /// Neural-network training on the GPU through WGSL compute shaders.
@@ -46,6 +56,21 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Train a model incrementally from a run configuration; writes a run directory.
+    #[command(after_help = run::TRAIN_EXAMPLES)]
+    Train(run::TrainArgs),
+    /// Continue a run from its last checkpoint, exactly as if it had not stopped.
+    #[command(after_help = run::RESUME_EXAMPLES)]
+    Resume(run::ResumeArgs),
+    /// Evaluate a checkpoint on labelled data: one JSON object with loss, accuracy, P/R/F1.
+    #[command(after_help = eval::EVAL_EXAMPLES)]
+    Eval(eval::EvalArgs),
+    /// Class probabilities of a checkpoint's model for a CSV table or IDX images.
+    #[command(after_help = eval::PREDICT_EXAMPLES)]
+    Predict(eval::PredictArgs),
+    /// Charts and report.md for a run directory (also written at the end of `train`).
+    #[command(after_help = report::EXAMPLES)]
+    Report(report::ReportArgs),
     /// List the GPU adapters, their limits and features, marking the one accrete would use.
     #[command(after_help = devices::EXAMPLES)]
     Devices(devices::DevicesArgs),
@@ -73,6 +98,16 @@ pub enum Failure {
     Accrete(accrete::Error),
     /// Writing the output failed (a closed pipe, a full disk).
     Output(io::Error),
+    /// Training was stopped with Ctrl-C after a checkpoint; the message says how to resume.
+    Interrupted(String),
+}
+
+/// A problem with an input file or value, named by `source` (a path, "training data").
+pub fn data_failure(source: impl Into<String>, detail: impl std::fmt::Display) -> Failure {
+    Failure::Accrete(accrete::Error::Data {
+        source_name: source.into(),
+        detail: detail.to_string(),
+    })
 }
 
 impl From<accrete::Error> for Failure {
@@ -90,6 +125,11 @@ impl From<io::Error> for Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Train(args) => run::train(&args),
+        Command::Resume(args) => run::resume(&args),
+        Command::Eval(args) => eval::eval(&args),
+        Command::Predict(args) => eval::predict_cmd(&args),
+        Command::Report(args) => report::run(&args),
         Command::Devices(args) => devices::run(&args),
         Command::Bench {
             which: BenchCommand::Matmul(args),
@@ -104,10 +144,16 @@ fn main() -> ExitCode {
         Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(Failure::Output(e)) => report(&format!("could not write the output: {e}")),
         Err(Failure::Accrete(e)) => report(&e.to_string()),
+        Err(Failure::Interrupted(message)) => {
+            let _ = writeln!(io::stderr(), "{message}");
+            ExitCode::from(130)
+        }
     }
 }
 
 fn report(message: &str) -> ExitCode {
+    // One line, whatever the message holds.
+    let message = message.trim().replace('\n', "; ");
     let _ = writeln!(io::stderr(), "error: {message}");
     ExitCode::from(2)
 }
@@ -166,6 +212,42 @@ mod tests {
             &["--max-seconds", "-1"],
         ] {
             let argv = ["accrete", "bench", "matmul"].iter().chain(bad);
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn run_commands_parse() {
+        let cli =
+            Cli::try_parse_from(["accrete", "train", "--config", "r.toml", "--quiet"]).unwrap();
+        let Command::Train(t) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(t.config.as_deref(), Some(std::path::Path::new("r.toml")));
+        assert!(t.quiet && t.out.is_none());
+        let cli = Cli::try_parse_from([
+            "accrete",
+            "eval",
+            "c.safetensors",
+            "--split",
+            "train",
+            "--limit",
+            "5",
+        ])
+        .unwrap();
+        let Command::Eval(e) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!((e.split, e.limit), (eval::SplitChoice::Train, Some(5)));
+        for bad in [
+            &["eval", "c.safetensors", "--limit", "0"][..],
+            &["eval", "c.safetensors", "--split", "valid"],
+            &["eval", "c.safetensors", "--csv", "x.csv", "--data-dir", "d"],
+            &["predict", "c.safetensors"],
+            &["resume"],
+            &["report", "r", "--checkpoint", "first"],
+        ] {
+            let argv = ["accrete"].iter().chain(bad);
             assert!(Cli::try_parse_from(argv).is_err(), "{bad:?} was accepted");
         }
     }
