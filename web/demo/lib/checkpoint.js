@@ -1,12 +1,14 @@
 // Reads the accrete metadata of a .safetensors checkpoint in JS (the model spec, counters,
 // preprocessing) so the page can describe and check a file before handing it to Trainer.load.
 
+const fmt = (n) => (n < 1e3 ? `${n} bytes` : n < 1e6 ? `${(n / 1e3).toFixed(1)} kB` : `${(n / 1e6).toFixed(1)} MB`);
+
 /** The parsed `accrete` metadata of a checkpoint, or throws an Error saying what is wrong. */
 export function readMeta(bytes, name = 'the file') {
   if (bytes.length < 8) throw new Error(`${name} is too short to be a .safetensors checkpoint (${bytes.length} bytes).`);
   const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
   if (n < 2 || n > bytes.length - 8 || n > 100e6) {
-    throw new Error(`${name} is not a .safetensors checkpoint (its 8-byte header length ${n} does not fit the file of ${bytes.length} bytes).`);
+    throw new Error(`${name} is not a .safetensors checkpoint: its first 8 bytes should give the length of a JSON header inside the file (${fmt(bytes.length)}), and do not.`);
   }
   let header;
   try {

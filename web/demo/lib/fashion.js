@@ -157,7 +157,9 @@ export class Fashion {
           this.samplesEl)));
     this.updateModelChoice();
     this.renderConfusion();
+    this.renderSamples();
     this.updateProgress(0);
+    this.updateButtons();
     this.refreshStoredInfo();
   }
 
@@ -193,7 +195,7 @@ export class Fashion {
     this.modelInfo.replaceChildren(
       h('span.chip', this.meta ? this.source : `new ${MODELS[this.kind].label}`),
       ' ', describeModel(model),
-      this.steps || this.meta ? h('span.muted', ` · step ${fmt.int(this.currentStep())}`) : null);
+      ...(this.trainer ? [h('span.muted', ` · step ${fmt.int(this.currentStep())}`)] : []));
   }
 
   currentStep() {
@@ -573,8 +575,8 @@ export class Fashion {
         for (let c = 1; c < 10; c++) if (p[k * 10 + c] > p[k * 10 + best]) best = c;
         const ok = best === truth;
         cls = ok ? '.ok' : '.bad';
-        label = h('span.sample-pred', `${CLASS_NAMES[best]}`, h('span.sample-conf', ` ${Math.round(100 * p[k * 10 + best])}%`));
-        detail = h('span.sample-true', ok ? 'correct' : `is ${CLASS_NAMES[truth]}`);
+        label = h('span.sample-pred', { title: `predicted ${CLASS_NAMES[best]}` }, CLASS_NAMES[best]);
+        detail = h('span.sample-true', h('span.sample-conf', `${Math.round(100 * p[k * 10 + best])}% · `), ok ? 'correct' : `is ${CLASS_NAMES[truth]}`);
       }
       return h(`figure.sample${cls}`, canvas, h('figcaption', label, detail));
     }));

@@ -16,6 +16,7 @@ export class DataError extends Error {
  */
 export async function fetchIdx(base, name, onBytes = () => {}) {
   const attempts = [];
+  let serverSays = '';
   for (const file of [`${name}.gz`, name]) {
     const url = new URL(file, base).href;
     let res;
@@ -27,6 +28,9 @@ export async function fetchIdx(base, name, onBytes = () => {}) {
     }
     if (!res.ok) {
       attempts.push(`${url} (HTTP ${res.status}${res.statusText ? ' ' + res.statusText : ''})`);
+      if (!serverSays && /^text\/plain/.test(res.headers.get('content-type') ?? '')) {
+        serverSays = (await res.text().catch(() => '')).trim().split('\n')[0].slice(0, 300);
+      }
       continue;
     }
     const total = Number(res.headers.get('content-length')) || 0;
@@ -50,6 +54,7 @@ export async function fetchIdx(base, name, onBytes = () => {}) {
     return parseIdx(bytes, file);
   }
   throw new DataError(`Could not load ${name}.gz — looked for ${attempts.join(' and ')}.`, [
+    ...(serverSays ? [`The server says: ${serverSays}`] : []),
     'Serve the page with `node web/demo/serve.mjs`, which serves /usr/share/datasets/fashion-mnist under data/ beside the page (or pass --data DIR).',
     'Embedding elsewhere: point the element\'s data attribute at a folder holding the four Fashion-MNIST IDX files.',
   ]);

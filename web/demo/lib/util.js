@@ -102,10 +102,15 @@ export function errorBox(title, message, { hints = [], dismissible = true, kind 
   const box = h(`div.alert.alert-${kind}`, { attrs: { role: kind === 'error' ? 'alert' : 'status' } },
     h('div.alert-body',
       h('strong.alert-title', title),
-      message ? h('p.alert-text', message) : null,
-      hints.length ? h('ul.alert-hints', hints.map((t) => h('li', t))) : null),
+      message ? h('p.alert-text', withCode(message)) : null,
+      hints.length ? h('ul.alert-hints', hints.map((t) => h('li', withCode(t)))) : null),
     dismissible ? h('button.alert-close', { type: 'button', title: 'Dismiss', attrs: { 'aria-label': 'Dismiss' }, onclick: () => box.remove() }, '×') : null);
   return box;
+}
+
+/** Text with `backticked` parts as <code> elements. */
+function withCode(text) {
+  return String(text).split('`').map((part, i) => (i % 2 ? h('code', part) : part));
 }
 
 /** Starts a browser download of `bytes` named `name`. */
