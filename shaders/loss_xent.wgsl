@@ -67,7 +67,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     let pad = y == PAD;
     let bad = y >= p.cols && !pad;
-    let nan = bitcast<f32>(0x7fc00000u);
+    // Through a var: a constant expression that is NaN is a shader-creation error in WGSL
+    // (Chromium's Tint refuses it; naga accepts it).
+    var nan_bits = 0x7fc00000u;
+    let nan = bitcast<f32>(nan_bits);
     let inv = 1.0 / s;
     for (var c = lid; c < p.cols; c += RW) {
         let prob = exp(x[base + c] - m) * inv;
