@@ -145,14 +145,14 @@ impl Gpu {
             resource: uniform.as_entire_binding(),
         }];
         for (i, b) in storage.iter().enumerate() {
-            let buffer = match b {
-                Bind::T(t) => t.buffer(),
-                Bind::Dummy => &self.inner.dummy,
+            let resource = match b {
+                Bind::T(t) => t.binding(),
+                Bind::Dummy => self.inner.dummy.as_entire_binding(),
                 Bind::Skip => continue,
             };
             entries.push(wgpu::BindGroupEntry {
                 binding: i as u32 + 1,
-                resource: buffer.as_entire_binding(),
+                resource,
             });
         }
         let bind_group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -266,9 +266,9 @@ impl Recorder {
         if count > 0 {
             self.encoder.copy_buffer_to_buffer(
                 src.buffer(),
-                src_at as u64 * 4,
+                src.byte_offset() + src_at as u64 * 4,
                 dst.buffer(),
-                dst_at as u64 * 4,
+                dst.byte_offset() + dst_at as u64 * 4,
                 count as u64 * 4,
             );
         }

@@ -13,10 +13,17 @@ pub enum DType {
 }
 
 /// A dense row-major tensor in GPU memory. Cloning shares the buffer.
+///
+/// A tensor may be a *view* of part of another tensor's buffer ([`Tensor::view`]), starting
+/// `offset` elements in; kernels bind exactly its range. Views let a model keep all its
+/// parameters (and gradients, optimizer states) in one flat buffer each, so that one
+/// dispatch can update them all while every layer still sees its own tensors.
 #[derive(Clone)]
 pub struct Tensor {
     gpu: Gpu,
     buf: Arc<PooledBuffer>,
+    /// Start within the buffer, in elements (a multiple of [`Tensor::VIEW_ALIGN`]).
+    offset: usize,
     shape: Vec<usize>,
     dtype: DType,
 }
@@ -70,6 +77,7 @@ impl Tensor {
                 buffer: Some(buffer),
                 pool: Arc::downgrade(&gpu.inner.pool),
             }),
+            offset: 0,
             shape: shape.to_vec(),
             dtype,
         })
@@ -124,7 +132,10 @@ impl Tensor {
             ));
         }
         if !bytes.is_empty() {
-            self.gpu.inner.queue.write_buffer(self.buffer(), 0, bytes);
+            self.gpu
+                .inner
+                .queue
+                .write_buffer(self.buffer(), self.byte_offset(), bytes);
         }
         Ok(())
     }
@@ -157,7 +168,7 @@ impl Tensor {
             mapped_at_creation: false,
         });
         let mut enc = dev.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(self.buffer(), 0, &staging, 0, size);
+        enc.copy_buffer_to_buffer(self.buffer(), self.byte_offset(), &staging, 0, size);
         self.gpu.inner.queue.submit([enc.finish()]);
         let (tx, rx) = futures_channel::oneshot::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
@@ -201,6 +212,43 @@ impl Tensor {
         })
     }
 
+    /// Elements every view offset is a multiple of: 64 f32 = 256 bytes, the largest
+    /// `min_storage_buffer_offset_alignment` WebGPU and Vulkan allow, so any view can be
+    /// bound on any device.
+    pub const VIEW_ALIGN: usize = 64;
+
+    /// A view of `shape` starting `offset` elements into this tensor, sharing its buffer
+    /// (writes through either are seen by both). `offset` must be a multiple of
+    /// [`Tensor::VIEW_ALIGN`] and the view must lie inside this tensor.
+    pub fn view(&self, offset: usize, shape: &[usize]) -> Result<Tensor> {
+        let n = checked_elems(shape)?;
+        if !offset.is_multiple_of(Self::VIEW_ALIGN) || offset + n > self.len() {
+            return Err(Error::shape(
+                "view",
+                format!(
+                    "{shape:?} at element {offset} does not fit in {:?} at a multiple of {}",
+                    self.shape,
+                    Self::VIEW_ALIGN
+                ),
+            ));
+        }
+        Ok(Tensor {
+            offset: self.offset + offset,
+            shape: shape.to_vec(),
+            ..self.clone()
+        })
+    }
+
+    /// Whether `self` and `other` live in the same GPU buffer (views of one tensor).
+    pub fn shares_buffer(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.buf, &other.buf)
+    }
+
+    /// Start of the tensor within its buffer, in elements (0 unless a view).
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
@@ -232,6 +280,28 @@ impl Tensor {
 
     pub(crate) fn buffer(&self) -> &wgpu::Buffer {
         self.buf.buffer.as_ref().expect("buffer present until drop")
+    }
+
+    /// Start of the tensor within its buffer, in bytes.
+    pub(crate) fn byte_offset(&self) -> u64 {
+        self.offset as u64 * 4
+    }
+
+    /// The storage binding of this tensor: the whole buffer when it starts at 0, else its
+    /// range (at least 4 bytes).
+    pub(crate) fn binding(&self) -> wgpu::BindingResource<'_> {
+        if self.offset == 0 {
+            // Kernels index by explicit sizes (no arrayLength), so the rest of a view's
+            // buffer past its end is never touched.
+            return self.buffer().as_entire_binding();
+        }
+        let room = self.buffer().size() - self.byte_offset();
+        let size = (self.len() as u64 * 4).clamp(4, room);
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: self.buffer(),
+            offset: self.byte_offset(),
+            size: std::num::NonZeroU64::new(size),
+        })
     }
 
     pub(crate) fn expect_dtype(&self, op: &'static str, want: DType) -> Result<()> {

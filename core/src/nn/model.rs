@@ -1,6 +1,14 @@
 //! A `Sequential` model on the GPU: its spec, and each parameter's value, gradient and
 //! optimizer state tensors. Parameter names follow PyTorch's `nn.Sequential`:
 //! `layers.{i}.weight` and `layers.{i}.bias`, i = the layer's index in the spec.
+//!
+//! Storage: the parameters are packed into flat *arenas* — one buffer of values, one of
+//! gradients and one per optimizer state — and each [`Param`]'s tensors are views into them
+//! at the same offset (aligned to [`Tensor::VIEW_ALIGN`], zero gaps between). Layers, the
+//! checkpoint code and tests see ordinary per-parameter tensors; the optimizer updates a
+//! whole arena in one dispatch (`kernels::optim::MultiUpdate`). A model normally has one
+//! arena; a new one starts only where the next parameter would push the buffer past the
+//! device's largest bindable size.
 
 use super::init;
 use super::spec::{LayerShapes, ModelSpec};
@@ -24,6 +32,22 @@ pub struct Param {
     pub grad: Tensor,
     /// Optimizer state tensors (empty until an optimizer is attached).
     pub state: Vec<Tensor>,
+    /// The arena holding this parameter's tensors (index into [`Model::arenas`]).
+    pub arena: usize,
+    /// Offset of its tensors within the arena's buffers, in elements.
+    pub offset: usize,
+}
+
+/// Flat buffers holding the values, gradients and optimizer states of a run of parameters.
+pub struct Arena {
+    /// [len] parameter values.
+    pub values: Tensor,
+    /// [len] gradients.
+    pub grads: Tensor,
+    /// [len] per optimizer state (empty until an optimizer is attached).
+    pub state: Vec<Tensor>,
+    /// Elements (parameters plus alignment gaps, which stay 0).
+    pub len: usize,
 }
 
 /// A sequential model whose parameters live on the GPU.
@@ -31,14 +55,37 @@ pub struct Model {
     pub spec: ModelSpec,
     pub shapes: Vec<LayerShapes>,
     pub params: Vec<Param>,
+    /// The flat buffers the parameters' tensors are views of.
+    pub arenas: Vec<Arena>,
     gpu: Gpu,
+}
+
+/// Assigns each of `lens` an (arena, offset) with offsets aligned to [`Tensor::VIEW_ALIGN`],
+/// starting a new arena when the current one would exceed `cap` elements; returns the
+/// placements and each arena's length.
+pub(crate) fn pack(lens: &[usize], cap: usize) -> (Vec<(usize, usize)>, Vec<usize>) {
+    let mut places = Vec::with_capacity(lens.len());
+    let mut arenas = vec![0usize];
+    for &n in lens {
+        let cur = arenas.len() - 1;
+        let at = arenas[cur].next_multiple_of(Tensor::VIEW_ALIGN);
+        if at + n > cap && arenas[cur] > 0 {
+            arenas.push(n);
+            places.push((cur + 1, 0));
+        } else {
+            arenas[cur] = at + n;
+            places.push((cur, at));
+        }
+    }
+    (places, arenas)
 }
 
 impl Model {
     /// Builds the model with seeded initial weights (He/Xavier uniform, zero biases).
     pub fn new(gpu: &Gpu, spec: ModelSpec, seed: u64) -> Result<Model> {
         let shapes = spec.shapes()?;
-        let mut params = Vec::new();
+        // (name, layer, kind, shape, initial values) in parameter order.
+        let mut init = Vec::new();
         for (i, (layer, sh)) in spec.layers.iter().zip(&shapes).enumerate() {
             let (Some(ws), Some(bs)) = (&sh.weight, &sh.bias) else {
                 continue;
@@ -56,20 +103,49 @@ impl Model {
                         "bias"
                     }
                 );
-                params.push(Param {
-                    name,
-                    layer: i,
-                    kind,
-                    value: Tensor::from_f32(gpu, shape, &data)?,
-                    grad: Tensor::zeros(gpu, shape)?,
-                    state: Vec::new(),
-                });
+                init.push((name, i, kind, shape.clone(), data));
             }
+        }
+        let lens: Vec<usize> = init.iter().map(|p| p.4.len()).collect();
+        let cap = (gpu.max_binding_bytes() / 4) as usize;
+        let (places, arena_lens) = pack(&lens, cap);
+        let mut host = arena_lens
+            .iter()
+            .map(|&n| vec![0.0f32; n])
+            .collect::<Vec<_>>();
+        for (p, &(a, at)) in init.iter().zip(&places) {
+            host[a][at..at + p.4.len()].copy_from_slice(&p.4);
+        }
+        let arenas = host
+            .iter()
+            .map(|h| {
+                Ok(Arena {
+                    values: Tensor::from_f32(gpu, &[h.len()], h)?,
+                    grads: Tensor::zeros(gpu, &[h.len()])?,
+                    state: Vec::new(),
+                    len: h.len(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut params = Vec::with_capacity(init.len());
+        for ((name, layer, kind, shape, _), &(arena, offset)) in init.into_iter().zip(&places) {
+            let a = &arenas[arena];
+            params.push(Param {
+                name,
+                layer,
+                kind,
+                value: a.values.view(offset, &shape)?,
+                grad: a.grads.view(offset, &shape)?,
+                state: Vec::new(),
+                arena,
+                offset,
+            });
         }
         Ok(Model {
             spec,
             shapes,
             params,
+            arenas,
             gpu: gpu.clone(),
         })
     }
@@ -85,11 +161,20 @@ impl Model {
             .find(|p| p.layer == layer && p.kind == kind)
     }
 
-    /// Allocates (zeroed) optimizer state: `count` tensors per trainable parameter.
+    /// Allocates (zeroed) optimizer state: `count` tensors per parameter, views of `count`
+    /// flat buffers per arena.
     pub fn reset_state(&mut self, count: usize) -> Result<()> {
+        for a in &mut self.arenas {
+            a.state = (0..count)
+                .map(|_| Tensor::zeros(&self.gpu, &[a.len]))
+                .collect::<Result<_>>()?;
+        }
         for p in &mut self.params {
-            p.state = (0..count)
-                .map(|_| Tensor::zeros(&self.gpu, p.value.shape()))
+            let a = &self.arenas[p.arena];
+            p.state = a
+                .state
+                .iter()
+                .map(|s| s.view(p.offset, p.value.shape()))
                 .collect::<Result<_>>()?;
         }
         Ok(())
