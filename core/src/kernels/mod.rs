@@ -49,6 +49,8 @@ pub fn all_shaders() -> Vec<Shader> {
         loss::MSE,
         loss::DISTILL,
         optim::SHADER,
+        optim::MULTI,
+        optim::CLIP,
         clip::SHADER,
         rng::SHADER,
         gather::SHADER,

@@ -1,14 +1,28 @@
 //! Optimizer update rules, applied in place on the GPU: parameters `w`, gradient `g` and
 //! the rule's state tensors (see shaders/optim.wgsl for the formulas). The CPU twin in
 //! [`reference`] follows the same formulas in f64.
+//!
+//! Two launch shapes run the same per-element code (shaders/optim_rules.wgsl):
+//! - per tensor ([`update_scheduled_into`]): one dispatch per parameter tensor;
+//! - multi-tensor ([`update_multi_scheduled_into`]): one dispatch updates every tensor of a
+//!   flat buffer listed in a [`Segment`] table (offset, length, lr multiplier) — a model
+//!   keeps its parameters, gradients and states in such buffers (`nn::model::Arena`), so a
+//!   training step updates the whole model in one dispatch. Each workgroup covers the same
+//!   elements of the same tensor as in the per-tensor launch, so the results are
+//!   bit-identical. [`MultiClip`] does global-norm clipping the same way (3 dispatches per
+//!   step instead of 2 per tensor + 1), bit-identical to [`super::clip::GlobalNormClip`].
 
 use super::elementwise::same_len;
 use super::{groups_1d, shader};
 use crate::error::{Error, Result};
-use crate::gpu::{Bind, DType, Dispatch, Shader, Tensor};
+use crate::gpu::{Bind, DType, Dispatch, Gpu, Shader, Tensor};
 use serde::{Deserialize, Serialize};
 
-pub const SHADER: Shader = shader!("optim", "common");
+pub const SHADER: Shader = shader!("optim", "common", "optim_rules");
+/// The multi-tensor update.
+pub const MULTI: Shader = shader!("optim_multi", "common", "optim_rules", "optim_segments");
+/// Multi-tensor global-norm clipping (sum of squares and scaling phases).
+pub const CLIP: Shader = shader!("optim_clip", "common", "optim_segments");
 
 /// An update rule with its hyper-parameters (learning rate aside, which is scheduled).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -145,7 +159,7 @@ struct Params {
     n: u32,
     nesterov: u32,
     lr_scale: f32,
-    _pad0: u32,
+    segments: u32,
     beta1: f32,
     beta2: f32,
     eps: f32,
@@ -160,7 +174,7 @@ fn params(rule: &Rule, penalty: Penalty, lr_scale: f32, n: usize) -> Params {
         n: n as u32,
         nesterov: 0,
         lr_scale,
-        _pad0: 0,
+        segments: 0,
         beta1: 0.0,
         beta2: 0.0,
         eps: 0.0,
@@ -263,6 +277,206 @@ pub fn update_scheduled_into(
         &binds,
         gpu.grid(groups_1d(w.len()))?,
     )
+}
+
+/// One tensor of a flat buffer in a multi-tensor launch: elements `offset .. offset + len`,
+/// updated with the learning rate multiplied by `lr_scale`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Segment {
+    pub offset: usize,
+    pub len: usize,
+    pub lr_scale: f32,
+}
+
+/// A segment table on the GPU: rows (first workgroup, offset, len, lr_scale bits) of the
+/// non-empty segments, and the launch's total workgroups.
+struct Table {
+    rows: Tensor,
+    count: u32,
+    groups: u64,
+}
+
+/// Checks that `segments` are ascending, disjoint, inside a buffer of `len` elements, with
+/// finite lr multipliers ≥ 0, and uploads their table (each gets ⌈len/256⌉ workgroups).
+fn segment_table(gpu: &Gpu, segments: &[Segment], len: usize) -> Result<Table> {
+    let mut rows = Vec::with_capacity(segments.len() * 4);
+    let mut groups = 0u64;
+    let mut end = 0usize;
+    for (k, s) in segments.iter().enumerate() {
+        if s.offset < end || s.offset.checked_add(s.len).is_none_or(|e| e > len) {
+            return Err(Error::invalid(
+                format!("optimizer segment {k} {s:?}"),
+                format!("segments must be ascending, disjoint and inside the {len}-element buffer"),
+            ));
+        }
+        if !(s.lr_scale >= 0.0 && s.lr_scale.is_finite()) {
+            return Err(Error::invalid(
+                format!("optimizer segment {k}"),
+                format!("lr_scale {} must be ≥ 0", s.lr_scale),
+            ));
+        }
+        end = s.offset + s.len;
+        if s.len == 0 {
+            continue;
+        }
+        rows.extend_from_slice(&[
+            groups as u32,
+            s.offset as u32,
+            s.len as u32,
+            s.lr_scale.to_bits(),
+        ]);
+        groups += groups_1d(s.len);
+    }
+    let count = rows.len() / 4;
+    Ok(Table {
+        rows: Tensor::from_u32(gpu, &[count.max(1), 4], &{
+            rows.resize(count.max(1) * 4, 0);
+            rows
+        })?,
+        count: count as u32,
+        groups,
+    })
+}
+
+/// Builds one update of every tensor listed in `segments` of the flat buffers `w` (values),
+/// `g` (gradients) and `state` (the rule's states, each like `w`), with the learning rate and
+/// bias corrections of row `counter[0]` of `sched` as in [`update_scheduled_into`], and each
+/// segment's lr multiplier. Elements outside the segments are not touched. Per element the
+/// arithmetic is that of [`update_scheduled_into`] on the segment's tensor alone.
+#[allow(clippy::too_many_arguments)]
+pub fn update_multi_scheduled_into(
+    rule: &Rule,
+    penalty: Penalty,
+    w: &Tensor,
+    g: &Tensor,
+    state: &[&Tensor],
+    segments: &[Segment],
+    sched: &Tensor,
+    counter: &Tensor,
+) -> Result<Dispatch> {
+    check_operands(rule, w, g, state)?;
+    counter.expect_dtype("optimizer step counter", DType::U32)?;
+    let gpu = w.gpu();
+    let table = segment_table(gpu, segments, w.len())?;
+    let mut p = params(rule, penalty, 1.0, 0);
+    p.n = u32::try_from(table.groups).map_err(|_| {
+        Error::invalid(
+            "multi-tensor update",
+            "too many workgroups for 32-bit indexing",
+        )
+    })?;
+    p.segments = table.count;
+    let s1 = state.first().map_or(Bind::Skip, |t| Bind::T(t));
+    let s2 = state.get(1).map_or(Bind::Skip, |t| Bind::T(t));
+    let binds = [
+        Bind::T(w),
+        Bind::T(g),
+        s1,
+        s2,
+        Bind::T(sched),
+        Bind::T(counter),
+        Bind::T(&table.rows),
+    ];
+    gpu.dispatch(
+        &MULTI,
+        "",
+        rule.entry(),
+        &p,
+        &binds,
+        gpu.grid(table.groups)?,
+    )
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ClipParams {
+    n: u32,
+    base: u32,
+    max_norm: f32,
+    segments: u32,
+}
+
+/// Global-norm clipping of the tensors listed in segment tables over flat gradient buffers:
+/// `norm = √(Σ g²)` over all of them, then each is scaled by `min(1, max_norm / (norm +
+/// 1e-6))`. One `sumsq` and one `apply` dispatch per buffer plus one `finalize`
+/// (clip.wgsl's), bit-identical to [`super::clip::GlobalNormClip`] over the same tensors
+/// in the same order.
+pub struct MultiClip {
+    pub dispatches: Vec<Dispatch>,
+    /// [2]: the pre-clip global norm and the applied scale.
+    pub result: Tensor,
+}
+
+impl MultiClip {
+    /// Plans clipping of the segments of each `(buffer, segments)` to `max_norm`.
+    pub fn new(gpu: &Gpu, sets: &[(&Tensor, &[Segment])], max_norm: f32) -> Result<Self> {
+        if !(max_norm > 0.0 && max_norm.is_finite()) {
+            return Err(Error::invalid(
+                "clip max_norm",
+                format!("{max_norm} must be positive"),
+            ));
+        }
+        let tables = sets
+            .iter()
+            .map(|(g, segs)| segment_table(gpu, segs, g.len()))
+            .collect::<Result<Vec<_>>>()?;
+        let total: u64 = tables.iter().map(|t| t.groups).sum();
+        let total32 = u32::try_from(total)
+            .map_err(|_| Error::invalid("gradient clipping", "too many workgroups"))?;
+        let partials = Tensor::uninit(gpu, &[total.max(1) as usize], DType::F32)?;
+        let result = Tensor::uninit(gpu, &[2], DType::F32)?;
+        let mut sumsq = Vec::with_capacity(sets.len());
+        let mut apply = Vec::with_capacity(sets.len());
+        let mut base = 0u32;
+        for ((g, _), t) in sets.iter().zip(&tables) {
+            let p = ClipParams {
+                n: t.groups as u32,
+                base,
+                max_norm,
+                segments: t.count,
+            };
+            sumsq.push(gpu.dispatch(
+                &CLIP,
+                "",
+                "sumsq",
+                &p,
+                &[Bind::T(g), Bind::T(&partials), Bind::Skip, Bind::T(&t.rows)],
+                gpu.grid(t.groups)?,
+            )?);
+            apply.push(gpu.dispatch(
+                &CLIP,
+                "",
+                "apply",
+                &p,
+                &[Bind::T(g), Bind::Skip, Bind::T(&result), Bind::T(&t.rows)],
+                gpu.grid(t.groups)?,
+            )?);
+            base += t.groups as u32;
+        }
+        let p = ClipParams {
+            n: total32,
+            base: 0,
+            max_norm,
+            segments: 0,
+        };
+        let finalize = gpu.dispatch(
+            &super::clip::SHADER,
+            "",
+            "finalize",
+            &p,
+            &[Bind::Skip, Bind::T(&partials), Bind::T(&result)],
+            [1, 1, 1],
+        )?;
+        let mut dispatches = sumsq;
+        dispatches.push(finalize);
+        dispatches.extend(apply);
+        Ok(MultiClip { dispatches, result })
+    }
+
+    /// All dispatches, for recording into a step.
+    pub fn all(&self) -> Vec<&Dispatch> {
+        self.dispatches.iter().collect()
+    }
 }
 
 /// Builds one update of `w` with gradient `g` at 1-based step `step` (Adam's t) and a fixed
