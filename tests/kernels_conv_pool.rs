@@ -14,12 +14,20 @@
 //!   (F + K² + 4)·2⁻²³·Σ|dy·w|;
 //! - col2im alone: ≤ K² terms; pooling backward: ≤ size² windows;
 //! - average pooling multiplies the sum by 1/size² rounded to f32: one more 2⁻²³ relative.
+//!
+//! The implicit-GEMM kernels (no im2col buffer) get the same references and bounds, with
+//! both tile shapes, identity and ReLU (the activation's backward fused into theirs):
+//! forward C·K·K + 1 terms; dW/db B·OH·OW terms plus one per split; dx F·K·K terms.
 
-use accrete::kernels::conv::{self, col2im_into, im2col_into, ConvGeom};
+use accrete::kernels::conv::{
+    self, col2im_into, im2col_into, implicit_dgrad_into, implicit_forward_into,
+    implicit_wgrad_into, ConvGeom, ConvSpec, ConvTiles,
+};
 use accrete::kernels::matmul::{matmul_into, MatmulSpec};
 use accrete::kernels::permute::{self, swap_last_two_into};
 use accrete::kernels::pool::{self, PoolGeom};
 use accrete::kernels::reduce::{cols_into, Reduce};
+use accrete::kernels::Activation;
 use accrete::Tensor;
 use accrete_tests::*;
 
@@ -524,4 +532,224 @@ fn backward_kernels_are_deterministic() {
         read(&pool::avg_forward(&x, &p).unwrap()).len(),
         p.output_shape().iter().product::<usize>()
     );
+}
+
+/// Both tile shapes the implicit kernels use (CPU adapters and GPUs).
+const TILES: [ConvTiles; 2] = [ConvTiles::MEDIUM, ConvTiles::LARGE];
+
+fn relu_mask(z: &[f32]) -> Vec<f32> {
+    z.iter().map(|&v| if v > 0.0 { 1.0 } else { 0.0 }).collect()
+}
+
+/// Implicit-GEMM forward with the bias and activation epilogue, against the direct f64
+/// convolution; y and z NaN-poisoned.
+#[test]
+fn implicit_conv_forward_matches_reference() {
+    for (s, (g, f)) in conv_cases().into_iter().enumerate() {
+        let mut r = rng(1100 + s as u64);
+        let x = uniform(&mut r, g.input_shape().iter().product(), -1.0, 1.0);
+        let w = uniform(&mut r, f * g.patch(), -1.0, 1.0);
+        let bias = uniform(&mut r, f, -1.0, 1.0);
+        let (tx, tw, tb) = (
+            upload(&g.input_shape(), &x),
+            upload(&[f, g.patch()], &w),
+            upload(&[f], &bias),
+        );
+        let want = conv::reference::conv2d(&x, &w, Some(&bias), &g, f);
+        let mag = conv::reference::conv2d(&abs(&x), &abs(&w), Some(&abs(&bias)), &g, f);
+        let n = g.patch() as f64 + 1.0;
+        let tol = |i: usize| (n + 2.0) * EPS * mag[i] + SUBNORMAL;
+        for tiles in TILES {
+            for act in [Activation::Identity, Activation::Relu] {
+                let spec = ConvSpec {
+                    geom: g,
+                    filters: f,
+                    activation: act,
+                    tiles: Some(tiles),
+                };
+                let out = spec.output_shape();
+                let (y, z) = (poisoned(&out), poisoned(&out));
+                let keep_z = act != Activation::Identity;
+                let d = implicit_forward_into(&spec, &tx, &tw, Some(&tb), keep_z.then_some(&z), &y)
+                    .unwrap();
+                gpu().run(&[&d]).unwrap();
+                let what = format!("implicit conv {g:?} F={f} {act:?} {tiles:?}");
+                let want_y: Vec<f64> = want.iter().map(|&v| act.forward_f64(v)).collect();
+                assert_close(&format!("{what} y"), &read(&y), &want_y, tol);
+                if keep_z {
+                    assert_close(&format!("{what} z"), &read(&z), &want, tol);
+                }
+            }
+        }
+        // Without a bias.
+        let spec = ConvSpec {
+            geom: g,
+            filters: f,
+            activation: Activation::Identity,
+            tiles: None,
+        };
+        let y = poisoned(&spec.output_shape());
+        let d = implicit_forward_into(&spec, &tx, &tw, None, None, &y).unwrap();
+        gpu().run(&[&d]).unwrap();
+        let want = conv::reference::conv2d(&x, &w, None, &g, f);
+        let mag = conv::reference::conv2d(&abs(&x), &abs(&w), None, &g, f);
+        assert_close(
+            &format!("implicit conv {g:?} no bias"),
+            &read(&y),
+            &want,
+            |i| (n + 2.0) * EPS * mag[i] + SUBNORMAL,
+        );
+    }
+}
+
+/// Implicit-GEMM dW, db (split over output positions) and dx against the direct f64
+/// gradients, with the identity and with ReLU (dz = dy·[z > 0] fused into the loads);
+/// outputs NaN-poisoned.
+#[test]
+fn implicit_conv_backward_matches_reference() {
+    for (s, (g, f)) in conv_cases().into_iter().enumerate() {
+        let mut r = rng(1200 + s as u64);
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let x = uniform(&mut r, g.input_shape().iter().product(), -1.0, 1.0);
+        let w = uniform(&mut r, f * g.patch(), -1.0, 1.0);
+        let dy = uniform(&mut r, g.batch * f * oh * ow, -1.0, 1.0);
+        let zv = uniform(&mut r, dy.len(), -1.0, 1.0);
+        let (tx, tw, tdy, tz) = (
+            upload(&g.input_shape(), &x),
+            upload(&[f, g.patch()], &w),
+            upload(&[g.batch, f, oh, ow], &dy),
+            upload(&[g.batch, f, oh, ow], &zv),
+        );
+        for tiles in TILES {
+            for act in [Activation::Identity, Activation::Relu] {
+                let spec = ConvSpec {
+                    geom: g,
+                    filters: f,
+                    activation: act,
+                    tiles: Some(tiles),
+                };
+                let z = (act != Activation::Identity).then_some(&tz);
+                let dz: Vec<f32> = match act {
+                    Activation::Identity => dy.clone(),
+                    _ => dy.iter().zip(relu_mask(&zv)).map(|(a, m)| a * m).collect(),
+                };
+                let (dw, db, dx) = (
+                    poisoned(&[f, g.patch()]),
+                    poisoned(&[f]),
+                    poisoned(&g.input_shape()),
+                );
+                let wg = implicit_wgrad_into(&spec, &tx, &tdy, z, &dw, &db).unwrap();
+                let dg = implicit_dgrad_into(&spec, &tdy, z, &tw, &dx).unwrap();
+                let mut all: Vec<&accrete::Dispatch> = wg.dispatches.iter().collect();
+                all.push(&dg);
+                gpu().run(&all).unwrap();
+                let (want_dx, want_dw, want_db) =
+                    conv::reference::conv2d_backward(&x, &w, &dz, &g, f);
+                let (mag_dx, mag_dw, mag_db) =
+                    conv::reference::conv2d_backward(&abs(&x), &abs(&w), &abs(&dz), &g, f);
+                let what = format!(
+                    "implicit conv backward {g:?} F={f} {act:?} {tiles:?} ({} splits)",
+                    wg.splits
+                );
+                let rows = (g.rows() + wg.splits) as f64;
+                assert_close(&format!("{what} dW"), &read(&dw), &want_dw, |i| {
+                    (rows + 2.0) * EPS * mag_dw[i] + SUBNORMAL
+                });
+                assert_close(&format!("{what} db"), &read(&db), &want_db, |i| {
+                    (rows + 2.0) * EPS * mag_db[i] + SUBNORMAL
+                });
+                let n = (f * g.kernel * g.kernel) as f64;
+                assert_close(&format!("{what} dx"), &read(&dx), &want_dx, |i| {
+                    (n + 4.0) * EPS * mag_dx[i] + SUBNORMAL
+                });
+            }
+        }
+    }
+}
+
+/// Splitting the weight gradient over output positions is a fixed-order reduction: more
+/// than one split here, and two runs give identical bits.
+#[test]
+fn implicit_conv_backward_is_deterministic() {
+    let g = cg(2, 3, 28, 28, 5, 1, 2);
+    let f = 8;
+    let mut r = rng(1300);
+    let x = upload(
+        &g.input_shape(),
+        &uniform(&mut r, 2 * 3 * 28 * 28, -1.0, 1.0),
+    );
+    let w = upload(&[f, g.patch()], &uniform(&mut r, f * g.patch(), -1.0, 1.0));
+    let dy = upload(
+        &[2, f, 28, 28],
+        &uniform(&mut r, 2 * f * 28 * 28, -1.0, 1.0),
+    );
+    let spec = ConvSpec {
+        geom: g,
+        filters: f,
+        activation: Activation::Identity,
+        tiles: None,
+    };
+    let run = || {
+        let (dw, db, dx) = (
+            poisoned(&[f, g.patch()]),
+            poisoned(&[f]),
+            poisoned(&g.input_shape()),
+        );
+        let wg = implicit_wgrad_into(&spec, &x, &dy, None, &dw, &db).unwrap();
+        let dg = implicit_dgrad_into(&spec, &dy, None, &w, &dx).unwrap();
+        let mut all: Vec<&accrete::Dispatch> = wg.dispatches.iter().collect();
+        all.push(&dg);
+        gpu().run(&all).unwrap();
+        (
+            wg.splits,
+            bits(&read(&dw)),
+            bits(&read(&db)),
+            bits(&read(&dx)),
+        )
+    };
+    let (a, b) = (run(), run());
+    assert!(a.0 > 1, "expected several splits, got {}", a.0);
+    assert!(a == b, "implicit conv backward differs between runs");
+}
+
+#[test]
+fn implicit_conv_errors_are_clear() {
+    let msg = |e: accrete::Error| e.to_string();
+    let g = cg(2, 3, 5, 7, 3, 1, 1);
+    let spec = ConvSpec {
+        geom: g,
+        filters: 4,
+        activation: Activation::Relu,
+        tiles: None,
+    };
+    let x = poisoned(&g.input_shape());
+    let w = poisoned(&[4, 27]);
+    let y = poisoned(&spec.output_shape());
+    let e = msg(implicit_forward_into(&spec, &x, &poisoned(&[4, 26]), None, None, &y).unwrap_err());
+    assert!(
+        e.starts_with("conv forward: the weights must be F32 [F, C, K, K] = [4, 27]"),
+        "{e}"
+    );
+    let e = msg(implicit_dgrad_into(&spec, &y, None, &w, &x).unwrap_err());
+    assert!(
+        e.contains("Relu activation needs the pre-activation z"),
+        "{e}"
+    );
+    let e = msg(implicit_wgrad_into(&spec, &x, &y, Some(&y), &w, &poisoned(&[5])).unwrap_err());
+    assert!(
+        e.starts_with("conv weight gradient: the bias gradient must be F32 [F]"),
+        "{e}"
+    );
+    let bad = ConvSpec {
+        tiles: Some(ConvTiles {
+            bm: 64,
+            bn: 8,
+            bk: 8,
+            tm: 4,
+            tn: 4,
+        }),
+        ..spec
+    };
+    let e = msg(implicit_forward_into(&bad, &x, &w, None, None, &y).unwrap_err());
+    assert!(e.contains("threads must be a multiple of bm"), "{e}");
 }

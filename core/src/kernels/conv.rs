@@ -11,14 +11,37 @@
 //! col2im is a gather (one thread per dx element, fixed summation order, no atomics), so it
 //! is deterministic and overwrites all of dx.
 //!
+//! The implicit-GEMM kernels compute the same three products without the cols buffer, each
+//! workgroup gathering its tile of patches straight from the NCHW tensors
+//! (shaders/conv_fwd.wgsl, conv_wgrad.wgsl, conv_dgrad.wgsl):
+//! - [`implicit_forward_into`]: y = act(conv(x, W) + bias) written NCHW, optionally keeping
+//!   the pre-activation z — one dispatch instead of im2col, matmul, permute, activation;
+//! - [`implicit_wgrad_into`]: dW and db (as an extra column of ones) from dz = dy·act'(z),
+//!   split over the output positions with a fixed-order second pass — two dispatches instead
+//!   of the activation backward, permute, matmul, column sum;
+//! - [`implicit_dgrad_into`]: dx from dz — one dispatch instead of matmul and col2im.
+//!
 //! Tensors are checked by element count and type, so callers may pass any view (reshape is
 //! free) of the documented shape.
 
-use super::{groups_1d, shader};
+use super::{consts, groups_1d, shader, Activation, ConstVal};
 use crate::error::{Error, Result};
-use crate::gpu::{Bind, DType, Dispatch, Shader, Tensor};
+use crate::gpu::{Bind, DType, Dispatch, Gpu, Shader, Tensor};
 
 pub const SHADER: Shader = shader!("im2col", "common");
+/// Implicit-GEMM forward.
+pub const FORWARD: Shader = shader!("conv_fwd", "activation_fns", "conv_geom", "conv_tap");
+/// Implicit-GEMM weight and bias gradients.
+pub const WGRAD: Shader = shader!(
+    "conv_wgrad",
+    "common",
+    "activation_fns",
+    "conv_geom",
+    "conv_tap",
+    "conv_dz"
+);
+/// Implicit-GEMM input gradient.
+pub const DGRAD: Shader = shader!("conv_dgrad", "activation_fns", "conv_geom", "conv_dz");
 
 /// The geometry of a 2-D convolution over an NCHW batch: square kernel, equal stride and
 /// zero padding in both directions.
@@ -242,6 +265,441 @@ pub fn col2im(dcols: &Tensor, g: &ConvGeom) -> Result<Tensor> {
     let dx = Tensor::uninit(dcols.gpu(), &g.input_shape(), DType::F32)?;
     dcols.gpu().run(&[&col2im_into(dcols, g, &dx)?])?;
     Ok(dx)
+}
+
+/// Workgroup tile of the implicit-GEMM kernels: `bm` × `bn` outputs, depth step `bk`,
+/// `tm` × `tn` outputs per thread. (Rows are output positions for the forward and input
+/// gradient, filters for the weight gradient.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTiles {
+    pub bm: u32,
+    pub bn: u32,
+    pub bk: u32,
+    pub tm: u32,
+    pub tn: u32,
+}
+
+impl ConvTiles {
+    /// 64×64 tile, 4×4 per thread, 256 threads: discrete GPUs.
+    pub const LARGE: ConvTiles = ConvTiles {
+        bm: 64,
+        bn: 64,
+        bk: 8,
+        tm: 4,
+        tn: 4,
+    };
+    /// 32×32 tile, 4×4 per thread, 64 threads: cheaper barriers for CPU adapters.
+    pub const MEDIUM: ConvTiles = ConvTiles {
+        bm: 32,
+        bn: 32,
+        bk: 8,
+        tm: 4,
+        tn: 4,
+    };
+
+    /// The default for a device: small workgroups on CPU adapters, large tiles elsewhere.
+    pub fn for_device(gpu: &Gpu) -> ConvTiles {
+        if gpu.summary().device_type == "Cpu" {
+            ConvTiles::MEDIUM
+        } else {
+            ConvTiles::LARGE
+        }
+    }
+
+    fn threads(&self) -> u32 {
+        (self.bm / self.tm.max(1)) * (self.bn / self.tn.max(1))
+    }
+
+    /// Checks divisibility (each thread loads fixed rows: threads must be a multiple of `bm`
+    /// and of `bk`) and the device's workgroup limits.
+    pub fn validate(&self, gpu: &Gpu) -> Result<()> {
+        let bad = |d: String| Err(Error::invalid(format!("convolution tiles {self:?}"), d));
+        if [self.bm, self.bn, self.bk, self.tm, self.tn].contains(&0) {
+            return bad("every tile size must be positive".into());
+        }
+        if !self.bm.is_multiple_of(self.tm) || !self.bn.is_multiple_of(self.tn) {
+            return bad("bm must be a multiple of tm and bn of tn".into());
+        }
+        let t = self.threads();
+        if !t.is_multiple_of(self.bm) || !t.is_multiple_of(self.bk) {
+            return bad(format!("{t} threads must be a multiple of bm and of bk"));
+        }
+        let lim = gpu.limits();
+        let (tx, ty) = (self.bm / self.tm, self.bn / self.tn);
+        if t > lim.max_compute_invocations_per_workgroup
+            || tx.max(ty)
+                > lim
+                    .max_compute_workgroup_size_x
+                    .min(lim.max_compute_workgroup_size_y)
+        {
+            return bad(format!(
+                "{t} threads per workgroup exceed the device limits"
+            ));
+        }
+        let shared = 4 * self.bk * (self.bm + self.bn);
+        if shared > lim.max_compute_workgroup_storage_size {
+            return bad(format!(
+                "{shared} bytes of workgroup memory exceed the device limit of {}",
+                lim.max_compute_workgroup_storage_size
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A convolution layer for the implicit-GEMM kernels: geometry, filters, the activation
+/// applied after the bias, and tiles (`None`: [`ConvTiles::for_device`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvSpec {
+    pub geom: ConvGeom,
+    pub filters: usize,
+    pub activation: Activation,
+    pub tiles: Option<ConvTiles>,
+}
+
+impl ConvSpec {
+    /// The output shape [B, F, OH, OW].
+    pub fn output_shape(&self) -> [usize; 4] {
+        let g = &self.geom;
+        [g.batch, self.filters, g.out_h(), g.out_w()]
+    }
+
+    fn prepare(&self, gpu: &Gpu) -> Result<ConvTiles> {
+        self.geom.validate()?;
+        let out = self.output_shape();
+        if self.filters == 0 || checked_product(&out).is_none() {
+            return Err(Error::invalid(
+                format!("convolution {self:?}"),
+                "needs at least one filter and an output within 32-bit indexing",
+            ));
+        }
+        let tiles = self.tiles.unwrap_or_else(|| ConvTiles::for_device(gpu));
+        tiles.validate(gpu)?;
+        Ok(tiles)
+    }
+
+    fn consts(&self, tiles: &ConvTiles, has_bias: bool) -> String {
+        consts(&[
+            ("BM", ConstVal::U(tiles.bm)),
+            ("BN", ConstVal::U(tiles.bn)),
+            ("BK", ConstVal::U(tiles.bk)),
+            ("TM", ConstVal::U(tiles.tm)),
+            ("TN", ConstVal::U(tiles.tn)),
+            ("KS", ConstVal::U(self.geom.kernel as u32)),
+            ("STRIDE", ConstVal::U(self.geom.stride as u32)),
+            ("ACT", ConstVal::U(self.activation.code())),
+            ("HAS_BIAS", ConstVal::B(has_bias)),
+        ])
+    }
+
+    fn params(&self, split_len: usize, splits: usize) -> ConvParams {
+        let g = &self.geom;
+        ConvParams {
+            batch: g.batch as u32,
+            channels: g.channels as u32,
+            height: g.height as u32,
+            width: g.width as u32,
+            padding: g.padding as u32,
+            out_h: g.out_h() as u32,
+            out_w: g.out_w() as u32,
+            filters: self.filters as u32,
+            split_len: split_len as u32,
+            alpha: self.activation.alpha(),
+            splits: splits as u32,
+            _pad: 0,
+        }
+    }
+
+    /// Checks the pre-activation the backward kernels read: required (shaped like the
+    /// output) unless the activation is the identity.
+    fn check_z<'a>(
+        &self,
+        op: &'static str,
+        z: Option<&'a Tensor>,
+        dy: &'a Tensor,
+    ) -> Result<&'a Tensor> {
+        match (z, self.activation) {
+            (None, Activation::Identity) => Ok(dy),
+            (None, act) => Err(Error::invalid(
+                op,
+                format!("the {act:?} activation needs the pre-activation z"),
+            )),
+            (Some(z), _) => {
+                expect_elems(
+                    op,
+                    "the pre-activation",
+                    z,
+                    DType::F32,
+                    "[B, F, OH, OW]",
+                    &self.output_shape(),
+                )?;
+                Ok(z)
+            }
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ConvParams {
+    batch: u32,
+    channels: u32,
+    height: u32,
+    width: u32,
+    padding: u32,
+    out_h: u32,
+    out_w: u32,
+    filters: u32,
+    split_len: u32,
+    alpha: f32,
+    splits: u32,
+    _pad: u32,
+}
+
+/// `y = act(conv(x, w) + bias)` (NCHW [B, F, OH, OW]) in one dispatch, also writing the
+/// pre-activation to `z` when given. x: [B, C, H, W]; w: [F, C, K, K]; bias: [F].
+pub fn implicit_forward_into(
+    spec: &ConvSpec,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    z: Option<&Tensor>,
+    y: &Tensor,
+) -> Result<Dispatch> {
+    let gpu = x.gpu();
+    let tiles = spec.prepare(gpu)?;
+    let g = &spec.geom;
+    let op = "conv forward";
+    let out = spec.output_shape();
+    expect_elems(
+        op,
+        "the input",
+        x,
+        DType::F32,
+        "[B, C, H, W]",
+        &g.input_shape(),
+    )?;
+    expect_elems(
+        op,
+        "the weights",
+        w,
+        DType::F32,
+        "[F, C, K, K]",
+        &[spec.filters, g.patch()],
+    )?;
+    if let Some(b) = bias {
+        expect_elems(op, "the bias", b, DType::F32, "[F]", &[spec.filters])?;
+    }
+    expect_elems(op, "the output", y, DType::F32, "[B, F, OH, OW]", &out)?;
+    if let Some(z) = z {
+        expect_elems(
+            op,
+            "the pre-activation",
+            z,
+            DType::F32,
+            "[B, F, OH, OW]",
+            &out,
+        )?;
+    }
+    let rows = g.rows() as u32;
+    let groups = [
+        rows.div_ceil(tiles.bm),
+        (spec.filters as u32).div_ceil(tiles.bn),
+        1,
+    ];
+    let (entry, zb) = match z {
+        Some(z) => ("main_z", Bind::T(z)),
+        None => ("main", Bind::Skip),
+    };
+    gpu.dispatch(
+        &FORWARD,
+        &spec.consts(&tiles, bias.is_some()),
+        entry,
+        &spec.params(0, 0),
+        &[
+            Bind::T(x),
+            Bind::T(w),
+            bias.map_or(Bind::Dummy, Bind::T),
+            zb,
+            Bind::T(y),
+        ],
+        groups,
+    )
+}
+
+/// How the weight gradient splits the B·OH·OW output positions: (positions per split, a
+/// multiple of `bk`; number of splits). Enough splits that the launch has about `target`
+/// workgroups, none empty.
+fn wgrad_splits(spec: &ConvSpec, tiles: &ConvTiles, target: u64) -> (usize, usize) {
+    let rows = spec.geom.rows().max(1);
+    let tiles_out = (spec.filters as u64).div_ceil(tiles.bm as u64)
+        * (spec.geom.patch() as u64 + 1).div_ceil(tiles.bn as u64);
+    let want = target.div_ceil(tiles_out.max(1)).max(1) as usize;
+    let bk = tiles.bk as usize;
+    let len = rows.div_ceil(want).next_multiple_of(bk);
+    (len, rows.div_ceil(len))
+}
+
+/// The weight-gradient launch plan: its dispatches (split products, then the fixed-order
+/// reduction; they keep the scratch partials alive).
+#[derive(Debug)]
+pub struct WeightGrad {
+    pub dispatches: Vec<Dispatch>,
+    /// Number of splits of the output positions.
+    pub splits: usize,
+}
+
+/// `dw = Σ dz ⊗ patches` ([F, C, K, K]) and `db = Σ dz` ([F]) with dz = dy·act'(z) (z: the
+/// pre-activation, needed unless the activation is the identity). x: [B, C, H, W];
+/// dy, z: [B, F, OH, OW]. Both gradients are fully overwritten.
+pub fn implicit_wgrad_into(
+    spec: &ConvSpec,
+    x: &Tensor,
+    dy: &Tensor,
+    z: Option<&Tensor>,
+    dw: &Tensor,
+    db: &Tensor,
+) -> Result<WeightGrad> {
+    let gpu = x.gpu();
+    let tiles = spec.prepare(gpu)?;
+    let g = &spec.geom;
+    let op = "conv weight gradient";
+    let out = spec.output_shape();
+    expect_elems(
+        op,
+        "the input",
+        x,
+        DType::F32,
+        "[B, C, H, W]",
+        &g.input_shape(),
+    )?;
+    expect_elems(
+        op,
+        "the output gradient",
+        dy,
+        DType::F32,
+        "[B, F, OH, OW]",
+        &out,
+    )?;
+    let zt = spec.check_z(op, z, dy)?;
+    expect_elems(
+        op,
+        "the weight gradient",
+        dw,
+        DType::F32,
+        "[F, C, K, K]",
+        &[spec.filters, g.patch()],
+    )?;
+    expect_elems(
+        op,
+        "the bias gradient",
+        db,
+        DType::F32,
+        "[F]",
+        &[spec.filters],
+    )?;
+    let target = if gpu.summary().device_type == "Cpu" {
+        4
+    } else {
+        1024
+    };
+    let (split_len, splits) = wgrad_splits(spec, &tiles, target);
+    let cols = g.patch() + 1;
+    let partials = Tensor::uninit(gpu, &[splits, spec.filters, cols], DType::F32)?;
+    let defs = spec.consts(&tiles, false);
+    let p = spec.params(split_len, splits);
+    let main = gpu.dispatch(
+        &WGRAD,
+        &defs,
+        "main",
+        &p,
+        &[
+            Bind::T(x),
+            Bind::T(dy),
+            Bind::T(zt),
+            Bind::T(&partials),
+            Bind::Skip,
+            Bind::Skip,
+        ],
+        [
+            (cols as u32).div_ceil(tiles.bn),
+            (spec.filters as u32).div_ceil(tiles.bm),
+            splits as u32,
+        ],
+    )?;
+    let reduce = gpu.dispatch(
+        &WGRAD,
+        &defs,
+        "reduce",
+        &p,
+        &[
+            Bind::Skip,
+            Bind::Skip,
+            Bind::Skip,
+            Bind::T(&partials),
+            Bind::T(dw),
+            Bind::T(db),
+        ],
+        gpu.grid(groups_1d(spec.filters * cols))?,
+    )?;
+    Ok(WeightGrad {
+        dispatches: vec![main, reduce],
+        splits,
+    })
+}
+
+/// `dx = convᵀ(dz, w)` ([B, C, H, W], fully overwritten) with dz = dy·act'(z) (z: the
+/// pre-activation, needed unless the activation is the identity). dy, z: [B, F, OH, OW];
+/// w: [F, C, K, K].
+pub fn implicit_dgrad_into(
+    spec: &ConvSpec,
+    dy: &Tensor,
+    z: Option<&Tensor>,
+    w: &Tensor,
+    dx: &Tensor,
+) -> Result<Dispatch> {
+    let gpu = dy.gpu();
+    let tiles = spec.prepare(gpu)?;
+    let g = &spec.geom;
+    let op = "conv input gradient";
+    expect_elems(
+        op,
+        "the output gradient",
+        dy,
+        DType::F32,
+        "[B, F, OH, OW]",
+        &spec.output_shape(),
+    )?;
+    let zt = spec.check_z(op, z, dy)?;
+    expect_elems(
+        op,
+        "the weights",
+        w,
+        DType::F32,
+        "[F, C, K, K]",
+        &[spec.filters, g.patch()],
+    )?;
+    expect_elems(
+        op,
+        "the input gradient",
+        dx,
+        DType::F32,
+        "[B, C, H, W]",
+        &g.input_shape(),
+    )?;
+    let rows = (g.batch * g.height * g.width) as u32;
+    gpu.dispatch(
+        &DGRAD,
+        &spec.consts(&tiles, false),
+        "main",
+        &spec.params(0, 0),
+        &[Bind::T(dy), Bind::T(zt), Bind::T(w), Bind::T(dx)],
+        [
+            rows.div_ceil(tiles.bm),
+            (g.channels as u32).div_ceil(tiles.bn),
+            1,
+        ],
+    )
 }
 
 /// f64 references, written directly from the definitions (not via im2col).

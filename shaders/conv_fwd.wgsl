@@ -1,0 +1,137 @@
+// conv_fwd.wgsl — 2-D convolution forward as an implicit GEMM: the im2col matrix is never
+// materialised; each workgroup gathers its tile of patches straight from the NCHW input.
+//
+// GEMM view: rows m = output positions (B·OH·OW), columns n = filters (F), depth k = patch
+// index (C·KS·KS); A[m, k] = tap of x (conv_geom.wgsl), B[k, n] = weights[n, k].
+// Epilogue: z = A·B + bias[n] written straight to NCHW [B, F, OH, OW], then y = act(z).
+//   main:   writes y only (z not kept: identity activation, or inference);
+//   main_z: writes z and y (training keeps z for the activation's backward).
+// Per output it is a chain of C·KS·KS fused multiply-adds in k order starting from 0, then
+// the bias: the same arithmetic as im2col + matmul, deterministic, no atomics. Every output
+// element is written.
+// Grid: (ceil(M / BM), ceil(F / BN)); workgroup (BM / TM, BN / TN): x runs along m so that
+// neighbouring threads store neighbouring NCHW addresses.
+// Bindings: 0 params, 1 x, 2 weights, 3 bias (a dummy when !HAS_BIAS), 4 z, 5 y.
+
+@group(0) @binding(0) var<uniform> p: ConvParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> wt: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> z: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+
+const TX: u32 = BM / TM;
+const TY: u32 = BN / TN;
+
+var<workgroup> As: array<f32, BK * BM>; // As[kk * BM + i]
+var<workgroup> Bs: array<f32, BK * BN>; // Bs[kk * BN + j]
+var<private> acc: array<f32, TM * TN>;
+
+fn compute(wid: vec3<u32>, lid: vec3<u32>) {
+    let m0 = wid.x * BM;
+    let n0 = wid.y * BN;
+    let tid = lid.y * TX + lid.x;
+    let ohw = p.out_h * p.out_w;
+    let rows = p.batch * ohw;
+    let depth = p.channels * KK;
+    // This thread always loads row i of the A tile (THREADS is a multiple of BM): decompose
+    // its output position once.
+    let i = tid % BM;
+    let m = m0 + i;
+    let mv = m < rows;
+    let b = m / ohw;
+    let s = m % ohw;
+    let hp0 = (s / p.out_w) * STRIDE;
+    let wp0 = (s % p.out_w) * STRIDE;
+    let xb = b * p.channels * p.height * p.width;
+    for (var t = 0u; t < TM * TN; t++) {
+        acc[t] = 0.0;
+    }
+    var ar: array<f32, TM>;
+    var br: array<f32, TN>;
+    for (var k0 = 0u; k0 < depth; k0 += BK) {
+        for (var kk = tid / BM; kk < BK; kk += THREADS / BM) {
+            let k = k0 + kk;
+            var v = 0.0;
+            if (mv && k < depth) {
+                v = tap(xb, hp0, wp0, k);
+            }
+            As[kk * BM + i] = v;
+        }
+        for (var e = tid; e < BN * BK; e += THREADS) {
+            let kk = e % BK;
+            let j = e / BK;
+            let k = k0 + kk;
+            let n = n0 + j;
+            var v = 0.0;
+            if (k < depth && n < p.filters) {
+                v = wt[n * depth + k];
+            }
+            Bs[kk * BN + j] = v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk++) {
+            for (var a = 0u; a < TM; a++) {
+                ar[a] = As[kk * BM + lid.x + a * TX];
+            }
+            for (var c = 0u; c < TN; c++) {
+                br[c] = Bs[kk * BN + lid.y + c * TY];
+            }
+            for (var a = 0u; a < TM; a++) {
+                for (var c = 0u; c < TN; c++) {
+                    acc[a * TN + c] = fma(ar[a], br[c], acc[a * TN + c]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+}
+
+// The NCHW index of output (m, n), or 0xffffffff when outside the output.
+fn out_index(m: u32, n: u32) -> u32 {
+    let ohw = p.out_h * p.out_w;
+    if (m >= p.batch * ohw || n >= p.filters) {
+        return 0xffffffffu;
+    }
+    return ((m / ohw) * p.filters + n) * ohw + m % ohw;
+}
+
+fn pre_activation(a: u32, c: u32, n: u32) -> f32 {
+    var v = acc[a * TN + c];
+    if (HAS_BIAS) {
+        v += bias[n];
+    }
+    return v;
+}
+
+@compute @workgroup_size(TX, TY, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    compute(wid, lid);
+    for (var a = 0u; a < TM; a++) {
+        let m = wid.x * BM + lid.x + a * TX;
+        for (var c = 0u; c < TN; c++) {
+            let n = wid.y * BN + lid.y + c * TY;
+            let o = out_index(m, n);
+            if (o != 0xffffffffu) {
+                y[o] = act_forward(ACT, pre_activation(a, c, n), p.alpha);
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(TX, TY, 1)
+fn main_z(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    compute(wid, lid);
+    for (var a = 0u; a < TM; a++) {
+        let m = wid.x * BM + lid.x + a * TX;
+        for (var c = 0u; c < TN; c++) {
+            let n = wid.y * BN + lid.y + c * TY;
+            let o = out_index(m, n);
+            if (o != 0xffffffffu) {
+                let v = pre_activation(a, c, n);
+                z[o] = v;
+                y[o] = act_forward(ACT, v, p.alpha);
+            }
+        }
+    }
+}
