@@ -753,3 +753,41 @@ fn implicit_conv_errors_are_clear() {
     let e = msg(implicit_forward_into(&bad, &x, &w, None, None, &y).unwrap_err());
     assert!(e.contains("threads must be a multiple of bm"), "{e}");
 }
+
+/// The two convolution paths in a whole training run (conv + ReLU, max pooling, dense):
+/// the same losses to within f32 reordering, and dispatch lists that differ only in the
+/// convolution's.
+#[test]
+fn trainer_conv_paths_agree() {
+    use accrete::nn::graph::ConvAlgo;
+    use accrete::optim::OptimizerSpec;
+    use accrete::train::{GpuDataset, StepKernels, TrainSpec, Trainer};
+    let data = GpuDataset::upload(gpu(), &quadrant_images(64, 9)).unwrap();
+    let ts = TrainSpec {
+        batch_size: 16,
+        ..Default::default()
+    };
+    let run = |conv: ConvAlgo| {
+        let mut t =
+            Trainer::new(gpu(), small_cnn(), OptimizerSpec::adam(1e-2), ts.clone(), 4).unwrap();
+        t.set_step_kernels(StepKernels {
+            conv,
+            ..Default::default()
+        });
+        let losses: Vec<f64> = (0..2)
+            .map(|_| pollster::block_on(t.fit_epoch(&data)).unwrap().loss)
+            .collect();
+        (losses, t.dispatches_per_step())
+    };
+    let ((implicit, n_implicit), (im2col, n_im2col)) =
+        (run(ConvAlgo::Implicit), run(ConvAlgo::Im2col));
+    // The conv layer is the first (no input gradient): im2col 4 forward + 4 backward
+    // (activation, permute, dW, db), implicit 1 + 2.
+    assert_eq!(n_im2col - n_implicit, 5);
+    for (a, b) in implicit.iter().zip(&im2col) {
+        assert!(
+            (a - b).abs() <= 1e-4 * b.abs(),
+            "losses {implicit:?} vs {im2col:?}"
+        );
+    }
+}

@@ -417,3 +417,56 @@ fn multi_tensor_segments_are_checked() {
     assert!(w.view(3, &[10]).is_err(), "views must be aligned");
     assert!(w.view(256, &[64]).is_err(), "views must fit");
 }
+
+/// Whole training runs: the trainer's multi-tensor step (one update dispatch, MultiClip)
+/// against its per-tensor step, for every optimizer, with a frozen layer, a per-layer lr
+/// multiplier, L1/L2 penalties and clipping: identical weight and state bytes.
+#[test]
+fn trainer_multi_tensor_step_matches_per_tensor_bytes() {
+    use accrete::nn::presets;
+    use accrete::optim::{OptimKind, OptimizerSpec};
+    use accrete::train::{GpuDataset, StepKernels, TrainSpec, Trainer};
+    let data = GpuDataset::upload(gpu(), &spirals(16, 5)).unwrap();
+    for kind in [
+        OptimKind::Sgd,
+        OptimKind::Momentum,
+        OptimKind::Nesterov,
+        OptimKind::Adagrad,
+        OptimKind::Rmsprop,
+        OptimKind::Adam,
+        OptimKind::Adamw,
+    ] {
+        let mut spec = presets::mlp(2, &[24, 12], 3);
+        spec.freeze(&[1]).unwrap();
+        let mut opt = OptimizerSpec::new(kind, 0.05);
+        opt.l1 = 1e-4;
+        opt.l2 = 1e-3;
+        opt.clip_norm = Some(0.3);
+        opt.layer_lr.insert("2".into(), 0.5);
+        let ts = TrainSpec {
+            batch_size: 16,
+            ..Default::default()
+        };
+        let run = |multi: bool| {
+            let mut t = Trainer::new(gpu(), spec.clone(), opt.clone(), ts.clone(), 3).unwrap();
+            t.set_step_kernels(StepKernels {
+                multi_tensor_update: multi,
+                ..Default::default()
+            });
+            for _ in 0..2 {
+                pollster::block_on(t.fit_epoch(&data)).unwrap();
+            }
+            (
+                pollster::block_on(weight_bytes(&t)),
+                t.dispatches_per_step(),
+            )
+        };
+        let ((multi, n_multi), (per, n_per)) = (run(true), run(false));
+        // 4 trainable tensors: per tensor 2·4 + 1 clip and 4 updates; multi 3 and 1.
+        assert_eq!(n_per - n_multi, 9, "{kind:?}: dispatches per step");
+        assert!(
+            multi == per,
+            "{kind:?}: weights differ between the two paths"
+        );
+    }
+}

@@ -10,7 +10,7 @@ use super::model::{Model, ParamKind};
 use super::spec::LayerSpec;
 use crate::error::Result;
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
-use crate::kernels::conv::{self, ConvGeom};
+use crate::kernels::conv::{self, ConvGeom, ConvSpec};
 use crate::kernels::matmul::{matmul_into, MatmulSpec};
 use crate::kernels::pool::{self, PoolGeom};
 use crate::kernels::reduce::{cols_into, Reduce};
@@ -19,6 +19,19 @@ use crate::kernels::{activation, elementwise, permute, Activation};
 
 /// Stream offset separating dropout masks from other uses of the seed.
 const DROPOUT_STREAM: u32 = 0x2000;
+
+/// How convolution layers are computed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConvAlgo {
+    /// Implicit GEMM (kernels::conv::implicit_*): forward one dispatch with the bias and
+    /// activation epilogue; backward two for dW/db and one for dx, the activation's backward
+    /// fused in; no im2col buffers.
+    #[default]
+    Implicit,
+    /// im2col into a [B·OH·OW, C·K·K] buffer, matmul, permute to NCHW, activation;
+    /// backward through the same buffers and col2im (4 forward, up to 7 backward dispatches).
+    Im2col,
+}
 
 /// Forward (and, when training, backward) dispatches for one batch size.
 pub struct Graph {
@@ -51,6 +64,18 @@ impl Graph {
         train: bool,
         counter: &Tensor,
         seed: u64,
+    ) -> Result<Graph> {
+        Self::with_conv(model, batch, train, counter, seed, ConvAlgo::default())
+    }
+
+    /// [`Graph::new`] with convolutions computed by `conv`.
+    pub fn with_conv(
+        model: &Model,
+        batch: usize,
+        train: bool,
+        counter: &Tensor,
+        seed: u64,
+        conv: ConvAlgo,
     ) -> Result<Graph> {
         let gpu = model.gpu();
         let spec = &model.spec;
@@ -161,6 +186,46 @@ impl Graph {
                         .expect("conv weight")
                         .value;
                     let b = &model.param(i, ParamKind::Bias).expect("conv bias").value;
+                    if conv == ConvAlgo::Implicit {
+                        let spec = ConvSpec {
+                            geom: g,
+                            filters: f,
+                            activation: *act,
+                            tiles: None,
+                        };
+                        let y = new(gpu, &out_shape)?;
+                        // The pre-activation is kept only for a backward that needs it.
+                        let z = match (&dy, *act) {
+                            (Some(_), a) if a != Activation::Identity => {
+                                Some(new(gpu, &out_shape)?)
+                            }
+                            _ => None,
+                        };
+                        forward.push(conv::implicit_forward_into(
+                            &spec,
+                            &x,
+                            w,
+                            Some(b),
+                            z.as_ref(),
+                            &y,
+                        )?);
+                        if let Some(dy) = &dy {
+                            if *trainable {
+                                let gw = &model.param(i, ParamKind::Weight).expect("weight").grad;
+                                let gb = &model.param(i, ParamKind::Bias).expect("bias").grad;
+                                bwd.extend(
+                                    conv::implicit_wgrad_into(&spec, &x, dy, z.as_ref(), gw, gb)?
+                                        .dispatches,
+                                );
+                            }
+                            if let Some(dx) = &dx {
+                                bwd.push(conv::implicit_dgrad_into(&spec, dy, z.as_ref(), w, dx)?);
+                            }
+                        }
+                        acts.push(y);
+                        backward_by_layer.push(bwd);
+                        continue;
+                    }
                     let w2 = w.reshape(&[f, patch])?;
                     let cols = new(gpu, &[g.rows(), patch])?;
                     let zmat = new(gpu, &[g.rows(), f])?;

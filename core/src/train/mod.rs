@@ -14,10 +14,9 @@ use crate::clock;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
-use crate::kernels::clip::GlobalNormClip;
 use crate::kernels::gather::{gather_stepped_into, PAD_INDEX};
 use crate::kernels::loss::{distill_into, softmax_xent_into, GradScale};
-use crate::kernels::optim::{schedule_row, update_scheduled_into, Rule};
+use crate::kernels::optim::{schedule_row, Rule};
 use crate::kernels::rng::{words, RngKey};
 use crate::kernels::softmax::softmax_into;
 use crate::kernels::{metrics, step};
@@ -31,6 +30,7 @@ mod incremental;
 mod observe;
 mod recovery;
 mod transfer;
+mod update;
 pub use distill::DistillSpec;
 pub use early_stop::{EarlyStopping, FitReport, Monitor};
 pub use incremental::{RehearsalSpec, Reservoir};
@@ -38,6 +38,7 @@ pub(crate) use observe::EpochOutcome;
 pub use observe::{ChunkOptions, ChunkOutcome, Control, NoObserver, Observer, Progress};
 pub use recovery::RecoverySpec;
 pub use transfer::TransferReport;
+pub use update::StepKernels;
 
 /// Stream offset separating the epoch shuffles from other uses of the seed.
 const SHUFFLE_STREAM: u32 = 0x3000;
@@ -164,6 +165,10 @@ pub struct Trainer {
     /// Teacher model and settings when distilling.
     teacher: Option<(Model, DistillSpec)>,
     rule: Rule,
+    /// Which kernels the step programs are built from.
+    kernels: StepKernels,
+    /// Dispatches in the last training step list built (0 before the first epoch).
+    step_dispatches: usize,
     counter: Tensor,
     metrics: Tensor,
     program: Option<Program>,
@@ -212,6 +217,8 @@ impl Trainer {
             stop_requested: false,
             teacher: None,
             rule,
+            kernels: StepKernels::default(),
+            step_dispatches: 0,
             counter: step::counter(gpu, 0)?,
             metrics: Tensor::zeros(gpu, &[4])?,
             program: None,
@@ -221,6 +228,27 @@ impl Trainer {
 
     pub fn gpu(&self) -> &Gpu {
         self.model.gpu()
+    }
+
+    /// The kernels the step programs are built from.
+    pub fn step_kernels(&self) -> StepKernels {
+        self.kernels
+    }
+
+    /// Chooses the kernels of the step programs (rebuilt at the next epoch). Every choice
+    /// trains the same model; the per-tensor update is bit-identical to the multi-tensor one.
+    pub fn set_step_kernels(&mut self, kernels: StepKernels) {
+        if kernels != self.kernels {
+            self.kernels = kernels;
+            self.program = None;
+            self.eval_program = None;
+        }
+    }
+
+    /// Dispatches (= bind groups set) per training step in the last epoch's step list:
+    /// gathers, forward, loss, metrics, backward, clipping, updates and the counter advance.
+    pub fn dispatches_per_step(&self) -> usize {
+        self.step_dispatches
     }
 
     pub(crate) fn check_data(&self, data: &GpuDataset) -> Result<()> {
@@ -241,7 +269,14 @@ impl Trainer {
 
     fn build_program(&self, batch: usize, train: bool) -> Result<Program> {
         let gpu = self.gpu();
-        let graph = Graph::new(&self.model, batch, train, &self.counter, self.seed)?;
+        let graph = Graph::with_conv(
+            &self.model,
+            batch,
+            train,
+            &self.counter,
+            self.seed,
+            self.kernels.conv,
+        )?;
         let labels = Tensor::uninit(gpu, &[batch], DType::U32)?;
         let loss_rows = Tensor::uninit(gpu, &[batch], DType::F32)?;
         let logits = graph.output()?;
@@ -254,7 +289,14 @@ impl Trainer {
         step.extend(graph.forward.iter().cloned());
         let teacher = match (&self.teacher, train) {
             (Some((model, spec)), true) => {
-                let tg = Graph::new(model, batch, false, &self.counter, self.seed)?;
+                let tg = Graph::with_conv(
+                    model,
+                    batch,
+                    false,
+                    &self.counter,
+                    self.seed,
+                    self.kernels.conv,
+                )?;
                 step.extend(tg.forward.iter().cloned());
                 let t_logits = tg.output()?;
                 step.push(distill_into(
@@ -288,16 +330,11 @@ impl Trainer {
         )?);
         if train {
             step.extend(graph.backward.iter().cloned());
-            let trainable: Vec<&crate::nn::Param> = self
-                .model
-                .params
-                .iter()
-                .filter(|p| self.model.spec.layers[p.layer].trainable())
-                .collect();
-            if let Some(max) = self.optimizer.clip_norm {
-                let grads: Vec<&Tensor> = trainable.iter().map(|p| &p.grad).collect();
-                step.extend(GlobalNormClip::new(gpu, &grads, max)?.dispatches);
-            }
+            step.extend(update::clip_dispatches(
+                &self.model,
+                &self.optimizer,
+                &self.kernels,
+            )?);
         }
         Ok(Program {
             graph,
@@ -385,6 +422,7 @@ impl Trainer {
         self.lr_spike = None;
         let sched = Tensor::from_f32(&gpu, &[steps, 4], &table)?;
         let list = self.step_list(data, b, &idx, &sched)?;
+        self.step_dispatches = list.len();
         let refs: Vec<&Dispatch> = list.iter().collect();
         // counter = (step within this epoch, global step): see shaders/step.wgsl.
         self.counter
@@ -495,24 +533,14 @@ impl Trainer {
             &prog.labels,
         )?);
         list.extend(prog.step.iter().cloned());
-        let layers = self.model.spec.layers.len();
-        for p in &self.model.params {
-            if !self.model.spec.layers[p.layer].trainable() {
-                continue;
-            }
-            let state: Vec<&Tensor> = p.state.iter().collect();
-            let scale = self.optimizer.lr_scale(p.layer, layers)?;
-            list.push(update_scheduled_into(
-                &self.rule,
-                self.optimizer.penalty(),
-                scale,
-                &p.value,
-                &p.grad,
-                &state,
-                sched,
-                &self.counter,
-            )?);
-        }
+        list.extend(update::update_dispatches(
+            &self.model,
+            &self.optimizer,
+            &self.rule,
+            &self.kernels,
+            sched,
+            &self.counter,
+        )?);
         list.push(step::advance_into(&self.counter)?);
         Ok(list)
     }

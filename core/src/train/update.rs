@@ -1,0 +1,130 @@
+//! The optimizer part of a training step: global-norm clipping and the parameter update,
+//! built either per tensor (one update dispatch per parameter, 2 per parameter + 1 for
+//! clipping) or multi-tensor (one update dispatch per parameter arena — one for a normal
+//! model — and 3 for clipping). Both give bit-identical weights; multi-tensor is the default.
+
+use crate::error::Result;
+use crate::gpu::{Dispatch, Tensor};
+use crate::kernels::clip::GlobalNormClip;
+use crate::kernels::optim::{
+    update_multi_scheduled_into, update_scheduled_into, MultiClip, Rule, Segment,
+};
+use crate::nn::graph::ConvAlgo;
+use crate::nn::Model;
+use crate::optim::OptimizerSpec;
+
+/// Which kernels a training step is built from. The defaults are the fast paths; the others
+/// stay available for comparison (tests, `accrete bench train --update/--conv`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepKernels {
+    /// One update dispatch for all parameters (true) or one per parameter tensor (false).
+    pub multi_tensor_update: bool,
+    /// How convolution layers are computed.
+    pub conv: ConvAlgo,
+}
+
+impl Default for StepKernels {
+    fn default() -> Self {
+        StepKernels {
+            multi_tensor_update: true,
+            conv: ConvAlgo::default(),
+        }
+    }
+}
+
+/// The segment table of each arena: its trainable parameters with their lr multipliers
+/// (frozen layers are left out, so they are never updated).
+fn arena_segments(model: &Model, optimizer: &OptimizerSpec) -> Result<Vec<Vec<Segment>>> {
+    let layers = model.spec.layers.len();
+    let mut out = vec![Vec::new(); model.arenas.len()];
+    for p in &model.params {
+        if !model.spec.layers[p.layer].trainable() {
+            continue;
+        }
+        out[p.arena].push(Segment {
+            offset: p.offset,
+            len: p.value.len(),
+            lr_scale: optimizer.lr_scale(p.layer, layers)?,
+        });
+    }
+    Ok(out)
+}
+
+/// The clipping dispatches (none without `clip_norm`).
+pub(crate) fn clip_dispatches(
+    model: &Model,
+    optimizer: &OptimizerSpec,
+    kernels: &StepKernels,
+) -> Result<Vec<Dispatch>> {
+    let Some(max) = optimizer.clip_norm else {
+        return Ok(Vec::new());
+    };
+    let gpu = model.gpu();
+    if kernels.multi_tensor_update {
+        let segs = arena_segments(model, optimizer)?;
+        let sets: Vec<(&Tensor, &[Segment])> = model
+            .arenas
+            .iter()
+            .zip(&segs)
+            .map(|(a, s)| (&a.grads, s.as_slice()))
+            .collect();
+        Ok(MultiClip::new(gpu, &sets, max)?.dispatches)
+    } else {
+        let grads: Vec<&Tensor> = model
+            .params
+            .iter()
+            .filter(|p| model.spec.layers[p.layer].trainable())
+            .map(|p| &p.grad)
+            .collect();
+        Ok(GlobalNormClip::new(gpu, &grads, max)?.dispatches)
+    }
+}
+
+/// The update dispatches reading the learning rate from row `counter[0]` of `sched`.
+pub(crate) fn update_dispatches(
+    model: &Model,
+    optimizer: &OptimizerSpec,
+    rule: &Rule,
+    kernels: &StepKernels,
+    sched: &Tensor,
+    counter: &Tensor,
+) -> Result<Vec<Dispatch>> {
+    let mut out = Vec::new();
+    if kernels.multi_tensor_update {
+        for (a, segs) in model.arenas.iter().zip(arena_segments(model, optimizer)?) {
+            if segs.is_empty() {
+                continue;
+            }
+            let state: Vec<&Tensor> = a.state.iter().collect();
+            out.push(update_multi_scheduled_into(
+                rule,
+                optimizer.penalty(),
+                &a.values,
+                &a.grads,
+                &state,
+                &segs,
+                sched,
+                counter,
+            )?);
+        }
+        return Ok(out);
+    }
+    let layers = model.spec.layers.len();
+    for p in &model.params {
+        if !model.spec.layers[p.layer].trainable() {
+            continue;
+        }
+        let state: Vec<&Tensor> = p.state.iter().collect();
+        out.push(update_scheduled_into(
+            rule,
+            optimizer.penalty(),
+            optimizer.lr_scale(p.layer, layers)?,
+            &p.value,
+            &p.grad,
+            &state,
+            sched,
+            counter,
+        )?);
+    }
+    Ok(out)
+}
