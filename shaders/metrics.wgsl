@@ -5,6 +5,8 @@
 //     metrics[0] += Σ loss[r];   metrics[1] += Σ [argmax logits[r, :] = label[r]];   metrics[2] += count
 // entry `regress`: metrics[0] += Σ_{r < valid} loss[r]; metrics[2] += valid (regression
 //     targets carry no padding marker, so the launcher passes the real row count).
+// entry `regress_labelled`: like `regress`, over the rows whose label is not PAD
+//     (0xffffffff; a regression batch's labels are 0, its padding rows PAD).
 // One workgroup of RW threads; fixed-order tree sums, so the totals are bit-reproducible.
 // Shapes: loss: [rows]; logits: [rows, cols]; labels: [rows] u32; metrics: [4].
 // Bindings: 0 params, 1 loss, 2 logits, 3 labels, 4 metrics.
@@ -68,5 +70,23 @@ fn regress(@builtin(local_invocation_index) lid: u32) {
     if (lid == 0u) {
         metrics[0] = metrics[0] + l;
         metrics[2] = metrics[2] + f32(p.valid);
+    }
+}
+
+@compute @workgroup_size(RW)
+fn regress_labelled(@builtin(local_invocation_index) lid: u32) {
+    var l = 0.0;
+    var count = 0.0;
+    for (var r = lid; r < p.rows; r += RW) {
+        if (labels[r] != 0xffffffffu) {
+            l += loss[r];
+            count += 1.0;
+        }
+    }
+    l = tree_sum(lid, l);
+    count = tree_sum(lid, count);
+    if (lid == 0u) {
+        metrics[0] = metrics[0] + l;
+        metrics[2] = metrics[2] + count;
     }
 }

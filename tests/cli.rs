@@ -292,6 +292,33 @@ fn train_writes_config_metrics_checkpoints_and_report() {
     assert!(eval["accuracy"].as_f64().unwrap() > 0.8, "{eval}");
 }
 
+/// `[train] early_stopping` and a reduce-on-plateau schedule act in `accrete train`: the
+/// trainer validates after every epoch, a chunk stops once the validation loss has not
+/// improved for `patience` epochs, and the plateau cuts the rate.
+#[test]
+fn train_stops_chunks_early_and_reduces_the_rate_on_plateaus() {
+    let config = BLOBS_CONFIG
+        .replace("epochs = 2", "epochs = 40\nearly_stopping = { patience = 2, min_delta = 5.0 }")
+        .replace(
+            "lr = 0.02",
+            "lr = 0.02\nschedule = { type = \"reduce_on_plateau\", factor = 0.5, patience = 0, threshold = 0.5 }",
+        );
+    let dir = blobs_dir("early", &config);
+    ok(
+        &dir,
+        &["train", "--config", "run.toml", "--out", "run", "--quiet"],
+    );
+    let rows = metrics_without_timing(&dir.join("run"));
+    // min_delta = 5 is out of reach: every chunk stops after 1 + patience epochs.
+    assert_eq!(rows.len(), 2 * 3, "{rows:?}");
+    assert!(rows.iter().all(|r| r["val_loss"].is_number()));
+    let lrs: Vec<f64> = rows.iter().map(|r| r["lr"].as_f64().unwrap()).collect();
+    assert!(
+        lrs.last().unwrap() < &0.02,
+        "the plateau never cut the rate: {lrs:?}"
+    );
+}
+
 #[test]
 fn quiet_prints_nothing_and_an_existing_run_is_never_overwritten() {
     let dir = blobs_dir("quiet", &BLOBS_CONFIG.replace("epochs = 2", "epochs = 1"));
@@ -740,6 +767,21 @@ const CASES: &[Case] = &[
         ],
         args: &["train", "--config", "c.toml"],
         message: "incremental.chunks: 5 chunks of 2 samples would leave chunks empty; use at most 2 chunks",
+    },
+    Case {
+        name: "early stopping without a validation split",
+        files: &[
+            ("c.toml", "[data]\nformat = \"csv\"\ntrain_file = \"t.csv\"\nvalidation_fraction = 0\n[train]\nearly_stopping = { patience = 2 }\n"),
+            ("t.csv", "a,b,label\n1,2,0\n3,3,1\n"),
+        ],
+        args: &["train", "--config", "c.toml"],
+        message: "train.early_stopping: watches the validation split, but data.validation_fraction is 0",
+    },
+    Case {
+        name: "mse loss on class labels",
+        files: &[("c.toml", "[train]\nloss = \"mse\"\n")],
+        args: &["train", "--config", "c.toml"],
+        message: "train.loss: \"mse\" trains on real-valued targets",
     },
     Case {
         name: "CSV text where a number belongs",

@@ -7,7 +7,7 @@
 //! 2e-4 of the tensor's largest gradient, far above f32 noise and far below the O(1) errors
 //! of a wrong index, transpose or missing term.
 
-use accrete::kernels::loss::{self, mse_into, softmax_xent_into, GradScale};
+use accrete::kernels::loss::{self, mse_into, mse_masked_into, softmax_xent_into, GradScale};
 use accrete::kernels::{step, Activation};
 use accrete::nn::reference::{self, HostParams};
 use accrete::nn::{Graph, LayerSpec, Model, ModelSpec};
@@ -241,5 +241,23 @@ fn loss_gradients_match_finite_differences() {
         .unwrap();
     let want = fd(&mse_at);
     assert_close("∂mse/∂y", &read(&g), &want, |_| 1e-6);
+    // The training-batch MSE: row 2 is padding; the loss is the mean over the other rows.
+    let mask: Vec<u32> = vec![0, 0, loss::PAD_LABEL, 0, 0];
+    let masked_at = |zz: &[f64]| {
+        let mut s = 0.0;
+        for (i, (a, &b)) in zz.iter().zip(&t).enumerate() {
+            if mask[i / cols] != loss::PAD_LABEL {
+                s += (a - b as f64).powi(2);
+            }
+        }
+        s / ((rows - 1) * cols) as f64
+    };
+    let (l, g) = (poisoned(&[rows]), poisoned(&[rows, cols]));
+    let tm = Tensor::from_u32(gpu(), &[rows], &mask).unwrap();
+    gpu()
+        .run(&[&mse_masked_into(&tz, &upload(&[rows, cols], &t), &tm, &l, &g).unwrap()])
+        .unwrap();
+    let want = fd(&masked_at);
+    assert_close("∂masked mse/∂y", &read(&g), &want, |_| 1e-6);
     let _ = (loss::PAD_LABEL, DType::F32);
 }

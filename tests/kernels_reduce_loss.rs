@@ -4,7 +4,9 @@
 //! Summation bounds: a sum of n terms in any fixed order has |error| ≤ (n − 1)·2⁻²⁴·Σ|xᵢ|;
 //! we allow n·2⁻²³·Σ|xᵢ|.
 
-use accrete::kernels::loss::{self, mse_into, softmax_xent_into, GradScale, PAD_LABEL};
+use accrete::kernels::loss::{
+    self, mse_into, mse_masked_into, softmax_xent_into, GradScale, PAD_LABEL,
+};
 use accrete::kernels::reduce::{self, argmax_into, cols_into, rows_into, Reduce};
 use accrete::{DType, Tensor};
 use accrete_tests::*;
@@ -180,6 +182,57 @@ fn mean_squared_error() {
             (cols as f64 + 4.0) * EPS * want_loss[i].abs()
         });
         assert_close("mse grad", &read(&grad), &want_grad, |i| {
+            4.0 * EPS * want_grad[i].abs()
+        });
+    }
+}
+
+/// Training-batch MSE: padding rows (label PAD) get zero loss and gradient, the others the
+/// gradient of the mean over the valid rows only.
+#[test]
+fn masked_mean_squared_error_skips_padding_rows() {
+    for &(rows, cols) in &SHAPES {
+        let mut r = rng((rows * 11 + cols) as u64);
+        let y = uniform(&mut r, rows * cols, -2.0, 2.0);
+        let t = uniform(&mut r, rows * cols, -2.0, 2.0);
+        // Every third row is padding (but never all of them).
+        let labels: Vec<u32> = (0..rows)
+            .map(|i| if i % 3 == 2 { PAD_LABEL } else { 0 })
+            .collect();
+        let valid = labels.iter().filter(|&&l| l != PAD_LABEL).count() as f64;
+        let (lossv, grad) = (poisoned(&[rows]), poisoned(&[rows, cols]));
+        let tl = Tensor::from_u32(gpu(), &[rows], &labels).unwrap();
+        let d = mse_masked_into(
+            &upload(&[rows, cols], &y),
+            &upload(&[rows, cols], &t),
+            &tl,
+            &lossv,
+            &grad,
+        )
+        .unwrap();
+        gpu().run(&[&d]).unwrap();
+        let (mut want_loss, mut want_grad) = (Vec::new(), Vec::new());
+        for ((yr, tr), &l) in y.chunks(cols).zip(t.chunks(cols)).zip(&labels) {
+            let pad = l == PAD_LABEL;
+            let diff: Vec<f64> = yr
+                .iter()
+                .zip(tr)
+                .map(|(&a, &b)| a as f64 - b as f64)
+                .collect();
+            let row: f64 = diff.iter().map(|d| d * d).sum::<f64>() / cols as f64;
+            want_loss.push(if pad { 0.0 } else { row });
+            want_grad.extend(diff.iter().map(|d| {
+                if pad {
+                    0.0
+                } else {
+                    2.0 * d / (valid * cols as f64)
+                }
+            }));
+        }
+        assert_close("masked mse loss", &read(&lossv), &want_loss, |i| {
+            (cols as f64 + 4.0) * EPS * want_loss[i].abs()
+        });
+        assert_close("masked mse grad", &read(&grad), &want_grad, |i| {
             4.0 * EPS * want_grad[i].abs()
         });
     }

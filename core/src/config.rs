@@ -344,6 +344,12 @@ impl RunConfig {
     /// Messages start with the key (`data.validation_fraction: …`).
     pub fn validate(&self) -> Result<()> {
         let bad = |key: &str, detail: String| Err(Error::invalid(key, detail));
+        if self.train.loss == crate::train::LossKind::Mse {
+            return bad(
+                "train.loss",
+                "\"mse\" trains on real-valued targets, but runs read class labels (IDX or a CSV label column); use \"softmax_cross_entropy\" here, or the library's Dataset::regression for regression".into(),
+            );
+        }
         let d = &self.data;
         match d.format {
             DataFormat::Idx => {
@@ -383,6 +389,12 @@ impl RunConfig {
                 "data.test_limit",
                 "0 samples leaves nothing to test on; use at least 1, or remove the key to use all"
                     .into(),
+            );
+        }
+        if self.train.early_stopping.is_some() && d.validation_fraction == 0.0 {
+            return bad(
+                "train.early_stopping",
+                "watches the validation split, but data.validation_fraction is 0; set it to e.g. 0.1, or remove train.early_stopping".into(),
             );
         }
         if !(0.0..1.0).contains(&d.validation_fraction) {

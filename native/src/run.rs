@@ -19,9 +19,7 @@ use accrete::checkpoint::{read_file, weights_from_bytes, write_atomic, Checkpoin
 use accrete::config::{check_fits, Prepared, RunConfig};
 use accrete::data::Dataset;
 use accrete::report::{best_validation, MetricsRow};
-use accrete::train::{
-    ChunkOptions, ChunkOutcome, Control, GpuDataset, Observer, Progress, Stats, Trainer,
-};
+use accrete::train::{ChunkOptions, ChunkOutcome, Control, Observer, Progress, Stats, Trainer};
 use accrete::{Error, Gpu};
 use clap::Args;
 use std::fs;
@@ -404,10 +402,9 @@ fn run(
     let epochs = config.train.epochs as u64;
     let steps_of = |c: &Dataset| (c.len() as u64).div_ceil(b);
     let total: u64 = data.chunks.iter().map(|c| steps_of(c) * epochs).sum();
-    let val = match &data.validation {
-        Some(v) => Some(GpuDataset::upload(gpu, v)?),
-        None => None,
-    };
+    // The trainer validates after every epoch (feeding reduce-on-plateau and early
+    // stopping); the observer logs it.
+    trainer.set_validation(data.validation.as_ref())?;
     let ckpt_dir = dir.join(CHECKPOINT_DIR);
     fs::create_dir_all(&ckpt_dir).map_err(|e| io_failure(&ckpt_dir, e))?;
     install_ctrlc(dir);
@@ -415,13 +412,11 @@ fn run(
     let start_chunk = trainer.cursor.chunk as usize;
     let outcome = {
         let mut obs = RunObserver {
-            gpu,
             config,
             dir,
             ckpt_dir: &ckpt_dir,
             display: &mut display,
-            val: val.as_ref(),
-            evaluator: None,
+            val: None,
             best: best_validation(&rows).map(|(a, _)| a),
             pending: None,
             chunk: 0,
@@ -484,14 +479,12 @@ fn run(
 /// Writes checkpoints, evaluates the validation split at each epoch end, logs metrics
 /// and progress, and turns Ctrl-C into [`Control::Stop`].
 struct RunObserver<'a> {
-    gpu: &'a Gpu,
     config: &'a RunConfig,
     dir: &'a Path,
     ckpt_dir: &'a Path,
     display: &'a mut Display,
-    val: Option<&'a GpuDataset>,
-    /// A second trainer holding the checkpointed weights, for validation.
-    evaluator: Option<Trainer>,
+    /// The validation stats of the epoch that just ended, until its checkpoint arrives.
+    val: Option<Stats>,
     best: Option<f64>,
     /// The stats of an epoch that just ended, until its checkpoint arrives.
     pending: Option<Stats>,
@@ -503,25 +496,6 @@ struct RunObserver<'a> {
 }
 
 impl RunObserver<'_> {
-    fn validate(&mut self, c: &Checkpoint) -> accrete::Result<Option<Stats>> {
-        let Some(val) = self.val else {
-            return Ok(None);
-        };
-        let ev = match &mut self.evaluator {
-            Some(ev) => ev,
-            None => self.evaluator.insert(Trainer::new(
-                self.gpu,
-                c.meta.model.clone(),
-                c.meta.optimizer.clone(),
-                c.meta.train.clone(),
-                c.meta.seed,
-            )?),
-        };
-        ev.restore(c)?;
-        let batch = val.len.clamp(1, 512);
-        Ok(Some(pollster::block_on(ev.evaluate(val, batch))?))
-    }
-
     fn append_metrics(&self, row: &MetricsRow) -> accrete::Result<()> {
         let path = self.dir.join(METRICS_FILE);
         let io = |e: std::io::Error| Error::Io {
@@ -588,6 +562,10 @@ impl Observer for RunObserver<'_> {
         self.pending = Some(*stats);
     }
 
+    fn validated(&mut self, val: &Stats) {
+        self.val = Some(*val);
+    }
+
     fn checkpoint(&mut self, c: &Checkpoint) -> accrete::Result<()> {
         let mut c = c.clone();
         c.meta.preprocessing = self.preprocessing.clone();
@@ -595,7 +573,7 @@ impl Observer for RunObserver<'_> {
         let m = &c.meta;
         if let Some(stats) = self.pending.take() {
             // The checkpoint at the end of an epoch: validate, log, keep the best.
-            let val = self.validate(&c)?;
+            let val = self.val.take();
             let epochs = self.config.train.epochs as u64;
             let epoch_in_chunk = if m.cursor.chunk as usize > self.chunk {
                 epochs

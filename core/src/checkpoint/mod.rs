@@ -37,6 +37,16 @@ pub struct Cursor {
     /// The epoch's loss/accuracy accumulator so far (mid-epoch checkpoints).
     #[serde(default)]
     pub metrics: Option<[f32; 4]>,
+    /// Early stopping within the current chunk: the best monitored validation value so far
+    /// and the epochs since it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_val: Option<f64>,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub since_best: u64,
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Everything in a checkpoint besides the tensors.
@@ -64,6 +74,10 @@ pub struct Meta {
     /// Rehearsal settings and counters (its samples are the `rehearsal.*` tensors).
     #[serde(default)]
     pub rehearsal: Option<RehearsalState>,
+    /// Loss of the last epoch the divergence-recovery policy accepted (its spike test
+    /// compares against it), so a resumed run judges the next epoch as the original would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_good_loss: Option<f64>,
 }
 
 /// The rehearsal buffer's settings and Algorithm R counter.
@@ -73,6 +87,14 @@ pub struct RehearsalState {
     pub spec: crate::train::RehearsalSpec,
     pub seen: u64,
     pub classes: usize,
+    /// Values per regression target (0: a classification buffer); the targets are the
+    /// `rehearsal.targets` tensor.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub target_dim: usize,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 /// A named f32 tensor in PyTorch layout.

@@ -1,5 +1,5 @@
 //! Datasets in host memory, ready to upload: features row-major [n, ...sample_shape] f32
-//! and class labels u32. Readers: [`idx`] (MNIST / Fashion-MNIST) and [`csv`]; [`split`]
+//! and class labels u32, or real-valued regression targets [n, target_dim] f32. Readers: [`idx`] (MNIST / Fashion-MNIST) and [`csv`]; [`split`]
 //! (holdout, k-fold, increments) and [`preprocess`] (standardisation).
 
 pub mod csv;
@@ -13,16 +13,22 @@ pub use split::SplitBy;
 
 use crate::error::{Error, Result};
 
-/// A labelled dataset.
+/// A labelled dataset: class labels (classification), or real-valued targets (regression,
+/// see [`Dataset::regression`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
     /// [n, ...sample_shape], row-major.
     pub features: Vec<f32>,
+    /// Class of every sample; all 0 for a regression dataset.
     pub labels: Vec<u32>,
     /// Shape of one sample, e.g. [1, 28, 28] or [784].
     pub sample_shape: Vec<usize>,
-    /// Number of classes (labels are in 0..classes).
+    /// Number of classes (labels are in 0..classes); 1 for a regression dataset.
     pub classes: usize,
+    /// Regression targets [n, target_dim], row-major; empty for classification.
+    pub targets: Vec<f32>,
+    /// Values per regression target; 0 for classification.
+    pub target_dim: usize,
 }
 
 impl Dataset {
@@ -68,7 +74,49 @@ impl Dataset {
             labels,
             sample_shape,
             classes,
+            targets: Vec::new(),
+            target_dim: 0,
         })
+    }
+
+    /// A regression dataset: `targets` holds `target_dim` real values per sample, trained
+    /// with `loss = "mse"`. Checks that sizes agree and every value is finite.
+    pub fn regression(
+        features: Vec<f32>,
+        targets: Vec<f32>,
+        sample_shape: Vec<usize>,
+        target_dim: usize,
+    ) -> Result<Dataset> {
+        if target_dim == 0 || !targets.len().is_multiple_of(target_dim) {
+            return Err(Error::data(
+                "dataset",
+                format!(
+                    "{} target values do not make whole targets of {target_dim} values",
+                    targets.len()
+                ),
+            ));
+        }
+        let n = targets.len() / target_dim;
+        let mut d = Dataset::new(features, vec![0; n], sample_shape, 1)?;
+        if let Some(i) = targets.iter().position(|v| !v.is_finite()) {
+            return Err(Error::data(
+                "dataset",
+                format!(
+                    "target {} of sample {} is {}",
+                    i % target_dim,
+                    i / target_dim,
+                    targets[i]
+                ),
+            ));
+        }
+        d.targets = targets;
+        d.target_dim = target_dim;
+        Ok(d)
+    }
+
+    /// True for a regression dataset (real-valued targets instead of classes).
+    pub fn is_regression(&self) -> bool {
+        self.target_dim > 0
     }
 
     pub fn len(&self) -> usize {
@@ -91,11 +139,18 @@ impl Dataset {
         for &i in indices {
             features.extend_from_slice(&self.features[i * d..(i + 1) * d]);
         }
+        let t = self.target_dim;
+        let mut targets = Vec::with_capacity(indices.len() * t);
+        for &i in indices.iter().filter(|_| t > 0) {
+            targets.extend_from_slice(&self.targets[i * t..(i + 1) * t]);
+        }
         Dataset {
             features,
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
             sample_shape: self.sample_shape.clone(),
             classes: self.classes,
+            targets,
+            target_dim: t,
         }
     }
 

@@ -185,6 +185,39 @@ pub fn mse_into(y: &Tensor, target: &Tensor, loss: &Tensor, dy: &Tensor) -> Resu
     )
 }
 
+/// MSE over the rows of a training batch whose label is not [`PAD_LABEL`]: those rows get
+/// zero loss and gradient, the others loss[r] = mean_c (y − t)² and
+/// dy = 2(y − t)/(valid·cols), the gradient of the mean over the valid rows.
+pub fn mse_masked_into(
+    y: &Tensor,
+    target: &Tensor,
+    labels: &Tensor,
+    loss: &Tensor,
+    dy: &Tensor,
+) -> Result<Dispatch> {
+    let (rows, cols) = y.as_matrix();
+    check("mse target", target, y.shape())?;
+    check("mse gradient", dy, y.shape())?;
+    check("mse loss", loss, &[rows])?;
+    check("mse labels", labels, &[rows])?;
+    labels.expect_dtype("mse labels", DType::U32)?;
+    let gpu = y.gpu();
+    let p = RowParams {
+        rows: rows as u32,
+        cols: cols as u32,
+        a: 1.0 / cols.max(1) as f32,
+        b: 0.0,
+    };
+    let binds = [
+        Bind::T(y),
+        Bind::T(target),
+        Bind::T(loss),
+        Bind::T(dy),
+        Bind::T(labels),
+    ];
+    gpu.dispatch(&MSE, "", "masked", &p, &binds, gpu.grid(rows as u64)?)
+}
+
 /// f64 references.
 pub mod reference {
     /// Per-row loss and gradient of softmax cross-entropy with smoothing ε.

@@ -76,3 +76,29 @@ pub fn regress_into(loss: &Tensor, valid: usize, metrics: &Tensor) -> Result<Dis
     loss.gpu()
         .dispatch(&SHADER, "", "regress", &p, &binds, [1, 1, 1])
 }
+
+/// Adds a regression batch's per-row losses to `metrics`, skipping rows labelled `PAD_LABEL`
+/// (the padding of an epoch's last batch).
+pub fn regress_labelled_into(loss: &Tensor, labels: &Tensor, metrics: &Tensor) -> Result<Dispatch> {
+    let rows = check(loss, metrics)?;
+    if labels.len() != rows {
+        return Err(Error::shape(
+            "metrics",
+            format!(
+                "loss {:?} and labels {:?} disagree",
+                loss.shape(),
+                labels.shape()
+            ),
+        ));
+    }
+    labels.expect_dtype("metrics labels", DType::U32)?;
+    let p = Params {
+        rows: rows as u32,
+        cols: 0,
+        valid: rows as u32,
+        _pad: 0,
+    };
+    let binds = [Bind::T(loss), Bind::Skip, Bind::T(labels), Bind::T(metrics)];
+    loss.gpu()
+        .dispatch(&SHADER, "", "regress_labelled", &p, &binds, [1, 1, 1])
+}

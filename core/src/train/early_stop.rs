@@ -4,8 +4,12 @@
 
 use super::{GpuDataset, Stats, Trainer};
 use crate::data::Dataset;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+
+/// Checkpoint tensors holding the best epoch's weights and optimizer state of the current
+/// chunk (early stopping with `restore_best` inside incremental runs).
+pub(crate) const BEST_PREFIX: &str = "early_stopping.best.";
 
 /// Which validation metric to watch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,5 +139,120 @@ impl Trainer {
             }
         }
         Ok(report)
+    }
+}
+
+/// What the validation after a chunk's epoch decided.
+pub(crate) struct Validated {
+    pub stats: Option<Stats>,
+    /// Early stopping: end this chunk now.
+    pub stop_chunk: bool,
+}
+
+impl Trainer {
+    /// Sets (or clears) the validation set evaluated after every epoch of
+    /// [`Trainer::fit_chunk`]: its loss feeds reduce-on-plateau and early stopping
+    /// (`train.early_stopping`, per chunk), and its loss and accuracy join the history.
+    /// Without one, reduce-on-plateau watches the training loss.
+    pub fn set_validation(&mut self, data: Option<&Dataset>) -> Result<()> {
+        self.validation = match data {
+            None => None,
+            Some(d) if d.is_empty() => {
+                return Err(Error::data(
+                    "validation data",
+                    "the validation set is empty",
+                ))
+            }
+            Some(d) => {
+                let g = GpuDataset::upload(self.gpu(), d)?;
+                self.check_data(&g)?;
+                Some(g)
+            }
+        };
+        Ok(())
+    }
+
+    /// After an accepted epoch of a chunk: validate, feed the plateau schedule, and apply
+    /// early stopping (state in the cursor, so a resumed run decides the same).
+    pub(crate) async fn validate_epoch(&mut self, train: &Stats) -> Result<Validated> {
+        let Some(val) = self.validation.take() else {
+            self.optimizer
+                .schedule
+                .observe(train.loss, &mut self.lr_state);
+            return Ok(Validated {
+                stats: None,
+                stop_chunk: false,
+            });
+        };
+        let batch = self.train.batch_size.max(256).min(val.len.max(1));
+        let vs = self.evaluate(&val, batch).await;
+        self.validation = Some(val);
+        let vs = vs?;
+        self.optimizer.schedule.observe(vs.loss, &mut self.lr_state);
+        let Some(es) = self.train.early_stopping.clone() else {
+            return Ok(Validated {
+                stats: Some(vs),
+                stop_chunk: false,
+            });
+        };
+        let value = match es.monitor {
+            Monitor::ValLoss => vs.loss,
+            Monitor::ValAccuracy => vs.accuracy,
+        };
+        let improved = match (self.cursor.best_val, es.monitor) {
+            (None, _) => true,
+            (Some(b), Monitor::ValLoss) => value < b - es.min_delta,
+            (Some(b), Monitor::ValAccuracy) => value > b + es.min_delta,
+        };
+        if improved {
+            self.cursor.best_val = Some(value);
+            self.cursor.since_best = 0;
+            if es.restore_best {
+                let c = self.checkpoint().await?;
+                self.best_snapshot = Some(
+                    c.tensors
+                        .into_iter()
+                        .filter(|t| {
+                            t.name.starts_with("layers.") || t.name.starts_with("optimizer.")
+                        })
+                        .collect(),
+                );
+            }
+        } else {
+            self.cursor.since_best += 1;
+        }
+        Ok(Validated {
+            stats: Some(vs),
+            stop_chunk: self.cursor.since_best as usize >= es.patience,
+        })
+    }
+
+    /// At a chunk's end: with restore_best, put back the best epoch's weights and optimizer
+    /// state (counters keep counting forward), then reset the early-stopping state.
+    pub(crate) fn finish_chunk_early_stopping(&mut self) -> Result<()> {
+        let since = self.cursor.since_best;
+        if let (Some(best), true) = (self.best_snapshot.take(), since > 0) {
+            let names = crate::checkpoint::state_names(&self.rule);
+            for p in &self.model.params {
+                let get = |name: &str| {
+                    best.iter().find(|t| t.name == name).ok_or_else(|| {
+                        Error::data("early stopping", format!("the best snapshot lacks {name}"))
+                    })
+                };
+                let w = get(&p.name)?;
+                self.model.load(&p.name, &w.shape, &w.data)?;
+                for (s, n) in p.state.iter().zip(names) {
+                    s.write_f32(&get(&format!("optimizer.{}.{n}", p.name))?.data)?;
+                }
+            }
+            self.history.push(serde_json::json!({
+                "event": "early_stop", "chunk": self.cursor.chunk, "epoch": self.epoch,
+                "step": self.step, "restored_epochs_back": since, "best_value": self.cursor.best_val,
+            }));
+        }
+        self.best_snapshot = None;
+        self.cursor.best_val = None;
+        self.cursor.since_best = 0;
+        Ok(())
     }
 }

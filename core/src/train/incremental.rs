@@ -64,11 +64,14 @@ impl Reservoir {
             return;
         }
         let d = chunk.sample_len();
+        let t = chunk.target_dim;
         let data = self.data.get_or_insert_with(|| Dataset {
             features: Vec::new(),
             labels: Vec::new(),
             sample_shape: chunk.sample_shape.clone(),
             classes: chunk.classes,
+            targets: Vec::new(),
+            target_dim: t,
         });
         data.classes = data.classes.max(chunk.classes);
         for i in 0..chunk.len() {
@@ -78,6 +81,8 @@ impl Reservoir {
             if data.len() < cap {
                 data.features.extend_from_slice(x);
                 data.labels.push(chunk.labels[i]);
+                data.targets
+                    .extend_from_slice(&chunk.targets[i * t..(i + 1) * t]);
                 continue;
             }
             let key = RngKey {
@@ -91,24 +96,27 @@ impl Reservoir {
                 let j = j as usize;
                 data.features[j * d..(j + 1) * d].copy_from_slice(x);
                 data.labels[j] = chunk.labels[i];
+                data.targets[j * t..(j + 1) * t]
+                    .copy_from_slice(&chunk.targets[i * t..(i + 1) * t]);
             }
         }
     }
 }
 
 fn concat(a: &Dataset, b: &Dataset) -> Result<Dataset> {
-    if a.sample_shape != b.sample_shape {
+    if a.sample_shape != b.sample_shape || a.target_dim != b.target_dim {
         return Err(Error::data(
             "rehearsal",
             format!(
-                "chunk samples are {:?} but the buffer holds {:?}",
-                a.sample_shape, b.sample_shape
+                "chunk samples are {:?} (targets of {}) but the buffer holds {:?} (targets of {})",
+                a.sample_shape, a.target_dim, b.sample_shape, b.target_dim
             ),
         ));
     }
     let mut out = a.clone();
     out.features.extend_from_slice(&b.features);
     out.labels.extend_from_slice(&b.labels);
+    out.targets.extend_from_slice(&b.targets);
     out.classes = a.classes.max(b.classes);
     Ok(out)
 }
@@ -183,11 +191,22 @@ impl Trainer {
                 continue;
             }
             self.cursor.epoch_in_chunk += 1;
-            self.record(&stats);
+            let v = self.validate_epoch(&stats).await?;
+            self.record(&stats, v.stats.as_ref());
             obs.epoch_end(&stats);
+            if let Some(vs) = &v.stats {
+                obs.validated(vs);
+            }
             out.push(stats);
-            let last = self.cursor.epoch_in_chunk as usize == self.train.epochs;
+            let last = self.cursor.epoch_in_chunk as usize == self.train.epochs || v.stop_chunk;
             if last {
+                if v.stop_chunk && (self.cursor.epoch_in_chunk as usize) < self.train.epochs {
+                    self.history.push(serde_json::json!({
+                        "event": "early_stop_chunk", "chunk": self.cursor.chunk,
+                        "epochs_run": self.cursor.epoch_in_chunk, "epoch": self.epoch, "step": self.step,
+                    }));
+                }
+                self.finish_chunk_early_stopping()?;
                 if let Some(r) = &mut self.rehearsal {
                     r.offer(chunk, self.seed);
                 }
@@ -229,8 +248,8 @@ impl Trainer {
         idx
     }
 
-    fn record(&mut self, s: &Stats) {
-        self.history.push(serde_json::json!({
+    fn record(&mut self, s: &Stats, val: Option<&Stats>) {
+        let mut row = serde_json::json!({
             "chunk": self.cursor.chunk,
             "epoch": self.epoch,
             "step": self.step,
@@ -238,7 +257,12 @@ impl Trainer {
             "train_accuracy": s.accuracy,
             "samples_per_sec": s.samples_per_second(),
             "lr": self.current_lr(),
-        }));
+        });
+        if let Some(v) = val {
+            row["val_loss"] = v.loss.into();
+            row["val_accuracy"] = v.accuracy.into();
+        }
+        self.history.push(row);
     }
 
     /// The learning rate the next step will use.

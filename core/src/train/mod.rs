@@ -14,8 +14,9 @@ use crate::clock;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
+use crate::kernels::elementwise::scale_into;
 use crate::kernels::gather::{gather_stepped_into, PAD_INDEX};
-use crate::kernels::loss::{distill_into, softmax_xent_into, GradScale};
+use crate::kernels::loss::{distill_into, mse_masked_into, softmax_xent_into, GradScale};
 use crate::kernels::optim::{schedule_row, Rule};
 use crate::kernels::rng::{words, RngKey};
 use crate::kernels::softmax::softmax_into;
@@ -32,6 +33,7 @@ mod recovery;
 mod transfer;
 mod update;
 pub use distill::DistillSpec;
+use early_stop::BEST_PREFIX;
 pub use early_stop::{EarlyStopping, FitReport, Monitor};
 pub use incremental::{RehearsalSpec, Reservoir};
 pub(crate) use observe::EpochOutcome;
@@ -56,8 +58,12 @@ fn default_epochs() -> usize {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LossKind {
+    /// Softmax cross-entropy on class labels (`"softmax_cross_entropy"`).
     #[default]
     SoftmaxCrossEntropy,
+    /// Mean squared error on real-valued regression targets (`"mse"`); the model's outputs
+    /// are the predictions (no softmax) and there is no accuracy.
+    Mse,
 }
 
 /// How to train: batch size, epochs per chunk, loss.
@@ -76,6 +82,11 @@ pub struct TrainSpec {
     /// Label smoothing ε for cross-entropy (default 0).
     #[serde(default)]
     pub label_smoothing: f32,
+    /// Stop a chunk's epochs early when the validation metric stops improving (needs a
+    /// validation set: [`Trainer::set_validation`]; the CLI's `data.validation_fraction`),
+    /// e.g. `early_stopping = { patience = 3, monitor = "val_accuracy" }` (default: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<EarlyStopping>,
 }
 
 impl Default for TrainSpec {
@@ -85,14 +96,17 @@ impl Default for TrainSpec {
             epochs: default_epochs(),
             loss: LossKind::default(),
             label_smoothing: 0.0,
+            early_stopping: None,
         }
     }
 }
 
-/// A dataset uploaded to the GPU: features [n, ...sample] and labels [n].
+/// A dataset uploaded to the GPU: features [n, ...sample], labels [n] and, for regression,
+/// targets [n, target_dim].
 pub struct GpuDataset {
     pub features: Tensor,
     pub labels: Tensor,
+    pub targets: Option<Tensor>,
     pub len: usize,
 }
 
@@ -100,9 +114,14 @@ impl GpuDataset {
     pub fn upload(gpu: &Gpu, data: &Dataset) -> Result<GpuDataset> {
         let mut shape = vec![data.len()];
         shape.extend_from_slice(&data.sample_shape);
+        let targets = match data.target_dim {
+            0 => None,
+            t => Some(Tensor::from_f32(gpu, &[data.len(), t], &data.targets)?),
+        };
         Ok(GpuDataset {
             features: Tensor::from_f32(gpu, &shape, &data.features)?,
             labels: Tensor::from_u32(gpu, &[data.len()], &data.labels)?,
+            targets,
             len: data.len(),
         })
     }
@@ -134,6 +153,8 @@ struct Program {
     teacher: Option<Graph>,
     /// [B] labels of the current batch.
     labels: Tensor,
+    /// [B, outputs] regression targets of the current batch (loss = mse).
+    targets: Option<Tensor>,
     step: Vec<Dispatch>,
 }
 
@@ -158,6 +179,12 @@ pub struct Trainer {
     pub recovery: Option<RecoverySpec>,
     /// Loss of the last epoch the recovery policy accepted.
     pub last_good_loss: Option<f64>,
+    /// Evaluated after every epoch of a chunk when set: feeds reduce-on-plateau and early
+    /// stopping, and adds val_loss / val_accuracy to the history.
+    validation: Option<GpuDataset>,
+    /// Weights and optimizer state of this chunk's best epoch so far (early stopping with
+    /// restore_best); saved in checkpoints as `early_stopping.best.*`.
+    pub(crate) best_snapshot: Option<Vec<NamedTensor>>,
     /// Fault injection for drills and tests: multiply the next `.1` steps' learning rate by `.0`.
     lr_spike: Option<(f32, u64)>,
     /// Set when the observer asked to stop at an epoch's last report point.
@@ -213,6 +240,8 @@ impl Trainer {
             rehearsal: None,
             recovery: None,
             last_good_loss: None,
+            validation: None,
+            best_snapshot: None,
             lr_spike: None,
             stop_requested: false,
             teacher: None,
@@ -264,6 +293,31 @@ impl Trainer {
                 ),
             ));
         }
+        let outputs = self.model.spec.outputs()?;
+        match (self.train.loss, &data.targets) {
+            (LossKind::SoftmaxCrossEntropy, Some(_)) => {
+                return Err(Error::data(
+                    "training data",
+                    "the data has regression targets but train.loss is softmax_cross_entropy; set train.loss = \"mse\"",
+                ))
+            }
+            (LossKind::Mse, None) => {
+                return Err(Error::data(
+                    "training data",
+                    "train.loss = \"mse\" needs regression targets (Dataset::regression); for class labels use softmax_cross_entropy",
+                ))
+            }
+            (LossKind::Mse, Some(t)) if t.shape().get(1) != Some(&outputs) => {
+                return Err(Error::shape(
+                    "training data",
+                    format!(
+                        "targets have {} values per sample but the model has {outputs} outputs",
+                        t.shape().get(1).copied().unwrap_or(0)
+                    ),
+                ))
+            }
+            _ => {}
+        }
         Ok(())
     }
 
@@ -287,16 +341,17 @@ impl Trainer {
         let mut step = Vec::new();
         // Gathers are appended by the caller (they depend on the dataset); the rest is fixed.
         step.extend(graph.forward.iter().cloned());
+        let mut targets = None;
         let teacher = match (&self.teacher, train) {
+            (Some(_), true) if self.train.loss == LossKind::Mse => {
+                return Err(Error::invalid(
+                    "distillation",
+                    "distilling needs train.loss = softmax_cross_entropy (soft targets are class probabilities)",
+                ))
+            }
             (Some((model, spec)), true) => {
-                let tg = Graph::with_conv(
-                    model,
-                    batch,
-                    false,
-                    &self.counter,
-                    self.seed,
-                    self.kernels.conv,
-                )?;
+                let tg =
+                    Graph::with_conv(model, batch, false, &self.counter, self.seed, self.kernels.conv)?;
                 step.extend(tg.forward.iter().cloned());
                 let t_logits = tg.output()?;
                 step.push(distill_into(
@@ -310,6 +365,12 @@ impl Trainer {
                 )?);
                 Some(tg)
             }
+            _ if self.train.loss == LossKind::Mse => {
+                let t = Tensor::uninit(gpu, logits.shape(), DType::F32)?;
+                step.push(mse_masked_into(&logits, &t, &labels, &loss_rows, &dlogits)?);
+                targets = Some(t);
+                None
+            }
             _ => {
                 step.push(softmax_xent_into(
                     &logits,
@@ -322,12 +383,12 @@ impl Trainer {
                 None
             }
         };
-        step.push(metrics::classify_into(
-            &loss_rows,
-            &logits,
-            &labels,
-            &self.metrics,
-        )?);
+        step.push(match self.train.loss {
+            LossKind::Mse => metrics::regress_labelled_into(&loss_rows, &labels, &self.metrics)?,
+            LossKind::SoftmaxCrossEntropy => {
+                metrics::classify_into(&loss_rows, &logits, &labels, &self.metrics)?
+            }
+        });
         if train {
             step.extend(graph.backward.iter().cloned());
             step.extend(update::clip_dispatches(
@@ -340,6 +401,7 @@ impl Trainer {
             graph,
             teacher,
             labels,
+            targets,
             step,
         })
     }
@@ -479,7 +541,7 @@ impl Trainer {
         let samples = m[2] as usize;
         let stats = Stats {
             loss: m[0] as f64 / samples.max(1) as f64,
-            accuracy: m[1] as f64 / samples.max(1) as f64,
+            accuracy: self.accuracy_of(&m),
             samples,
             seconds: clock::now_seconds() - start,
             host_seconds: host,
@@ -493,6 +555,14 @@ impl Trainer {
         Ok(EpochOutcome::Done(stats))
     }
 
+    /// Accuracy from a metrics accumulator; NaN for regression (there are no classes).
+    fn accuracy_of(&self, m: &[f32]) -> f64 {
+        match self.train.loss {
+            LossKind::SoftmaxCrossEntropy => m[1] as f64 / (m[2] as f64).max(1.0),
+            LossKind::Mse => f64::NAN,
+        }
+    }
+
     fn progress(&self, done: usize, steps: usize, m: &[f32], start: f64) -> Progress {
         let samples = m[2] as f64;
         Progress {
@@ -502,7 +572,7 @@ impl Trainer {
             steps_in_epoch: steps as u64,
             global_step: self.step,
             loss: m[0] as f64 / samples.max(1.0),
-            accuracy: m[1] as f64 / samples.max(1.0),
+            accuracy: self.accuracy_of(m),
             samples_per_sec: samples / (clock::now_seconds() - start).max(1e-9),
         }
     }
@@ -532,6 +602,9 @@ impl Trainer {
             &self.counter,
             &prog.labels,
         )?);
+        if let (Some(t), Some(src)) = (&prog.targets, &data.targets) {
+            list.push(gather_stepped_into(src, idx, &self.counter, t)?);
+        }
         list.extend(prog.step.iter().cloned());
         list.extend(update::update_dispatches(
             &self.model,
@@ -583,6 +656,9 @@ impl Trainer {
             gather_stepped_into(&feats, &idx, &self.counter, &input)?,
             gather_stepped_into(&data.labels, &idx, &self.counter, &prog.labels)?,
         ];
+        if let (Some(t), Some(src)) = (&prog.targets, &data.targets) {
+            list.push(gather_stepped_into(src, &idx, &self.counter, t)?);
+        }
         list.extend(prog.step.iter().cloned());
         list.push(step::advance_into(&self.counter)?);
         step::reset(&self.counter, self.step)?;
@@ -595,7 +671,7 @@ impl Trainer {
         let samples = m[2] as usize;
         Ok(Stats {
             loss: m[0] as f64 / samples.max(1) as f64,
-            accuracy: m[1] as f64 / samples.max(1) as f64,
+            accuracy: self.accuracy_of(&m),
             samples,
             seconds: clock::now_seconds() - start,
             host_seconds: 0.0,
@@ -612,7 +688,11 @@ impl Trainer {
         let out = Tensor::uninit(&gpu, &[steps * batch, classes], DType::F32)?;
         let mut list = vec![gather_stepped_into(&feats, &idx, &self.counter, &input)?];
         list.extend(prog.graph.forward.iter().cloned());
-        list.push(softmax_into(&prog.graph.output()?, &probs)?);
+        list.push(match self.train.loss {
+            LossKind::SoftmaxCrossEntropy => softmax_into(&prog.graph.output()?, &probs)?,
+            // Regression: the outputs themselves are the predictions.
+            LossKind::Mse => scale_into(1.0, &prog.graph.output()?, &probs)?,
+        });
         let advance = step::advance_into(&self.counter)?;
         step::reset(&self.counter, self.step)?;
         let mut rec = gpu.recorder();
@@ -668,13 +748,27 @@ impl Trainer {
                     shape: vec![d.len()],
                     data: d.labels.iter().map(|&l| l as f32).collect(),
                 });
+                if d.target_dim > 0 {
+                    tensors.push(NamedTensor {
+                        name: "rehearsal.targets".into(),
+                        shape: vec![d.len(), d.target_dim],
+                        data: d.targets.clone(),
+                    });
+                }
             }
             RehearsalState {
                 spec: r.spec.clone(),
                 seen: r.seen,
                 classes: r.data.as_ref().map_or(0, |d| d.classes),
+                target_dim: r.data.as_ref().map_or(0, |d| d.target_dim),
             }
         });
+        for t in self.best_snapshot.iter().flatten() {
+            tensors.push(NamedTensor {
+                name: format!("{BEST_PREFIX}{}", t.name),
+                ..t.clone()
+            });
+        }
         tensors.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Checkpoint {
             meta: Meta {
@@ -690,6 +784,7 @@ impl Trainer {
                 preprocessing: None,
                 history: self.history.clone(),
                 rehearsal,
+                last_good_loss: self.last_good_loss,
             },
             tensors,
         })
@@ -706,6 +801,17 @@ impl Trainer {
             m.seed,
         )?;
         t.restore(ckpt)?;
+        let best: Vec<NamedTensor> = ckpt
+            .tensors
+            .iter()
+            .filter_map(|x| {
+                Some(NamedTensor {
+                    name: x.name.strip_prefix(BEST_PREFIX)?.to_string(),
+                    ..x.clone()
+                })
+            })
+            .collect();
+        t.best_snapshot = (!best.is_empty()).then_some(best);
         if let Some(rs) = &m.rehearsal {
             let mut r = Reservoir::new(rs.spec.clone());
             r.seen = rs.seen;
@@ -714,12 +820,30 @@ impl Trainer {
                 ckpt.tensor("rehearsal.labels"),
             ) {
                 let labels = l.data.iter().map(|&v| v as u32).collect();
-                r.data = Some(Dataset::new(
-                    f.data.clone(),
-                    labels,
-                    f.shape[1..].to_vec(),
-                    rs.classes,
-                )?);
+                let mut d =
+                    Dataset::new(f.data.clone(), labels, f.shape[1..].to_vec(), rs.classes)?;
+                if rs.target_dim > 0 {
+                    let t = ckpt.tensor("rehearsal.targets").ok_or_else(|| {
+                        Error::data(
+                            "checkpoint",
+                            "the regression rehearsal buffer's rehearsal.targets tensor is missing",
+                        )
+                    })?;
+                    if t.data.len() != d.len() * rs.target_dim {
+                        return Err(Error::data(
+                            "checkpoint",
+                            format!(
+                                "rehearsal.targets holds {} values, expected {} × {}",
+                                t.data.len(),
+                                d.len(),
+                                rs.target_dim
+                            ),
+                        ));
+                    }
+                    d.targets = t.data.clone();
+                    d.target_dim = rs.target_dim;
+                }
+                r.data = Some(d);
             }
             t.rehearsal = Some(r);
         }

@@ -36,6 +36,9 @@ pub trait Observer {
     }
     /// After each epoch the recovery policy accepted.
     fn epoch_end(&mut self, _stats: &Stats) {}
+    /// After `epoch_end`, the validation set's loss and accuracy for that epoch (when the
+    /// trainer has one: [`super::Trainer::set_validation`]).
+    fn validated(&mut self, _val: &Stats) {}
     /// Every `checkpoint_every_steps` steps, at each epoch's end (when checkpointing is on),
     /// and before stopping.
     fn checkpoint(&mut self, _c: &Checkpoint) -> Result<()> {

@@ -137,6 +137,7 @@ impl Trainer {
         self.lr_state = m.lr_state.clone();
         self.cursor = m.cursor.clone();
         self.history = m.history.clone();
+        self.last_good_loss = m.last_good_loss;
         Ok(())
     }
 }
