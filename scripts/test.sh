@@ -36,3 +36,12 @@ fi
 
 # accrete-web is a wasm32 front end; it is built (not tested) by web/build.sh.
 cargo test --workspace --exclude accrete-web "$@"
+
+# The wasm package in headless Chromium (WebGPU on SwiftShader), cross-checked against the
+# native CLI built above: builds web/pkg and installs Chromium and playwright-core if missing.
+# SKIP_BROWSER_TESTS=1 skips it.
+if [[ ${SKIP_BROWSER_TESTS:-0} == 1 ]]; then
+    echo "[scripts/test.sh] SKIP_BROWSER_TESTS=1: skipping tests/browser/run.sh" >&2
+else
+    bash tests/browser/run.sh
+fi

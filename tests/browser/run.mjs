@@ -1,0 +1,444 @@
+// Browser tests of the accrete wasm package (web/pkg) in headless Chromium (WebGPU on
+// SwiftShader without a GPU), checked against the native CLI:
+//
+//   adapter       adapterInfo() describes the WebGPU adapter (SwiftShader here)
+//   spirals       a model trains on 2-D spirals in the browser to ≥ 0.9 test accuracy
+//   save-eval     t.save() bytes evaluated by `accrete eval` give the browser's accuracy
+//   cli-resume    a checkpoint of `accrete train` loads in the browser and trains on
+//   errors        bad specs, arrays, options and checkpoint bytes reject with clear Errors
+//   busy-stop     concurrent calls reject as busy; stop() ends fitChunk early, resumably
+//
+// Usage: node tests/browser/run.mjs [name …]     (run.sh builds what is missing first)
+// Environment: CHROMIUM (browser binary), ACCRETE_BIN (native CLI; default target/debug/accrete).
+
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { open, ROOT } from "./browser.mjs";
+import { spirals, toCsv } from "./data.mjs";
+
+const ACCRETE = resolve(process.env.ACCRETE_BIN || join(ROOT, "target/debug/accrete"));
+const work = mkdtempSync(join(tmpdir(), "accrete-browser-"));
+
+// The spiral model of the tests: 2 → 32 → 32 → 2, tanh, Adam.
+const SPEC = {
+  seed: 0,
+  data: { standardize: true },
+  model: {
+    input: [2],
+    layers: [
+      { type: "dense", units: 32, activation: "tanh" },
+      { type: "dense", units: 32, activation: "tanh" },
+      { type: "dense", units: 2 },
+    ],
+  },
+  optimizer: { type: "adam", lr: 0.02 },
+  train: { batch_size: 32, epochs: 1 },
+};
+const TRAIN = { n: 400, seed: 1 };
+const TEST = { n: 200, seed: 2 };
+const EPOCHS = 40;
+
+function assert(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+function close(a, b, tol) {
+  return Math.abs(a - b) <= tol * Math.max(1, Math.abs(a), Math.abs(b));
+}
+
+/** Runs the native CLI; returns stdout (throws with stderr on failure). */
+function accrete(args, cwd) {
+  try {
+    return execFileSync(ACCRETE, args, {
+      cwd,
+      encoding: "utf8",
+      env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR || tmpdir() },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  } catch (e) {
+    throw new Error(`accrete ${args.join(" ")} failed: ${e.stderr || e.message}`);
+  }
+}
+
+/** In the page: a base64 string of a Uint8Array. */
+const PAGE_HELPERS = () => {
+  window.toBase64 = (bytes) => {
+    let s = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) {
+      s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    }
+    return btoa(s);
+  };
+  /** Awaits `promise`, returning { message, isError } of its rejection (or null if it resolved). */
+  window.rejection = async (promise) => {
+    try {
+      await promise;
+      return null;
+    } catch (e) {
+      return { message: String(e && e.message), isError: e instanceof Error };
+    }
+  };
+};
+
+const tests = {
+  async adapter(page) {
+    const info = await page.evaluate(() => accrete.adapterInfo());
+    console.log(`  adapter: ${info.name} (${info.backend}, ${info.device_type}, driver ${info.driver})`);
+    const text = `${info.name} ${info.driver} ${info.driver_info}`;
+    assert(/swiftshader/i.test(text), `expected SwiftShader, got ${JSON.stringify(info)}`);
+    assert(info.backend.toLowerCase().includes("browser") || info.backend.toLowerCase().includes("webgpu"),
+      `expected the browser's WebGPU backend, got ${info.backend}`);
+    assert(info.max_storage_buffer_binding_size > 0, "no storage buffer limit reported");
+  },
+
+  async spirals(page, state) {
+    const r = await page.evaluate(
+      async ({ spec, train, test, epochs }) => {
+        const tr = data.spirals(train.n, { seed: train.seed });
+        const te = data.spirals(test.n, { seed: test.seed });
+        const t = await accrete.Trainer.create(JSON.stringify(spec));
+        window.spiral = t;
+        const progress = [];
+        const first = await t.fitChunk(tr.x, tr.y, {
+          epochs: epochs / 2,
+          onProgress: (p) => progress.push(p),
+        });
+        // A second chunk (the same distribution, as data arriving later) continues training.
+        const second = await t.fitChunk(tr.x, tr.y, { epochs: epochs / 2, reportEvery: 0 });
+        const after = await t.evaluate(te.x, te.y);
+        const probs = await t.predict(te.x);
+        let agree = 0;
+        let rowsSumToOne = true;
+        for (let i = 0; i < te.y.length; i++) {
+          const p0 = probs[2 * i], p1 = probs[2 * i + 1];
+          if (Math.abs(p0 + p1 - 1) > 1e-5) rowsSumToOne = false;
+          if ((p1 > p0 ? 1 : 0) === te.y[i]) agree++;
+        }
+        const bytes = await t.save();
+        return {
+          first, second, after, progress,
+          probsLength: probs.length, probsIsFloat32: probs instanceof Float32Array,
+          predictAccuracy: agree / te.y.length, rowsSumToOne,
+          step: t.step, epoch: t.epoch, classes: t.classes, inputLen: t.inputLen,
+          spec: JSON.parse(t.spec), history: JSON.parse(t.history),
+          checkpoint: toBase64(bytes),
+        };
+      },
+      { spec: SPEC, train: TRAIN, test: TEST, epochs: EPOCHS },
+    );
+    const stepsPerEpoch = Math.ceil(TRAIN.n / SPEC.train.batch_size);
+    console.log(
+      `  training loss ${r.first.epochs[0].loss.toFixed(4)} (epoch 1) → ${r.second.loss.toFixed(4)} ` +
+        `(epoch ${r.epoch}); test accuracy ${r.after.accuracy.toFixed(3)} after ${r.step} steps ` +
+        `(${r.first.seconds.toFixed(1)} s + ${r.second.seconds.toFixed(1)} s, ` +
+        `${r.first.samplesPerSec.toFixed(0)} samples/s)`,
+    );
+    assert(r.after.accuracy >= 0.9, `spiral test accuracy ${r.after.accuracy} < 0.9`);
+    assert(r.first.steps === (EPOCHS / 2) * stepsPerEpoch, `first chunk took ${r.first.steps} steps`);
+    assert(r.second.step === EPOCHS * stepsPerEpoch && r.step === r.second.step, `step counter ${r.step}`);
+    assert(r.epoch === EPOCHS && r.second.epoch === EPOCHS, `epoch counter ${r.epoch}`);
+    assert(r.first.epochs.length === EPOCHS / 2 && !r.first.stopped, "per-epoch stats missing");
+    assert(r.second.loss < r.first.epochs[0].loss, "the training loss did not fall");
+    assert(r.history.length === EPOCHS, `history has ${r.history.length} rows`);
+    assert(r.progress.length >= EPOCHS / 2, `only ${r.progress.length} progress reports`);
+    const p = r.progress.at(-1);
+    for (const key of ["epoch", "epochs", "step", "stepInEpoch", "stepsInEpoch", "loss", "accuracy"]) {
+      assert(typeof p[key] === "number", `progress lacks ${key}: ${JSON.stringify(p)}`);
+    }
+    assert(p.epoch === EPOCHS / 2 && p.stepInEpoch === p.stepsInEpoch, `last progress ${JSON.stringify(p)}`);
+    assert(r.probsIsFloat32 && r.probsLength === TEST.n * 2 && r.rowsSumToOne, "predict's output");
+    assert(Math.abs(r.predictAccuracy - r.after.accuracy) < 1e-9, "predict and evaluate disagree");
+    assert(r.after.confusion.length === 2 && r.after.confusion.flat().reduce((a, b) => a + b) === TEST.n,
+      `confusion ${JSON.stringify(r.after.confusion)}`);
+    assert(r.classes === 2 && r.inputLen === 2 && r.spec.input[0] === 2, "getters");
+    state.spiral = r;
+  },
+
+  async "save-eval"(page, state) {
+    assert(state.spiral, "needs the spirals test");
+    const dir = join(work, "save-eval");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "browser.safetensors"), Buffer.from(state.spiral.checkpoint, "base64"));
+    const te = spirals(TEST.n, { seed: TEST.seed });
+    writeFileSync(join(dir, "test.csv"), toCsv(te.x, te.y));
+    const native = JSON.parse(accrete(["eval", "browser.safetensors", "--csv", "test.csv"], dir));
+    const browser = state.spiral.after;
+    console.log(
+      `  browser accuracy ${browser.accuracy} loss ${browser.loss.toFixed(7)}; ` +
+        `native accrete eval accuracy ${native.accuracy} loss ${native.loss.toFixed(7)}`,
+    );
+    assert(native.samples === TEST.n, `native evaluated ${native.samples} samples`);
+    assert(Math.abs(native.accuracy - browser.accuracy) <= 1 / TEST.n + 1e-12,
+      `accuracy differs: native ${native.accuracy}, browser ${browser.accuracy}`);
+    assert(close(native.loss, browser.loss, 1e-4), `loss differs: native ${native.loss}, browser ${browser.loss}`);
+    // The browser-saved checkpoint also loads back in the browser and predicts the same.
+    const again = await page.evaluate(
+      async ({ b64, test }) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const t2 = await accrete.Trainer.load(bytes);
+        const te = data.spirals(test.n, { seed: test.seed });
+        const e = await t2.evaluate(te.x, te.y);
+        const out = { accuracy: e.accuracy, loss: e.loss, step: t2.step, epoch: t2.epoch };
+        t2.free();
+        return out;
+      },
+      { b64: state.spiral.checkpoint, test: TEST },
+    );
+    assert(again.step === state.spiral.step && again.epoch === state.spiral.epoch, "counters after load");
+    assert(again.accuracy === browser.accuracy && again.loss === browser.loss,
+      `reloaded: ${JSON.stringify(again)} vs ${JSON.stringify({ a: browser.accuracy, l: browser.loss })}`);
+  },
+
+  async "cli-resume"(page) {
+    const dir = join(work, "cli");
+    mkdirSync(dir, { recursive: true });
+    const tr = spirals(300, { seed: 5 });
+    const te = spirals(TEST.n, { seed: TEST.seed });
+    writeFileSync(join(dir, "train.csv"), toCsv(tr.x, tr.y));
+    writeFileSync(join(dir, "test.csv"), toCsv(te.x, te.y));
+    writeFileSync(
+      join(dir, "run.toml"),
+      `seed = 3
+
+[data]
+format = "csv"
+train_file = "train.csv"
+test_file = "test.csv"
+standardize = true
+validation_fraction = 0
+
+[model]
+input = [2]
+layers = [
+  { type = "dense", units = 32, activation = "tanh" },
+  { type = "dense", units = 32, activation = "tanh" },
+  { type = "dense", units = 2 },
+]
+
+[optimizer]
+type = "adam"
+lr = 0.02
+
+[train]
+batch_size = 30
+epochs = 3
+
+[incremental]
+chunks = 1
+
+[checkpoint]
+every_steps = 0
+`,
+    );
+    accrete(["train", "--config", "run.toml", "--out", "run", "--quiet"], dir);
+    const ckpt = "run/checkpoints/last.safetensors";
+    const native = JSON.parse(accrete(["eval", ckpt, "--csv", "test.csv"], dir));
+    const cliSteps = 3 * 10;
+    const r = await page.evaluate(
+      async ({ url, test, epochs }) => {
+        const res = await fetch(url);
+        if (!res.ok) throw new Error(`fetch ${url}: ${res.status}`);
+        const t = await accrete.Trainer.load(new Uint8Array(await res.arrayBuffer()));
+        const tr = data.spirals(300, { seed: 5 });
+        const te = data.spirals(test.n, { seed: test.seed });
+        const loaded = { step: t.step, epoch: t.epoch, history: JSON.parse(t.history).length };
+        const before = await t.evaluate(te.x, te.y);
+        const beforeTrain = await t.evaluate(tr.x, tr.y);
+        const fit = await t.fitChunk(tr.x, tr.y, { epochs });
+        const after = await t.evaluate(te.x, te.y);
+        const out = { loaded, before, beforeTrain, fit, after, step: t.step, history: JSON.parse(t.history) };
+        t.free();
+        return out;
+      },
+      { url: `/files/cli/${ckpt}`, test: TEST, epochs: 30 },
+    );
+    console.log(
+      `  CLI checkpoint: step ${r.loaded.step}, test accuracy native ${native.accuracy} / browser ${r.before.accuracy}; ` +
+        `after 30 more epochs in the browser: step ${r.step}, train loss ${r.beforeTrain.loss.toFixed(4)} → ` +
+        `${r.fit.loss.toFixed(4)}, test accuracy ${r.after.accuracy.toFixed(3)}`,
+    );
+    assert(r.loaded.step === cliSteps && r.loaded.epoch === 3 && r.loaded.history === 3,
+      `loaded counters ${JSON.stringify(r.loaded)}`);
+    assert(Math.abs(native.accuracy - r.before.accuracy) <= 1 / TEST.n + 1e-12 && close(native.loss, r.before.loss, 1e-4),
+      `the CLI checkpoint evaluates differently: native ${native.accuracy}/${native.loss}, browser ${r.before.accuracy}/${r.before.loss}`);
+    assert(r.fit.steps === 300 && r.step === cliSteps + 300, `steps ${r.fit.steps}, step ${r.step}`);
+    assert(r.history.length === 33 && r.history[3].step === cliSteps + 10, "history continues the CLI's");
+    assert(r.fit.loss < r.beforeTrain.loss, `training loss did not fall: ${r.beforeTrain.loss} → ${r.fit.loss}`);
+    assert(r.after.accuracy >= 0.9, `test accuracy after continuing: ${r.after.accuracy}`);
+  },
+
+  async errors(page) {
+    const r = await page.evaluate(async (spec) => {
+      const T = accrete.Trainer;
+      const s = (patch) => JSON.stringify({ ...spec, ...patch });
+      const layers = spec.model.layers;
+      const out = {};
+      out.unknownLayer = await rejection(T.create(s({
+        model: { input: [2], layers: [layers[0], { type: "dense2", units: 2 }] },
+      })));
+      out.unknownKey = await rejection(T.create(s({ colour: 3 })));
+      out.unknownLayerKey = await rejection(T.create(s({
+        model: { input: [2], layers: [{ type: "dense", units: 2, activaton: "relu" }] },
+      })));
+      out.badJson = await rejection(T.create('{"model": {"input": [2],'));
+      out.badValue = await rejection(T.create(s({ train: { batch_size: 0 } })));
+      out.notJson = await rejection(T.create(42));
+      out.corrupt = await rejection(T.load(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9])));
+      const good = await window.spiral.save();
+      const flipped = good.slice();
+      flipped[flipped.length - 3] ^= 0x40;
+      out.flipped = await rejection(T.load(flipped));
+      out.notBytes = await rejection(T.load("last.safetensors"));
+      const t = await T.create(JSON.stringify({ ...spec, data: {} }));
+      const x4 = new Float32Array([0, 0, 1, 1]);
+      out.xLength = await rejection(t.fitChunk(new Float32Array(5), new Uint32Array(2)));
+      out.labelRange = await rejection(t.fitChunk(x4, new Uint32Array([0, 2])));
+      out.mismatch = await rejection(t.fitChunk(x4, new Uint32Array([0, 1, 1])));
+      out.nan = await rejection(t.fitChunk(new Float32Array([0, 0, NaN, 1]), new Uint32Array([0, 1])));
+      out.empty = await rejection(t.fitChunk(new Float32Array(0), new Uint32Array(0)));
+      out.negativeLabel = await rejection(t.fitChunk(x4, [0, -1]));
+      out.xType = await rejection(t.fitChunk("0,0,1,1", [0, 1]));
+      out.option = await rejection(t.fitChunk(x4, [0, 1], { epoch: 2 }));
+      out.epochs = await rejection(t.fitChunk(x4, [0, 1], { epochs: 0 }));
+      out.predictLength = await rejection(t.predict(new Float32Array(3)));
+      out.thrown = await rejection(t.fitChunk(x4, [0, 1], { onProgress: () => { throw new Error("stop here"); } }));
+      // After all that the trainer still works, and plain arrays are accepted.
+      const ok = await t.fitChunk([0, 0, 1, 1, 0.5, -0.5], [0, 1, 1], { epochs: 2 });
+      out.stillWorks = ok.steps === 2 && Number.isFinite(ok.loss);
+      const st = await T.create(JSON.stringify(spec));
+      out.standardizeFirst = await rejection(st.evaluate(x4, [0, 1]));
+      t.free();
+      st.free();
+      return out;
+    }, SPEC);
+    const expect = {
+      unknownLayer: ["model.layers[1]", "unknown variant `dense2`", "dense"],
+      unknownKey: ["unknown field `colour`", "model"],
+      unknownLayerKey: ["model.layers[0]", "unknown field `activaton`", "activation"],
+      badJson: ["Trainer.create: spec: EOF while parsing", "line 1 column 24"],
+      badValue: ["train.batch_size: must be at least 1"],
+      notJson: ["spec must be a JSON string", "got number"],
+      corrupt: ["Trainer.load: checkpoint", "not a valid safetensors file"],
+      flipped: ["checksum mismatch", "corrupted"],
+      notBytes: ["bytes must be a Uint8Array or ArrayBuffer"],
+      xLength: ["fitChunk", "5 feature values are not a whole number of samples", "n × 2"],
+      labelRange: ["label 2 of sample 1 is outside the model's 2 classes"],
+      mismatch: ["3 labels for 2 samples", "one label per sample"],
+      nan: ["feature 0 of sample 1 is NaN"],
+      empty: ["no samples"],
+      negativeLabel: ["label of sample 1 is -1", "non-negative integers"],
+      xType: ["x must be a Float32Array", "got string"],
+      option: ["unknown option `epoch`", "epochs"],
+      epochs: ["options.epochs must be an integer ≥ 1"],
+      predictLength: ["predict", "3 feature values are not a whole number of samples"],
+      thrown: ["stop here"],
+      standardizeFirst: ["data.standardize", "call fitChunk first"],
+    };
+    const problems = [];
+    for (const [name, parts] of Object.entries(expect)) {
+      const got = r[name];
+      if (!got) {
+        problems.push(`${name}: resolved instead of rejecting`);
+        continue;
+      }
+      if (!got.isError) problems.push(`${name}: rejected with a non-Error: ${got.message}`);
+      for (const p of parts) {
+        if (!got.message.includes(p)) problems.push(`${name}: "${got.message}" lacks "${p}"`);
+      }
+      console.log(`  ${name}: ${got.message}`);
+    }
+    assert(r.stillWorks, "the trainer did not work after the rejected calls");
+    assert(problems.length === 0, problems.join("\n"));
+  },
+
+  async "busy-stop"(page) {
+    const r = await page.evaluate(async (spec) => {
+      const t = await accrete.Trainer.create(JSON.stringify({ ...spec, data: {} }));
+      const tr = data.spirals(320, { seed: 9 });
+      const reports = [];
+      let stopAsked = false;
+      const running = t.fitChunk(tr.x, tr.y, {
+        epochs: 3,
+        reportEvery: 2,
+        onProgress: (p) => {
+          reports.push(p.step);
+          if (p.step >= 4 && !stopAsked) stopAsked = t.stop();
+        },
+      });
+      const busyName = t.busy;
+      const busy = {
+        evaluate: await rejection(t.evaluate(tr.x, tr.y)),
+        fit: await rejection(t.fitChunk(tr.x, tr.y)),
+        save: await rejection(t.save()),
+        predict: await rejection(t.predict(tr.x)),
+      };
+      const stepWhileRunning = t.step;
+      const stopped = await running;
+      const afterStop = t.step;
+      // The same chunk again continues the stopped epoch and finishes the 3 epochs.
+      const rest = await t.fitChunk(tr.x, tr.y, { epochs: 3 });
+      const out = { busyName, busy, stepWhileRunning, stopped, afterStop, rest, step: t.step,
+        epoch: t.epoch, busyAfter: t.busy ?? null, stopIdle: t.stop(), reports };
+      t.free();
+      return out;
+    }, SPEC);
+    console.log(`  stopped at step ${r.afterStop} (reports at ${r.reports.join(",")}); resumed to step ${r.step}`);
+    assert(r.busyName === "fitChunk", `busy getter: ${r.busyName}`);
+    for (const [op, got] of Object.entries(r.busy)) {
+      assert(got && got.isError && got.message.includes("busy with fitChunk"),
+        `${op} during fitChunk: ${JSON.stringify(got)}`);
+    }
+    assert(r.stepWhileRunning === 0, "step getter while running");
+    assert(r.stopped.stopped === true && r.afterStop === 4, `stop: ${JSON.stringify(r.stopped)} at ${r.afterStop}`);
+    assert(r.rest.stopped === false && r.step === 30 && r.epoch === 3, `resume: step ${r.step} epoch ${r.epoch}`);
+    assert(r.busyAfter === null && r.stopIdle === false, "busy after");
+  },
+};
+
+async function main() {
+  const only = process.argv.slice(2);
+  const unknown = only.filter((n) => !(n in tests));
+  if (unknown.length) {
+    console.error(`unknown test(s) ${unknown.join(", ")}; the tests are ${Object.keys(tests).join(", ")}`);
+    process.exit(2);
+  }
+  const started = Date.now();
+  const session = await open("/tests/browser/index.html", { extra: { "/files/": work } });
+  const failures = [];
+  try {
+    await session.page.evaluate(PAGE_HELPERS);
+    const state = {};
+    for (const [name, test] of Object.entries(tests)) {
+      if (only.length && !only.includes(name)) continue;
+      const t0 = Date.now();
+      const seen = session.console.length;
+      try {
+        await test(session.page, state);
+        const panics = session.console.slice(seen).filter((m) => /panicked|unreachable|RuntimeError/.test(m));
+        assert(panics.length === 0, `the wasm module panicked:\n${panics.join("\n")}`);
+        console.log(`PASS ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+      } catch (e) {
+        failures.push(name);
+        console.log(`FAIL ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s): ${e.message}`);
+        const tail = session.console.slice(seen).slice(-20);
+        if (tail.length) console.log(`  browser console:\n    ${tail.join("\n    ")}`);
+      }
+    }
+  } finally {
+    await session.close();
+  }
+  const total = ((Date.now() - started) / 1000).toFixed(1);
+  if (failures.length) {
+    console.log(`browser tests: ${failures.length} failed (${failures.join(", ")}) in ${total} s; scratch files in ${work}`);
+    process.exit(1);
+  }
+  rmSync(work, { recursive: true, force: true });
+  console.log(`browser tests: all passed in ${total} s`);
+}
+
+main().catch((e) => {
+  console.log(`FAIL browser tests: ${e.stack || e.message}`);
+  process.exit(1);
+});
