@@ -139,7 +139,8 @@ export async function mountAccreteDemo(target, options = {}) {
 
   const onError = (e) => console.error('accrete demo:', e);
   demo.playground = new Playground(panels.playground, api, { onError });
-  demo.fashion = new Fashion(panels.fashion, api, { dataUrl, onError });
+  const slow = /cpu/i.test(String(demo.adapter?.deviceType ?? demo.adapter?.device_type ?? ''));
+  demo.fashion = new Fashion(panels.fashion, api, { dataUrl, onError, slow });
   demo.select(demo.tab);
   return demo;
 }

@@ -14,7 +14,7 @@ import { rng } from './datasets.js';
 export const CLASS_NAMES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 const SHORT = ['T-shirt', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Boot'];
 const PIXELS = 784;
-const TEST_SUBSET = 1000; // test images evaluated after every chunk
+const TEST_SUBSET = 1000; // test images evaluated after every chunk (half that on CPU adapters)
 const SAMPLES = 12; // test images shown with their predicted labels
 const STORE_KEY = 'fashion';
 
@@ -39,8 +39,10 @@ const OPTIMIZER = { type: 'adam', lr: 0.001 };
 const BATCH = 64;
 
 export class Fashion {
-  constructor(panel, api, { dataUrl, onError } = {}) {
+  constructor(panel, api, { dataUrl, onError, slow = false } = {}) {
     this.api = api;
+    this.slow = slow; // a CPU (software) adapter: smaller test subset and CNN chunks
+    this.testSubset = slow ? TEST_SUBSET / 2 : TEST_SUBSET;
     this.panel = panel;
     this.dataUrl = dataUrl;
     this.onError = onError;
@@ -129,7 +131,7 @@ export class Fashion {
             h('label.field', h('span.field-label', 'Chunk size'), this.chunkSel)),
           this.modelNote,
           h('div.run-bar', this.trainBtn, this.resetBtn, this.status),
-          h('div.progress', { attrs: { role: 'progressbar', 'aria-label': 'Progress through the training set' } }, this.bar),
+          h('div.progress', { attrs: { role: 'progressbar', 'aria-label': 'Progress through the training set', 'aria-valuemin': '0', 'aria-valuemax': '100' } }, this.bar),
           this.progressText,
           h('div.metrics',
             metric('test', 'Test accuracy'),
@@ -147,7 +149,7 @@ export class Fashion {
           file),
         h('section.card.fm-chart',
           h('div.card-head', h('h3', 'Accuracy per chunk'),
-            h('div.legend', h('span.key.key-train', 'training chunk'), h('span.key.key-test', `test subset (${fmt.int(TEST_SUBSET)} images)`))),
+            h('div.legend', h('span.key.key-train', 'training chunk'), h('span.key.key-test', `test subset (${fmt.int(this.testSubset)} images)`))),
           chartCanvas),
         h('section.card.fm-confusion',
           h('div.card-head', h('h3', 'Confusion matrix'), h('span.small.muted', 'rows: true class · columns: predicted')),
@@ -189,7 +191,8 @@ export class Fashion {
     if (this.meta) {
       this.modelNote.textContent = `Loaded from ${this.source}: ${describeModel(this.meta.model)}. Pick MLP or CNN to start a fresh model instead.`;
     } else {
-      this.modelNote.textContent = `${MODELS[this.kind].note} Adam, learning rate ${OPTIMIZER.lr}, batch ${BATCH}.`;
+      const slow = this.slow && this.kind === 'cnn' ? ' On this CPU adapter a CNN step takes seconds: be patient.' : '';
+      this.modelNote.textContent = `${MODELS[this.kind].note} Adam, learning rate ${OPTIMIZER.lr}, batch ${BATCH}.${slow}`;
     }
     const model = this.meta?.model ?? MODELS[this.kind].model;
     this.modelInfo.replaceChildren(
@@ -207,6 +210,7 @@ export class Fashion {
     const chunks = Math.ceil(total / this.chunkSize);
     const done = Math.min(total, this.nextChunk * this.chunkSize + fraction * this.chunkSize);
     this.bar.style.width = `${(100 * done) / total}%`;
+    this.bar.parentElement?.setAttribute('aria-valuenow', String(Math.round((100 * done) / total)));
     const chunk = Math.min(chunks, this.nextChunk + (this.running ? 1 : 0));
     this.progressText.textContent = `Pass ${this.pass}: chunk ${chunk} of ${chunks} — ${fmt.int(done)} of ${fmt.int(total)} training images`;
   }
@@ -236,7 +240,7 @@ export class Fashion {
         this.loading = null;
         return;
       }
-      const n = Math.min(TEST_SUBSET, out.testY.dims[0]);
+      const n = Math.min(this.testSubset, out.testY.dims[0]);
       this.data = {
         trainX: out.trainX.data, trainY: out.trainY.data, trainCount: out.trainY.dims[0],
         testX: out.testX.data.subarray(0, n * PIXELS), testY: new Uint32Array(out.testY.data.subarray(0, n)), testCount: n,
@@ -280,6 +284,12 @@ export class Fashion {
   chooseModel(id) {
     if (this.running) return;
     this.kind = id;
+    if (this.slow && this.seen === 0) {
+      // On a CPU adapter a CNN step is several times an MLP step: smaller chunks keep the
+      // page lively.
+      this.chunkSize = id === 'cnn' ? 250 : 1000;
+      this.chunkSel.value = String(this.chunkSize);
+    }
     this.reset();
   }
 
@@ -576,7 +586,10 @@ export class Fashion {
         const ok = best === truth;
         cls = ok ? '.ok' : '.bad';
         label = h('span.sample-pred', { title: `predicted ${CLASS_NAMES[best]}` }, CLASS_NAMES[best]);
-        detail = h('span.sample-true', h('span.sample-conf', `${Math.round(100 * p[k * 10 + best])}% · `), ok ? 'correct' : `is ${CLASS_NAMES[truth]}`);
+        const pct = `${Math.round(100 * p[k * 10 + best])}%`;
+        detail = ok
+          ? h('span.sample-true', { title: 'correct' }, '✓ ', h('span.sample-conf', pct))
+          : h('span.sample-true', { title: `wrong: it is ${CLASS_NAMES[truth]}` }, `✗ is ${CLASS_NAMES[truth]}`, h('span.sample-conf', ` · ${pct}`));
       }
       return h(`figure.sample${cls}`, canvas, h('figcaption', label, detail));
     }));

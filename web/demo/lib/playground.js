@@ -9,11 +9,13 @@ import { LineChart } from './chart.js';
 /** Class colours (also used by the CSS swatches through --c0…--c3). */
 export const CLASS_COLORS = ['#2f6fdb', '#ee7623', '#17a673', '#9b51e0'];
 const CLASS_NAMES = ['Blue', 'Orange', 'Green', 'Purple'];
-const GRID = 48; // heat-map resolution (GRID × GRID predictions per refresh)
+const GRID = 48; // heat-map resolution (GRID × GRID predictions per refresh)…
+const SLOW_GRID = 32; // …or this, where predicting 48×48 points takes longer than SLOW_PREDICT_MS
+const SLOW_PREDICT_MS = 250;
 const DOMAIN = 1.25; // the canvas shows [-DOMAIN, DOMAIN]²
 const TARGET_MS = 150; // aim for this much training per animation frame
 
-const ACTIVATIONS = [['tanh', 'tanh'], ['relu', 'ReLU'], ['leaky_relu', 'leaky ReLU'], ['elu', 'ELU'], ['gelu', 'GELU'], ['sigmoid', 'sigmoid']];
+const ACTIVATIONS = [['relu', 'ReLU'], ['tanh', 'tanh'], ['leaky_relu', 'leaky ReLU'], ['elu', 'ELU'], ['gelu', 'GELU'], ['sigmoid', 'sigmoid']];
 const OPTIMIZERS = [['sgd', 'SGD'], ['momentum', 'Momentum'], ['nesterov', 'Nesterov'], ['adagrad', 'Adagrad'], ['rmsprop', 'RMSprop'], ['adam', 'Adam'], ['adamw', 'AdamW']];
 const RATES = [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1];
 
@@ -25,7 +27,7 @@ export class Playground {
     this.api = api;
     this.panel = panel;
     this.onError = onError;
-    this.cfg = { dataset: 'spirals', noise: 0.15, count: 200, seed: 1, layers: 2, units: 12, activation: 'tanh', optimizer: 'adam', lr: 0.03, batch: 32 };
+    this.cfg = { dataset: 'spirals', noise: 0.15, count: 200, seed: 1, layers: 2, units: 12, activation: 'relu', optimizer: 'adam', lr: 0.03, batch: 32 };
     this.points = [];
     this.trainer = null;
     this.lock = new Serial();
@@ -33,7 +35,8 @@ export class Playground {
     this.running = false;
     this.pending = 0; // points added since the last chunk that included them
     this.epochsPerChunk = 2;
-    this.grid = makeGrid();
+    this.gridSize = GRID;
+    this.grid = makeGrid(GRID);
     this.probs = null;
     this.classIndex = 0;
     this.build();
@@ -296,6 +299,8 @@ export class Playground {
   async loop(gen) {
     const lock = this.lock;
     const t = this.trainer;
+    let sinceMap = Infinity; // training time since the map was last refreshed
+    let predictMs = 0;
     while (this.running && gen === this.gen) {
       const { x, y } = this.data();
       const included = this.pending;
@@ -307,21 +312,33 @@ export class Playground {
       this.pending = Math.max(0, this.pending - included);
       this.epoch += epochs;
       this.steps += r.steps;
+      sinceMap += trainMs;
       this.history.push({ x: this.epoch, loss: r.loss, acc: r.accuracy });
       if (this.history.length > 400) this.history = this.history.filter((_, i) => i % 2 === 0 || i === this.history.length - 1);
-      const p0 = performance.now();
-      const probs = await lock.run(() => t.predict(this.grid));
-      const predictMs = performance.now() - p0;
-      if (gen !== this.gen) return;
-      this.probs = probs;
-      this.timing = { trainMs, predictMs, msPerStep: trainMs / Math.max(1, r.steps), epochs, steps: r.steps };
+      // Refresh the map every frame where predicting is cheap; on slow adapters only after
+      // training for a while, so that training keeps most of the time.
+      if (sinceMap >= 1.5 * predictMs || included > 0) {
+        const p0 = performance.now();
+        const size = this.gridSize;
+        const probs = await lock.run(() => t.predict(this.grid));
+        predictMs = performance.now() - p0;
+        if (gen !== this.gen) return;
+        this.probs = { data: probs, size };
+        sinceMap = 0;
+        if (predictMs > SLOW_PREDICT_MS && this.gridSize > SLOW_GRID) {
+          this.gridSize = SLOW_GRID;
+          this.grid = makeGrid(SLOW_GRID);
+        }
+      }
+      this.timing = { trainMs, predictMs, msPerStep: trainMs / Math.max(1, r.steps), epochs, steps: r.steps, grid: this.probs?.size };
       this.draw();
       this.chart.setData(this.history);
       this.metric.epoch.textContent = fmt.int(this.epoch);
       this.metric.loss.textContent = fmt.num(r.loss, 3);
       this.metric.acc.textContent = fmt.pct(r.accuracy);
       this.metric.speed.textContent = fmt.ms(this.timing.msPerStep);
-      this.setStatus(`${epochs} epoch${epochs > 1 ? 's' : ''} per frame · ${fmt.ms(trainMs)} training + ${fmt.ms(predictMs)} for the ${GRID}×${GRID} map`);
+      const g = this.probs?.size ?? this.gridSize;
+      this.setStatus(`${epochs} epoch${epochs > 1 ? 's' : ''} (${r.steps} steps) per frame in ${fmt.ms(trainMs)} · ${g}×${g} map in ${fmt.ms(predictMs)}`);
       this.updateHint();
       // Keep each frame's work near TARGET_MS so the page stays responsive on slow adapters.
       const perEpoch = trainMs / epochs;
@@ -343,10 +360,11 @@ export class Playground {
     const g = c.getContext('2d');
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     const k = this.modelClasses ?? DATASETS[this.cfg.dataset].classes;
-    if (this.probs && this.probs.length === GRID * GRID * k) {
+    const pr = this.probs;
+    if (pr && pr.data.length === pr.size * pr.size * k) {
       g.imageSmoothingEnabled = true;
       g.imageSmoothingQuality = 'high';
-      g.drawImage(heatmap(this.probs, k), 0, 0, size, size);
+      g.drawImage(heatmap(pr.data, pr.size, k), 0, 0, size, size);
     } else {
       g.fillStyle = '#f7f8fa';
       g.fillRect(0, 0, size, size);
@@ -400,25 +418,25 @@ export class Playground {
 }
 
 /** Grid-cell centres, row 0 at the top (largest y). */
-function makeGrid() {
-  const g = new Float32Array(GRID * GRID * 2);
-  for (let row = 0; row < GRID; row++) {
-    for (let col = 0; col < GRID; col++) {
-      const i = row * GRID + col;
-      g[2 * i] = -DOMAIN + ((col + 0.5) / GRID) * 2 * DOMAIN;
-      g[2 * i + 1] = DOMAIN - ((row + 0.5) / GRID) * 2 * DOMAIN;
+function makeGrid(n) {
+  const g = new Float32Array(n * n * 2);
+  for (let row = 0; row < n; row++) {
+    for (let col = 0; col < n; col++) {
+      const i = row * n + col;
+      g[2 * i] = -DOMAIN + ((col + 0.5) / n) * 2 * DOMAIN;
+      g[2 * i + 1] = DOMAIN - ((row + 0.5) / n) * 2 * DOMAIN;
     }
   }
   return g;
 }
 
-let heatCanvas;
-/** A GRID×GRID canvas: class colours mixed by probability, paler where the model is unsure. */
-function heatmap(probs, k) {
-  heatCanvas ??= Object.assign(document.createElement('canvas'), { width: GRID, height: GRID });
+const heatCanvas = document.createElement('canvas');
+/** An n×n canvas: class colours mixed by probability, paler where the model is unsure. */
+function heatmap(probs, n, k) {
+  if (heatCanvas.width !== n) heatCanvas.width = heatCanvas.height = n;
   const g = heatCanvas.getContext('2d');
-  const img = g.createImageData(GRID, GRID);
-  for (let i = 0; i < GRID * GRID; i++) {
+  const img = g.createImageData(n, n);
+  for (let i = 0; i < n * n; i++) {
     let r = 0;
     let gg = 0;
     let b = 0;
