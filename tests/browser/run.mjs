@@ -379,12 +379,16 @@ every_steps = 0
       const afterStop = t.step;
       // The same chunk again continues the stopped epoch and finishes the 3 epochs.
       const rest = await t.fitChunk(tr.x, tr.y, { epochs: 3 });
+      // stop() right after the call stops at the first report point (step 30 + 2).
+      const early = t.fitChunk(tr.x, tr.y, { epochs: 1, reportEvery: 2 });
+      const stopEarly = t.stop();
+      const earlyResult = await early;
       const out = { busyName, busy, stepWhileRunning, stopped, afterStop, rest, step: t.step,
-        epoch: t.epoch, busyAfter: t.busy ?? null, stopIdle: t.stop(), reports };
+        epoch: t.epoch, busyAfter: t.busy ?? null, stopIdle: t.stop(), reports, stopEarly, earlyResult };
       t.free();
       return out;
     }, SPEC);
-    console.log(`  stopped at step ${r.afterStop} (reports at ${r.reports.join(",")}); resumed to step ${r.step}`);
+    console.log(`  stopped at step ${r.afterStop} (reports at ${r.reports.join(",")}); resumed to step ${r.rest.step}`);
     assert(r.busyName === "fitChunk", `busy getter: ${r.busyName}`);
     for (const [op, got] of Object.entries(r.busy)) {
       assert(got && got.isError && got.message.includes("busy with fitChunk"),
@@ -392,7 +396,10 @@ every_steps = 0
     }
     assert(r.stepWhileRunning === 0, "step getter while running");
     assert(r.stopped.stopped === true && r.afterStop === 4, `stop: ${JSON.stringify(r.stopped)} at ${r.afterStop}`);
-    assert(r.rest.stopped === false && r.step === 30 && r.epoch === 3, `resume: step ${r.step} epoch ${r.epoch}`);
+    assert(r.rest.stopped === false && r.rest.step === 30 && r.rest.epoch === 3,
+      `resume: step ${r.rest.step} epoch ${r.rest.epoch}`);
+    assert(r.stopEarly === true && r.earlyResult.stopped === true && r.step === 32,
+      `stop right after fitChunk: ${JSON.stringify(r.earlyResult)}, step ${r.step}`);
     assert(r.busyAfter === null && r.stopIdle === false, "busy after");
   },
 };

@@ -384,6 +384,10 @@ impl Trainer {
         #[wasm_bindgen(unchecked_optional_param_type = "FitOptions")] options: JsValue,
     ) -> js_sys::Promise {
         let lease = Lease::take(&self.shared, "fitChunk");
+        if lease.is_ok() {
+            // Cleared now, not when the future starts: a stop() right after this call counts.
+            self.shared.stop.set(false);
+        }
         promise(async move {
             let mut lease = lease?;
             fit(&mut lease, x, y, options).await
@@ -793,7 +797,6 @@ async fn fit(
     options: JsValue,
 ) -> Result<JsValue, JsValue> {
     let shared = lease.shared.clone();
-    shared.stop.set(false);
     let s = lease.get();
     let opts = fit_options(&options)?;
     let xs = features_arg(&x, "fitChunk")?;
