@@ -109,11 +109,13 @@ try {
   const before = await pg();
   log('playground', before);
   const box = await page.locator('accrete-demo >> canvas.pg-canvas').boundingBox();
-  // two points of the selected class and one of the other (shift-click) in a blue area
-  await page.mouse.click(box.x + box.width * 0.92, box.y + box.height * 0.08);
-  await page.mouse.click(box.x + box.width * 0.9, box.y + box.height * 0.12);
+  // Two points of the selected class (blue) in the bottom-right corner, which the spirals
+  // leave orange, and one of the other class (shift-click) in the top-left, which they leave
+  // blue: the boundary has to bend to take them in.
+  await page.mouse.click(box.x + box.width * 0.9, box.y + box.height * 0.9);
+  await page.mouse.click(box.x + box.width * 0.84, box.y + box.height * 0.93);
   await page.keyboard.down('Shift');
-  await page.mouse.click(box.x + box.width * 0.08, box.y + box.height * 0.92);
+  await page.mouse.click(box.x + box.width * 0.1, box.y + box.height * 0.1);
   await page.keyboard.up('Shift');
   const added = await pg();
   expect(added.points === before.points + 3 && added.added === 3, 'clicks add labelled points', { points: added.points });
@@ -121,12 +123,21 @@ try {
     const s = document.querySelector('accrete-demo').demo.playground.snapshot();
     return s.pending === 0 && s.running;
   }, null, { timeout: 120_000 });
-  await page.waitForTimeout(8000);
+  await page.waitForTimeout(opts.pgSeconds * 500);
   const after = await pg();
   expect(after.epoch > added.epoch && after.steps > added.steps, 'training continues from the current weights after adding points (no restart)', { epochBefore: added.epoch, epochAfter: after.epoch });
   const labels = await demo((d) => d.playground.points.filter((p) => p.user).map((p) => p.label));
   expect(labels.length === 3 && labels[0] === labels[1] && labels[2] !== labels[0], 'shift-click adds the other class', { labels });
   log('playground', after);
+  const learned = await demo(async (d) => {
+    const p = d.playground;
+    const mine = p.points.filter((q) => q.user);
+    const x = new Float32Array(mine.flatMap((q) => [q.x, q.y]));
+    const probs = await p.lock.run(() => p.trainer.predict(x));
+    const k = probs.length / mine.length;
+    return mine.map((q, i) => +probs[i * k + q.label].toFixed(3));
+  });
+  expect(learned.every((v) => v > 0.5), 'the added points are learned: the model gives each its own class', { probabilityOfOwnClass: learned });
   if (opts.shots) {
     fs.mkdirSync(opts.shots, { recursive: true });
     await page.screenshot({ path: path.join(opts.shots, 'playground.png'), fullPage: true });

@@ -540,12 +540,14 @@ export class Fashion {
   renderConfusion() {
     const m = this.confusion;
     const table = h('table.cm');
-    table.append(h('thead', h('tr', h('th.cm-corner', ''), SHORT.map((s, j) => h('th.cm-col', { title: `predicted ${CLASS_NAMES[j]}` }, s)))));
+    // Narrow containers show class numbers as column headers (CSS picks one of the two).
+    table.append(h('thead', h('tr', h('th.cm-corner', ''), SHORT.map((s, j) => h('th.cm-col', { title: `predicted ${CLASS_NAMES[j]}` },
+      h('span.cm-name', s), h('span.cm-num', String(j)))))));
     const body = h('tbody');
     for (let i = 0; i < 10; i++) {
       const row = m?.[i] ?? new Array(10).fill(null);
       const total = row.reduce((a, b) => a + (b ?? 0), 0);
-      body.append(h('tr', h('th.cm-row', CLASS_NAMES[i]), row.map((v, j) => {
+      body.append(h('tr', h('th.cm-row', { title: CLASS_NAMES[i] }, h('span.cm-num', `${i} `), CLASS_NAMES[i]), row.map((v, j) => {
         const share = total ? v / total : 0;
         const cell = h('td', { title: v == null ? '' : `${CLASS_NAMES[i]} → ${CLASS_NAMES[j]}: ${v} of ${total}` }, v == null ? '' : v ? String(v) : '·');
         if (v) {
