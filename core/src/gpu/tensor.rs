@@ -288,9 +288,11 @@ impl Tensor {
     }
 
     /// The storage binding of this tensor: the whole buffer when it starts at 0, else its
-    /// range (at least 4 bytes).
+    /// range (at least 4 bytes). On WebGPU always its range: the browser refuses a dispatch
+    /// whose writable bindings overlap, and a whole-buffer binding of the first view of an
+    /// arena (e.g. a conv weight gradient) overlaps the next view (its bias gradient).
     pub(crate) fn binding(&self) -> wgpu::BindingResource<'_> {
-        if self.offset == 0 {
+        if self.offset == 0 && cfg!(not(target_arch = "wasm32")) {
             // Kernels index by explicit sizes (no arrayLength), so the rest of a view's
             // buffer past its end is never touched.
             return self.buffer().as_entire_binding();
