@@ -34,8 +34,10 @@ export class LineChart {
     new ResizeObserver(() => this.draw()).observe(canvas);
   }
 
-  setData(data) {
+  /** `markers`: [{ x, label }] drawn as dashed vertical lines (events such as added data). */
+  setData(data, markers = []) {
     this.data = data;
+    this.markers = markers;
     this.draw();
   }
 
@@ -133,6 +135,31 @@ export class LineChart {
       g.font = '13px system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif';
       g.fillText(this.opts.empty ?? 'No data yet', pad.l + pw / 2, pad.t + ph / 2);
       return;
+    }
+
+    for (const m of this.markers ?? []) {
+      if (m.x < x0 || m.x > x1) continue;
+      const x = Math.round(X(m.x)) + 0.5;
+      g.strokeStyle = muted;
+      g.setLineDash([3, 3]);
+      g.beginPath();
+      g.moveTo(x, pad.t);
+      g.lineTo(x, pad.t + ph);
+      g.stroke();
+      g.setLineDash([]);
+      if (m.label) {
+        // mid-height, on a white tag: curves of training runs rarely sit there for long
+        const tw = g.measureText(m.label).width + 8;
+        const right = x + tw + 4 > pad.l + pw;
+        const tx = right ? x - tw - 3 : x + 3;
+        const ty = Math.round(pad.t + ph * 0.5 - 8);
+        g.fillStyle = 'rgba(255, 255, 255, 0.92)';
+        g.fillRect(tx, ty, tw, 16);
+        g.fillStyle = muted;
+        g.textBaseline = 'middle';
+        g.textAlign = 'left';
+        g.fillText(m.label, tx + 4, ty + 8);
+      }
     }
 
     g.save();

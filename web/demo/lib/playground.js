@@ -253,6 +253,7 @@ export class Playground {
     this.steps = 0;
     this.pending = 0;
     this.history = [];
+    this.markers = [];
     this.modelClasses = DATASETS[this.cfg.dataset].classes;
     this.chart.setData([]);
     for (const m of Object.values(this.metric)) m.textContent = '—';
@@ -314,6 +315,14 @@ export class Playground {
       this.steps += r.steps;
       sinceMap += trainMs;
       this.history.push({ x: this.epoch, loss: r.loss, acc: r.accuracy });
+      if (included > 0) {
+        // Mark where added points joined the training (clicks a few epochs apart share one).
+        const last = this.markers.at(-1);
+        const at = this.epoch - epochs;
+        if (last && at - last.x <= Math.max(5, 0.03 * this.epoch)) last.count += included;
+        else this.markers.push({ x: at, count: included });
+        for (const m of this.markers) m.label = `+${m.count} point${m.count > 1 ? 's' : ''}`;
+      }
       if (this.history.length > 400) this.history = this.history.filter((_, i) => i % 2 === 0 || i === this.history.length - 1);
       // Refresh the map every frame where predicting is cheap; on slow adapters only after
       // training for a while, so that training keeps most of the time.
@@ -332,7 +341,7 @@ export class Playground {
       }
       this.timing = { trainMs, predictMs, msPerStep: trainMs / Math.max(1, r.steps), epochs, steps: r.steps, grid: this.probs?.size };
       this.draw();
-      this.chart.setData(this.history);
+      this.chart.setData(this.history, this.markers);
       this.metric.epoch.textContent = fmt.int(this.epoch);
       this.metric.loss.textContent = fmt.num(r.loss, 3);
       this.metric.acc.textContent = fmt.pct(r.accuracy);
