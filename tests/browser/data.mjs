@@ -51,3 +51,27 @@ export function toCsv(x, y) {
   }
   return rows.join("\n") + "\n";
 }
+
+/**
+ * Tiny images for convolution tests: `n` samples of 1 × size × size, class 0 a horizontal
+ * bar, class 1 a vertical bar (at a random row / column), plus uniform noise of ±`noise`.
+ * Returns { x: Float32Array(n × size²), y: Uint32Array(n) }.
+ */
+export function bars(n, { seed = 1, size = 6, noise = 0.1 } = {}) {
+  const r = rng(seed);
+  const d = size * size;
+  const x = new Float32Array(n * d);
+  const y = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    const k = i % 2;
+    const at = Math.floor(r() * size);
+    for (let p = 0; p < d; p++) {
+      const row = Math.floor(p / size);
+      const col = p % size;
+      const on = k === 0 ? row === at : col === at;
+      x[i * d + p] = (on ? 1 : 0) + noise * (2 * r() - 1);
+    }
+    y[i] = k;
+  }
+  return { x, y };
+}

@@ -5,6 +5,7 @@
 //   spirals       a model trains on 2-D spirals in the browser to ≥ 0.9 test accuracy
 //   save-eval     t.save() bytes evaluated by `accrete eval` give the browser's accuracy
 //   cli-resume    a checkpoint of `accrete train` loads in the browser and trains on
+//   conv-parity   a CNN with dropout trains to the same losses in the browser and in the CLI
 //   errors        bad specs, arrays, options and checkpoint bytes reject with clear Errors
 //   busy-stop     concurrent calls reject as busy; stop() ends fitChunk early, resumably
 //
@@ -16,7 +17,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "nod
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { open, ROOT } from "./browser.mjs";
-import { spirals, toCsv } from "./data.mjs";
+import { bars, spirals, toCsv } from "./data.mjs";
 
 const ACCRETE = resolve(process.env.ACCRETE_BIN || join(ROOT, "target/debug/accrete"));
 const work = mkdtempSync(join(tmpdir(), "accrete-browser-"));
@@ -267,6 +268,84 @@ every_steps = 0
     assert(r.history.length === 33 && r.history[3].step === cliSteps + 10, "history continues the CLI's");
     assert(r.fit.loss < r.beforeTrain.loss, `training loss did not fall: ${r.beforeTrain.loss} → ${r.fit.loss}`);
     assert(r.after.accuracy >= 0.9, `test accuracy after continuing: ${r.after.accuracy}`);
+  },
+
+  async "conv-parity"(page) {
+    // A small CNN with dropout trained by the CLI and in the browser from the same seed and
+    // data: the epochs' training losses agree (same kernels, same shuffles and dropout masks).
+    const dir = join(work, "conv");
+    mkdirSync(dir, { recursive: true });
+    const n = 96;
+    const d = bars(n, { seed: 4 });
+    writeFileSync(join(dir, "train.csv"), toCsv(d.x, d.y));
+    const spec = {
+      seed: 11,
+      model: {
+        input: [1, 6, 6],
+        layers: [
+          { type: "conv2d", filters: 4, kernel: 3, padding: 1, activation: "relu" },
+          { type: "maxpool2d", size: 2 },
+          { type: "flatten" },
+          { type: "dropout", rate: 0.25 },
+          { type: "dense", units: 2 },
+        ],
+      },
+      optimizer: { type: "adam", lr: 0.02 },
+      train: { batch_size: 16, epochs: 3 },
+    };
+    const layer = (l) =>
+      "{ " + Object.entries(l).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(", ") + " }";
+    writeFileSync(
+      join(dir, "run.toml"),
+      `seed = ${spec.seed}
+
+[data]
+format = "csv"
+train_file = "train.csv"
+validation_fraction = 0
+
+[model]
+input = [1, 6, 6]
+layers = [
+${spec.model.layers.map((l) => "  " + layer(l) + ",").join("\n")}
+]
+
+[optimizer]
+type = "adam"
+lr = 0.02
+
+[train]
+batch_size = 16
+epochs = 3
+
+[incremental]
+chunks = 1
+
+[checkpoint]
+every_steps = 0
+`,
+    );
+    accrete(["train", "--config", "run.toml", "--out", "run", "--quiet"], dir);
+    const native = readFileSync(join(dir, "run/metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l).train_loss);
+    const browser = await page.evaluate(
+      async ({ spec, n }) => {
+        const t = await accrete.Trainer.create(spec);
+        const d = data.bars(n, { seed: 4 });
+        const r = await t.fitChunk(d.x, d.y);
+        t.free();
+        return r.epochs.map((e) => e.loss);
+      },
+      { spec, n },
+    );
+    console.log(`  training losses per epoch: native ${native.join(", ")}; browser ${browser.join(", ")}`);
+    assert(native.length === 3 && browser.length === 3, "three epochs each");
+    for (let i = 0; i < 3; i++) {
+      assert(close(native[i], browser[i], 1e-5), `epoch ${i + 1}: native ${native[i]}, browser ${browser[i]}`);
+    }
+    assert(browser[2] < browser[0], "the loss did not fall");
   },
 
   async errors(page) {
