@@ -88,12 +88,21 @@ impl Graph {
         // Backward pieces per layer, assembled in reverse order at the end.
         let mut backward_by_layer: Vec<Vec<Dispatch>> = Vec::with_capacity(n);
         // Output gradients are allocated up front so layer i's backward can write grads[i−1].
+        // Where layer i + 1 passes its gradient through unchanged (flatten, dropout at rate 0),
+        // grads[i] is a view of grads[i + 1]: no copy dispatch.
         if train {
-            for (i, sh) in model.shapes.iter().enumerate() {
+            for (i, sh) in model.shapes.iter().enumerate().rev() {
                 let needed = i + 1 == n || lowest_trainable.is_some_and(|t| t <= i);
-                if needed {
-                    grads[i] = Some(new(gpu, &with_batch(batch, &sh.output))?);
+                if !needed {
+                    continue;
                 }
+                let shape = with_batch(batch, &sh.output);
+                grads[i] = Some(match grads.get(i + 1) {
+                    Some(Some(up)) if passes_gradient_through(&spec.layers[i + 1]) => {
+                        up.reshape(&shape)?
+                    }
+                    _ => new(gpu, &shape)?,
+                });
             }
         }
         for (i, layer) in spec.layers.iter().enumerate() {
@@ -125,20 +134,27 @@ impl Graph {
                     let b = &model.param(i, ParamKind::Bias).expect("dense bias").value;
                     let x2 = x.reshape(&[batch, sh.input[0]])?;
                     let y = new(gpu, &out_shape)?;
-                    let z = if *act == Activation::Identity {
-                        y.clone()
-                    } else {
+                    // The activation is fused into the matmul's epilogue unless the backward
+                    // needs the pre-activation z (see `derivative_from_output`).
+                    let keep_z = dy.is_some()
+                        && *act != Activation::Identity
+                        && !derivative_from_output(*act);
+                    let z = if keep_z {
                         new(gpu, &out_shape)?
+                    } else {
+                        y.clone()
                     };
                     let mm = MatmulSpec {
                         trans_b: true,
+                        activation: if keep_z { Activation::Identity } else { *act },
                         ..Default::default()
                     };
                     forward.push(matmul_into(&x2, w, Some(b), &z, &mm)?);
-                    if *act != Activation::Identity {
+                    if keep_z {
                         forward.push(activation::forward_into(*act, &z, &y)?);
                     }
                     if let Some(dy) = &dy {
+                        // z, or y where the derivative is the same function of y.
                         let dz = activation_backward(gpu, *act, &z, dy, &mut bwd)?;
                         if *trainable {
                             let gw = &model.param(i, ParamKind::Weight).expect("weight").grad;
@@ -194,21 +210,29 @@ impl Graph {
                             tiles: None,
                         };
                         let y = new(gpu, &out_shape)?;
-                        // The pre-activation is kept only for a backward that needs it.
-                        let z = match (&dy, *act) {
-                            (Some(_), a) if a != Activation::Identity => {
-                                Some(new(gpu, &out_shape)?)
-                            }
-                            _ => None,
+                        // The pre-activation is kept only for a backward that needs it; for
+                        // ReLU-like activations the backward reads act'(y) = act'(z).
+                        let keep_z = dy.is_some()
+                            && *act != Activation::Identity
+                            && !derivative_from_output(*act);
+                        let z_new = if keep_z {
+                            Some(new(gpu, &out_shape)?)
+                        } else {
+                            None
                         };
                         forward.push(conv::implicit_forward_into(
                             &spec,
                             &x,
                             w,
                             Some(b),
-                            z.as_ref(),
+                            z_new.as_ref(),
                             &y,
                         )?);
+                        let z = match (&z_new, *act) {
+                            (Some(z), _) => Some(z.clone()),
+                            (None, Activation::Identity) => None,
+                            (None, _) => Some(y.clone()),
+                        };
                         if let Some(dy) = &dy {
                             if *trainable {
                                 let gw = &model.param(i, ParamKind::Weight).expect("weight").grad;
@@ -312,17 +336,17 @@ impl Graph {
                     y
                 }
                 LayerSpec::Flatten => {
-                    // A view: no work forward; backward copies the gradient through (scale 1)
-                    // because grads are separate buffers per layer.
+                    // A view forward; backward nothing: dx is a view of dy (see the
+                    // gradient allocation above).
                     if let (Some(dy), Some(dx)) = (&dy, &dx) {
-                        bwd.push(elementwise::scale_into(1.0, dy, dx)?);
+                        copy_unless_aliased(dy, dx, &mut bwd)?;
                     }
                     x.reshape(&out_shape)?
                 }
                 LayerSpec::Dropout { rate } => {
                     if !train || *rate == 0.0 {
                         if let (Some(dy), Some(dx)) = (&dy, &dx) {
-                            bwd.push(elementwise::scale_into(1.0, dy, dx)?);
+                            copy_unless_aliased(dy, dx, &mut bwd)?;
                         }
                         x.clone()
                     } else {
@@ -391,6 +415,29 @@ impl Graph {
         let g = self.grads.last()?.as_ref()?;
         g.reshape(&[self.batch, g.len() / self.batch.max(1)]).ok()
     }
+}
+
+/// Whether the layer's input gradient equals its output gradient (so they can share a
+/// buffer): flatten, and dropout at rate 0 (training graphs only have gradients).
+fn passes_gradient_through(layer: &LayerSpec) -> bool {
+    matches!(layer, LayerSpec::Flatten)
+        || matches!(layer, LayerSpec::Dropout { rate } if *rate == 0.0)
+}
+
+/// dx = dy, as a copy unless dx is already a view of dy.
+fn copy_unless_aliased(dy: &Tensor, dx: &Tensor, bwd: &mut Vec<Dispatch>) -> Result<()> {
+    if !(dx.shares_buffer(dy) && dx.offset() == dy.offset()) {
+        bwd.push(elementwise::scale_into(1.0, dy, dx)?);
+    }
+    Ok(())
+}
+
+/// Activations whose derivative is the same function of the output as of the input
+/// (f'(z) depends only on z > 0, and f(z) > 0 ⇔ z > 0): the backward can read y instead of
+/// a stored pre-activation, so the forward fuses the activation and keeps no z. The
+/// gradients are bit-identical either way.
+fn derivative_from_output(act: Activation) -> bool {
+    matches!(act, Activation::Relu | Activation::LeakyRelu)
 }
 
 /// dz = dy ⊙ f'(z), or dy itself for the identity.
