@@ -1,11 +1,14 @@
-//! `accrete bench matmul`: times every matmul tile variant on square matrices and checks
-//! each result against an f64 reference on a sample of rows.
+//! `accrete bench matmul`: times every matmul kernel variant on square matrices and checks
+//! each result against an f64 reference on a sample of rows; prints the variant `matmul`
+//! picks for each size (the heuristic, or the autotuned choice with `--autotune`).
 //!
 //! The sweep driver lives here for now; it belongs in core once a second front end needs it.
 
 use crate::{environment_help, Failure};
-use accrete::gpu::{GpuTimer, TimeSource};
-use accrete::kernels::matmul::{matmul_into, reference, MatmulSpec, Tiles};
+use accrete::gpu::{AutotuneMode, GpuTimer, TimeSource};
+use accrete::kernels::matmul::{
+    autotune, matmul_into, reference, Kernel, MatmulSpec, Precision, Tiles, Variant,
+};
 use accrete::kernels::Activation;
 use accrete::{Error, Gpu, Tensor};
 use clap::builder::PossibleValuesParser;
@@ -17,30 +20,47 @@ use std::io::{self, Write};
 use std::time::Instant;
 
 pub const LONG_ABOUT: &str = "\
-Time every matmul tile variant on square matrices (M = N = K) and print one JSON line per
-(variant, size) on stdout.
+Time every matmul kernel variant on square matrices (M = N = K) and print one JSON line per
+(variant, size) on stdout, plus one line per size (\"bench\": \"matmul_choice\") naming the
+variant matmul itself picks there: the deterministic heuristic, or with --autotune the
+fastest f32 candidate timed for that shape class (cached per adapter; \"source\" says which).
+
+Variants: the tiled kernel (small16x16 .. wide128x64_8x4: scalar loads), vec4_* (vec4 loads
+and reads, 4x4 or 8x8 outputs per thread), vec4db_* (the same with double-buffered tiles) and
+f16* (operands rounded to f16 in workgroup memory, f32 sums; needs SHADER_F16, skipped with
+the reason on adapters without it).
 
 Each measurement builds the kernel, runs it once to warm up, then records --reps copies in
 one compute pass and times them (GPU timestamps when the adapter has TIMESTAMP_QUERY, else
 the host clock). \"seconds\" is the time of one multiply and gflops = 2·M·N·K / seconds.
 The inputs are uniform in [-1, 1] from a seeded generator. After timing, --check-rows
 random rows of C (always including the first and last) are compared with an f64
-reference: an element is correct when |c - ref| <= (K + 2)·2^-23·Σ|a·b|, and
-\"max_rel_err\" is the largest |c - ref| / Σ|a·b| seen.
+reference: an element is correct when |c - ref| <= (K + 2)·2^-23·Σ|a·b| (f32), plus for
+f16 variants the bound of rounding each operand to f16 (2^-10 relative + 2^-14 absolute per
+operand); \"max_rel_err\" is the largest |c - ref| / Σ|a·b| seen.
 
 Sizes run from small to large. A size whose buffers exceed the device's limits is skipped,
 and once a variant's timed run takes longer than --max-seconds its larger sizes are
-skipped; each skip prints a JSON line with \"skipped\": true and the reason.";
+skipped; each skip prints a JSON line with \"skipped\": true and the reason.
+
+--autotune turns autotuning on for this run (persisting choices in the cache file, see
+ACCRETE_AUTOTUNE_CACHE below) unless ACCRETE_AUTOTUNE already chose a mode.";
 
 pub const EXAMPLES: &str = concat!(
     "Examples:
   accrete bench matmul                                   the full sweep, 256 to 4096
   accrete bench matmul --sizes 256,512 --reps 3          a quick check
-  accrete bench matmul --variants large64x64_4x4,wide128x64_8x4 --sizes 4096 --max-seconds inf
+  accrete bench matmul --variants large64x64_4x4,vec4db_128x128x16_8x8 --sizes 4096 --max-seconds inf
+  accrete bench matmul --autotune --sizes 1024,8192 --variants vec4db_128x128x16_8x8
   accrete bench matmul | jq -r 'select(.gflops) | [.variant, .m, .gflops] | @tsv'
 
 ",
-    environment_help!()
+    environment_help!(),
+    "
+  ACCRETE_AUTOTUNE=1|memory|0  autotune matmul variants (and keep the choices in the cache
+                               file | in memory only | no autotuning, the default)
+  ACCRETE_AUTOTUNE_CACHE=PATH  the autotune cache file (default
+                               $XDG_CACHE_HOME/accrete/autotune.json or ~/.cache/...)"
 );
 
 #[derive(Args, Debug)]
@@ -55,14 +75,19 @@ pub struct MatmulArgs {
     )]
     pub sizes: Vec<u64>,
 
-    /// Tile variants to measure, comma-separated [default: all].
+    /// Kernel variants to measure, comma-separated [default: all].
     #[arg(
         long,
         value_name = "NAME,...",
         value_delimiter = ',',
-        value_parser = PossibleValuesParser::new(Tiles::VARIANTS.map(|(name, _)| name)),
+        value_parser = PossibleValuesParser::new(Variant::ALL.map(|(name, _)| name)),
     )]
     pub variants: Vec<String>,
+
+    /// Autotune matmul for each size (time the f32 candidates, cache the fastest per adapter)
+    /// and report the choice.
+    #[arg(long)]
+    pub autotune: bool,
 
     /// Multiplies per timed run, recorded in one compute pass.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -103,11 +128,13 @@ struct Measurement {
     max_rel_err: f64,
 }
 
-/// The rows of C that are checked, and their f64 reference values and Σ|a·b|.
+/// The rows of C that are checked, their f64 reference values and Σ|a·b|, and per element
+/// Σ_k (|a_ik| + |b_kj|) (for the f16 bound).
 struct Expected {
     rows: Vec<usize>,
     values: Vec<Vec<f64>>,
     magnitudes: Vec<Vec<f64>>,
+    abs_sums: Vec<Vec<f64>>,
 }
 
 async fn sweep(args: &MatmulArgs) -> Result<(), Failure> {
@@ -115,27 +142,36 @@ async fn sweep(args: &MatmulArgs) -> Result<(), Failure> {
     let timer = GpuTimer::new(&gpu);
     let adapter = gpu.summary().name.clone();
     let variants = selected_variants(&args.variants);
+    if args.autotune && !gpu.autotune_mode().is_on() {
+        gpu.set_autotune(match accrete::gpu::default_cache_path() {
+            Some(p) => AutotuneMode::Persist(p),
+            None => AutotuneMode::Memory,
+        });
+    }
     let mut sizes: Vec<usize> = args.sizes.iter().map(|&s| s as usize).collect();
     sizes.sort_unstable();
     sizes.dedup();
     let _ = writeln!(
         io::stderr(),
-        "bench matmul on {adapter} ({}, {}), timing: {:?}, {} variant(s) x sizes {sizes:?}",
+        "bench matmul on {adapter} ({}, {}), timing: {:?}, {} variant(s) x sizes {sizes:?}, autotune: {:?}",
         gpu.summary().backend,
         gpu.summary().device_type,
         timer.source(),
         variants.len(),
+        gpu.autotune_mode(),
     );
 
     // Why each variant stopped growing, once it has.
     let mut stopped: Vec<Option<String>> = vec![None; variants.len()];
     let mut out = io::stdout().lock();
     for n in sizes {
-        let mut emit = |name: &str, tiles: &Tiles, outcome: Outcome| -> io::Result<()> {
+        let mut emit = |name: &str, v: &Variant, outcome: Outcome| -> io::Result<()> {
             let record = Record {
                 bench: "matmul",
                 variant: name,
-                tiles: *tiles,
+                kernel: v.kernel,
+                precision: v.precision,
+                tiles: v.tiles,
                 m: n,
                 n,
                 k: n,
@@ -146,16 +182,16 @@ async fn sweep(args: &MatmulArgs) -> Result<(), Failure> {
             writeln!(out, "{line}")
         };
         if let Some(reason) = too_large(&gpu, n) {
-            for (name, tiles) in &variants {
-                emit(name, tiles, Outcome::skipped(&reason))?;
+            for (name, variant) in &variants {
+                emit(name, variant, Outcome::skipped(&reason))?;
             }
             continue;
         }
         if stopped.iter().all(Option::is_some) {
-            for ((name, tiles), why) in variants.iter().zip(&stopped) {
+            for ((name, variant), why) in variants.iter().zip(&stopped) {
                 emit(
                     name,
-                    tiles,
+                    variant,
                     Outcome::skipped(why.as_deref().unwrap_or_default()),
                 )?;
             }
@@ -174,8 +210,8 @@ async fn sweep(args: &MatmulArgs) -> Result<(), Failure> {
         let (a, b, c) = match upload(&gpu, n, &a_host, &b_host) {
             Ok(t) => t,
             Err(e @ Error::OverLimit { .. }) => {
-                for (name, tiles) in &variants {
-                    emit(name, tiles, Outcome::skipped(&e.to_string()))?;
+                for (name, variant) in &variants {
+                    emit(name, variant, Outcome::skipped(&e.to_string()))?;
                 }
                 continue;
             }
@@ -183,20 +219,27 @@ async fn sweep(args: &MatmulArgs) -> Result<(), Failure> {
         };
         let expected = expected_rows(&a_host, &b_host, n, rows);
         drop((a_host, b_host));
+        let line = choice_line(&gpu, &a, &b, n, args.autotune, &adapter).await?;
+        // `out` is borrowed by `emit`; stdout's lock is re-entrant and shares its buffer.
+        writeln!(io::stdout(), "{line}")?;
 
-        for ((name, tiles), why) in variants.iter().zip(stopped.iter_mut()) {
+        for ((name, variant), why) in variants.iter().zip(stopped.iter_mut()) {
             if let Some(reason) = why {
-                emit(name, tiles, Outcome::skipped(reason))?;
+                emit(name, variant, Outcome::skipped(reason))?;
                 continue;
             }
-            match measure(&gpu, &timer, (&a, &b, &c), *tiles, args.reps, &expected).await {
+            match measure(&gpu, &timer, (&a, &b, &c), *variant, args.reps, &expected).await {
                 Ok(m) => {
                     let wall_seconds = m.wall_seconds;
                     emit(
                         name,
-                        tiles,
+                        variant,
                         Outcome::Measured {
                             seconds: m.seconds,
+                            tolerance: match variant.precision {
+                                Precision::F32 => "f32",
+                                Precision::F16 => "f16_inputs",
+                            },
                             gflops: 2.0 * (n as f64).powi(3) / m.seconds / 1e9,
                             timing: timer.source(),
                             reps: args.reps,
@@ -215,12 +258,13 @@ async fn sweep(args: &MatmulArgs) -> Result<(), Failure> {
                 }
                 // The device cannot launch this size (e.g. too many workgroups): skip it.
                 Err(e @ Error::OverLimit { .. }) => {
-                    emit(name, tiles, Outcome::skipped(&e.to_string()))?
+                    emit(name, variant, Outcome::skipped(&e.to_string()))?
                 }
-                // The device cannot run these tiles at all (threads or workgroup memory).
+                // The device cannot run this variant at all (threads, workgroup memory, a
+                // missing feature such as SHADER_F16).
                 Err(e @ Error::InvalidArgument { .. }) => {
                     let reason = e.to_string();
-                    emit(name, tiles, Outcome::skipped(&reason))?;
+                    emit(name, variant, Outcome::skipped(&reason))?;
                     *why = Some(reason);
                 }
                 Err(e) => return Err(e.into()),
@@ -236,6 +280,8 @@ async fn sweep(args: &MatmulArgs) -> Result<(), Failure> {
 struct Record<'a> {
     bench: &'static str,
     variant: &'a str,
+    kernel: Kernel,
+    precision: Precision,
     tiles: Tiles,
     m: usize,
     n: usize,
@@ -254,6 +300,8 @@ enum Outcome {
         gflops: f64,
         timing: TimeSource,
         reps: u32,
+        /// The error bound `correct` uses: "f32" or "f16_inputs" (f16 operand rounding + f32).
+        tolerance: &'static str,
         correct: bool,
         max_rel_err: f64,
         checked_rows: usize,
@@ -275,18 +323,69 @@ impl Outcome {
     }
 }
 
-/// The variants named on the command line (in that order, without repeats), or all.
-fn selected_variants(names: &[String]) -> Vec<(&'static str, Tiles)> {
-    if names.is_empty() {
-        return Tiles::VARIANTS.to_vec();
+/// The variant `matmul` picks for an n×n×n product (heuristic, or autotuned), as one JSON line.
+async fn choice_line(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    n: usize,
+    tune: bool,
+    adapter: &str,
+) -> Result<String, Failure> {
+    let spec = MatmulSpec::default();
+    let mut line = serde_json::json!({
+        "bench": "matmul_choice",
+        "m": n, "n": n, "k": n,
+        "class": accrete::kernels::matmul::class_key(n, n, n, &spec),
+    });
+    if tune {
+        let t = autotune(a, b, &spec).await?;
+        let gflops: std::collections::BTreeMap<&String, f64> = t
+            .seconds
+            .iter()
+            .map(|(k, s)| (k, 2.0 * (n as f64).powi(3) / s / 1e9))
+            .collect();
+        line["source"] = (if t.cached {
+            "autotune_cache"
+        } else {
+            "autotune"
+        })
+        .into();
+        line["choice"] = t.name.into();
+        line["variant"] = serde_json::to_value(t.choice).expect("serializes");
+        line["candidate_seconds"] = serde_json::to_value(&t.seconds).expect("serializes");
+        line["candidate_gflops"] = serde_json::to_value(gflops).expect("serializes");
+        line["timing"] = t.timing.into();
+        line["measured_on"] = t.measured_on.into();
+        line["cache_file"] = match gpu.autotune_mode() {
+            AutotuneMode::Persist(p) => p.display().to_string().into(),
+            _ => serde_json::Value::Null,
+        };
+        for w in gpu.take_autotune_warnings() {
+            let _ = writeln!(io::stderr(), "warning: {w}");
+        }
+    } else {
+        let v = Variant::heuristic(gpu, n, n, n);
+        line["source"] = "heuristic".into();
+        line["choice"] = v.name().into();
+        line["variant"] = serde_json::to_value(v).expect("serializes");
     }
-    let mut chosen: Vec<(&'static str, Tiles)> = Vec::new();
+    line["adapter"] = adapter.into();
+    Ok(line.to_string())
+}
+
+/// The variants named on the command line (in that order, without repeats), or all.
+fn selected_variants(names: &[String]) -> Vec<(&'static str, Variant)> {
+    if names.is_empty() {
+        return Variant::ALL.to_vec();
+    }
+    let mut chosen: Vec<(&'static str, Variant)> = Vec::new();
     for name in names {
         if chosen.iter().any(|(n, _)| n == name) {
             continue;
         }
-        // clap has already checked the name against Tiles::VARIANTS.
-        if let Some(v) = Tiles::VARIANTS.iter().find(|(n, _)| n == name) {
+        // clap has already checked the name against Variant::ALL.
+        if let Some(v) = Variant::ALL.iter().find(|(n, _)| n == name) {
             chosen.push(*v);
         }
     }
@@ -339,10 +438,27 @@ fn expected_rows(a: &[f32], b: &[f32], n: usize, rows: Vec<usize>) -> Expected {
             reference::matmul(a_row, b, None, 1, n, n, false, false, Activation::Identity)
         })
         .unzip();
+    let mut col_abs = vec![0.0f64; n];
+    for row in b.chunks_exact(n) {
+        for (s, &v) in col_abs.iter_mut().zip(row) {
+            *s += f64::from(v.abs());
+        }
+    }
+    let abs_sums = rows
+        .iter()
+        .map(|&i| {
+            let row_abs: f64 = a[i * n..(i + 1) * n]
+                .iter()
+                .map(|v| f64::from(v.abs()))
+                .sum();
+            col_abs.iter().map(|c| row_abs + c).collect()
+        })
+        .collect();
     Expected {
         rows,
         values,
         magnitudes,
+        abs_sums,
     }
 }
 
@@ -350,16 +466,14 @@ async fn measure(
     gpu: &Gpu,
     timer: &GpuTimer,
     (a, b, c): (&Tensor, &Tensor, &Tensor),
-    tiles: Tiles,
+    variant: Variant,
     reps: u32,
     expected: &Expected,
 ) -> accrete::Result<Measurement> {
     let n = c.shape()[1];
     let spec = MatmulSpec {
-        trans_a: false,
-        trans_b: false,
-        activation: Activation::Identity,
-        tiles: Some(tiles),
+        variant: Some(variant),
+        ..Default::default()
     };
     let dispatch = matmul_into(a, b, None, c, &spec)?;
     // C is shared by the variants: poison it so that a kernel which skips elements fails.
@@ -372,7 +486,7 @@ async fn measure(
     let total = timer.time(&[&dispatch], reps as usize).await?;
     let wall_seconds = start.elapsed().as_secs_f64();
     let out = c.read_f32().await?;
-    let (correct, max_rel_err) = check(&out, n, n, expected);
+    let (correct, max_rel_err) = check(&out, n, n, expected, variant.precision);
     Ok(Measurement {
         seconds: total / reps as f64,
         wall_seconds,
@@ -382,22 +496,34 @@ async fn measure(
 }
 
 /// Compares the sampled rows of `c` (row-major, `n` columns, inner dimension `k`) with the
-/// reference: correct when every |c - ref| <= (k + 2)·2^-23·Σ|a·b|. Also returns the largest
-/// |c - ref| / Σ|a·b| (infinite for a NaN or a non-zero error where Σ|a·b| = 0).
-fn check(c: &[f32], n: usize, k: usize, expected: &Expected) -> (bool, f64) {
+/// reference: correct when every |c - ref| <= (k + 2)·2^-23·Σ|a·b| — for f16 variants
+/// applied to the rounded operands, plus the rounding itself: with |x16 − x| ≤ 2^-10|x| +
+/// 2^-14 per operand, Σ|a16·b16 − a·b| is at most (2^-9 + 2^-20)·Σ|a·b| plus
+/// (2^-14 + 2^-24)·Σ(|a| + |b|) plus k·2^-28. Also returns the largest |c - ref| / Σ|a·b| (infinite for a NaN or a non-zero
+/// error where Σ|a·b| = 0).
+fn check(c: &[f32], n: usize, k: usize, expected: &Expected, precision: Precision) -> (bool, f64) {
     let factor = (k as f64 + 2.0) * f64::from(f32::EPSILON);
     let mut correct = true;
     let mut max_rel = 0.0f64;
-    for ((&i, values), mags) in expected
+    for (((&i, values), mags), abs_sums) in expected
         .rows
         .iter()
         .zip(&expected.values)
         .zip(&expected.magnitudes)
+        .zip(&expected.abs_sums)
     {
-        for (j, (&want, &mag)) in values.iter().zip(mags).enumerate() {
+        for (j, ((&want, &mag), &abs_sum)) in values.iter().zip(mags).zip(abs_sums).enumerate() {
+            let input = match precision {
+                Precision::F32 => 0.0,
+                Precision::F16 => {
+                    (2f64.powi(-9) + 2f64.powi(-20)) * mag
+                        + (2f64.powi(-14) + 2f64.powi(-24)) * abs_sum
+                        + k as f64 * 2f64.powi(-28)
+                }
+            };
             // A NaN or infinite output makes `err` NaN or infinite: never within tolerance.
             let err = (f64::from(c[i * n + j]) - want).abs();
-            let within = err <= factor * mag;
+            let within = err <= input + factor * (mag + input);
             correct &= within;
             let rel = if err.is_nan() {
                 f64::INFINITY
@@ -428,14 +554,27 @@ mod tests {
         let b = [0.5f32, -1.0, 0.25, 2.0];
         let e = expected_for(&a, &b, 2);
         let good = [1.0f32, 3.0, 2.5, 5.0];
-        assert_eq!(check(&good, 2, 2, &e), (true, 0.0));
+        assert_eq!(check(&good, 2, 2, &e, Precision::F32), (true, 0.0));
         let mut off = good;
         off[3] += 0.01;
-        let (ok, rel) = check(&off, 2, 2, &e);
+        let (ok, rel) = check(&off, 2, 2, &e, Precision::F32);
         assert!(!ok && rel > 5e-4, "{rel}");
         let mut nan = good;
         nan[0] = f32::NAN;
-        assert_eq!(check(&nan, 2, 2, &e), (false, f64::INFINITY));
+        assert_eq!(
+            check(&nan, 2, 2, &e, Precision::F32),
+            (false, f64::INFINITY)
+        );
+        // f16 operand rounding (~1e-3 relative) passes the f16 bound but not the f32 one.
+        let mut rounded = good;
+        rounded[3] *= 1.0 + 1.0 / 1024.0;
+        assert!(!check(&rounded, 2, 2, &e, Precision::F32).0);
+        assert!(check(&rounded, 2, 2, &e, Precision::F16).0);
+        // 0.01 is within the f16 bound for Σ|a·b| = 11 (2^-9·11 ≈ 0.021), 0.1 is not.
+        assert!(check(&off, 2, 2, &e, Precision::F16).0);
+        let mut far = good;
+        far[3] += 0.1;
+        assert!(!check(&far, 2, 2, &e, Precision::F16).0);
     }
 
     #[test]
@@ -452,13 +591,13 @@ mod tests {
 
     #[test]
     fn variants_keep_command_line_order_without_repeats() {
-        let names = ["wide128x64_8x4", "small16x16", "wide128x64_8x4"].map(String::from);
+        let names = ["wide128x64_8x4", "f16_64x64_4x4", "wide128x64_8x4"].map(String::from);
         let v = selected_variants(&names);
         assert_eq!(
             v.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
-            ["wide128x64_8x4", "small16x16"]
+            ["wide128x64_8x4", "f16_64x64_4x4"]
         );
-        assert_eq!(selected_variants(&[]).len(), Tiles::VARIANTS.len());
+        assert_eq!(selected_variants(&[]).len(), Variant::ALL.len());
     }
 
     #[test]

@@ -215,6 +215,7 @@ pub(super) async fn open(adapter: wgpu::Adapter) -> Result<Gpu> {
         usage: wgpu::BufferUsages::STORAGE,
         mapped_at_creation: false,
     });
+    let autotune = super::autotune::Tuner::from_env(&super::autotune::adapter_key(&summary));
     Ok(Gpu {
         inner: Arc::new(GpuInner {
             device,
@@ -226,6 +227,7 @@ pub(super) async fn open(adapter: wgpu::Adapter) -> Result<Gpu> {
             pool: Arc::new(BufferPool::default()),
             dummy,
             uncaptured,
+            autotune,
         }),
     })
 }

@@ -3,12 +3,16 @@
 //! directly; kernels go through [`Gpu::dispatch`] and tensors through [`Tensor`].
 
 mod adapter;
+mod autotune;
 mod kernel;
 mod pool;
 mod tensor;
 mod timing;
 
 pub use adapter::{list_adapters, AdapterSummary, GpuOptions};
+pub use autotune::{
+    default_cache_path, AutotuneCache, AutotuneMode, TunedEntry, AUTOTUNE_CACHE_VERSION,
+};
 pub(crate) use kernel::Bind;
 pub use kernel::{Dispatch, Recorder, Shader};
 pub use tensor::{DType, Tensor};
@@ -38,6 +42,8 @@ pub(crate) struct GpuInner {
     pub(crate) dummy: wgpu::Buffer,
     /// Validation errors wgpu reported outside an error scope, drained by [`Gpu::check`].
     pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
+    /// Autotuned kernel choices for this adapter (see [`AutotuneMode`]).
+    pub(crate) autotune: autotune::Tuner,
 }
 
 impl std::fmt::Debug for Gpu {

@@ -39,6 +39,7 @@ pub(crate) use shader;
 pub fn all_shaders() -> Vec<Shader> {
     vec![
         matmul::SHADER,
+        matmul::SHADER_VEC4,
         elementwise::BINARY,
         elementwise::AXPY,
         activation::SHADER,
