@@ -137,31 +137,6 @@ export class LineChart {
       return;
     }
 
-    for (const m of this.markers ?? []) {
-      if (m.x < x0 || m.x > x1) continue;
-      const x = Math.round(X(m.x)) + 0.5;
-      g.strokeStyle = muted;
-      g.setLineDash([3, 3]);
-      g.beginPath();
-      g.moveTo(x, pad.t);
-      g.lineTo(x, pad.t + ph);
-      g.stroke();
-      g.setLineDash([]);
-      if (m.label) {
-        // mid-height, on a white tag: curves of training runs rarely sit there for long
-        const tw = g.measureText(m.label).width + 8;
-        const right = x + tw + 4 > pad.l + pw;
-        const tx = right ? x - tw - 3 : x + 3;
-        const ty = Math.round(pad.t + ph * 0.5 - 8);
-        g.fillStyle = 'rgba(255, 255, 255, 0.92)';
-        g.fillRect(tx, ty, tw, 16);
-        g.fillStyle = muted;
-        g.textBaseline = 'middle';
-        g.textAlign = 'left';
-        g.fillText(m.label, tx + 4, ty + 8);
-      }
-    }
-
     g.save();
     g.beginPath();
     g.rect(pad.l, pad.t - 2, pw, ph + 4);
@@ -193,6 +168,31 @@ export class LineChart {
       g.fill();
     }
     g.restore();
+    for (const m of this.markers ?? []) {
+      if (m.x < x0 || m.x > x1) continue;
+      const x = Math.round(X(m.x)) + 0.5;
+      g.strokeStyle = muted;
+      g.lineWidth = 1;
+      g.setLineDash([3, 3]);
+      g.beginPath();
+      g.moveTo(x, pad.t);
+      g.lineTo(x, pad.t + ph);
+      g.stroke();
+      g.setLineDash([]);
+      if (m.label) {
+        // mid-height, on a white tag: curves of training runs rarely sit there for long
+        const tw = g.measureText(m.label).width + 8;
+        const right = x + tw + 4 > pad.l + pw;
+        const tx = right ? x - tw - 3 : x + 3;
+        const ty = Math.round(pad.t + ph * 0.5 - 8);
+        g.fillStyle = 'rgba(255, 255, 255, 0.92)';
+        g.fillRect(tx, ty, tw, 16);
+        g.fillStyle = muted;
+        g.textBaseline = 'middle';
+        g.textAlign = 'left';
+        g.fillText(m.label, tx + 4, ty + 8);
+      }
+    }
   }
 
   /** Resolves 'var(--name)' against the canvas's computed style (canvas needs real colours). */

@@ -82,6 +82,7 @@ export class Fashion {
     this.chunkSel = select([[250, '250 images'], [500, '500 images'], [1000, '1,000 images'], [2000, '2,000 images'], [5000, '5,000 images']], this.chunkSize, {
       onchange: (e) => {
         const seen = this.nextChunk * this.chunkSize;
+        this.chunkChosen = true;
         this.chunkSize = +e.target.value;
         this.nextChunk = Math.floor(seen / this.chunkSize);
         this.updateProgress(0);
@@ -284,7 +285,7 @@ export class Fashion {
   chooseModel(id) {
     if (this.running) return;
     this.kind = id;
-    if (this.slow && this.seen === 0) {
+    if (this.slow && !this.chunkChosen) {
       // On a CPU adapter a CNN step is several times an MLP step: smaller chunks keep the
       // page lively.
       this.chunkSize = id === 'cnn' ? 250 : 1000;
