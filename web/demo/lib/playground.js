@@ -266,6 +266,7 @@ export class Playground {
   async start() {
     if (this.running) return;
     this.running = true;
+    this.alerts.replaceChildren();
     this.updateButtons();
     const gen = this.gen;
     try {

@@ -1,0 +1,35 @@
+/* tslint:disable */
+/* eslint-disable */
+export const memory: WebAssembly.Memory;
+export const __wbg_trainer_free: (a: number, b: number) => void;
+export const adapterInfo: () => any;
+export const trainer_busy: (a: number) => [number, number];
+export const trainer_classes: (a: number) => number;
+export const trainer_create: (a: any) => any;
+export const trainer_epoch: (a: number) => number;
+export const trainer_evaluate: (a: number, b: any, c: any) => any;
+export const trainer_fitChunk: (a: number, b: any, c: any, d: any) => any;
+export const trainer_history: (a: number) => [number, number];
+export const trainer_inputLen: (a: number) => number;
+export const trainer_load: (a: any) => any;
+export const trainer_predict: (a: number, b: any) => any;
+export const trainer_save: (a: number) => any;
+export const trainer_spec: (a: number) => [number, number];
+export const trainer_step: (a: number) => number;
+export const trainer_stop: (a: number) => number;
+export const version: () => [number, number];
+export const wasm_bindgen_6288ff713e934341___convert__closures_____invoke___js_sys_a752b8a5bbb6df18___Function_fn_wasm_bindgen_6288ff713e934341___JsValue_____wasm_bindgen_6288ff713e934341___sys__Undefined___js_sys_a752b8a5bbb6df18___Function_fn_wasm_bindgen_6288ff713e934341___JsValue_____wasm_bindgen_6288ff713e934341___sys__Undefined_______true_: (a: number, b: number, c: any, d: any) => void;
+export const wasm_bindgen_6288ff713e934341___convert__closures_____invoke___wasm_bindgen_6288ff713e934341___JsValue__core_12f89f2d8a73214f___result__Result_____wasm_bindgen_6288ff713e934341___JsError___true_: (a: number, b: number, c: any) => [number, number];
+export const wasm_bindgen_6288ff713e934341___convert__closures_____invoke___wasm_bindgen_6288ff713e934341___sys__JsNullable_wgpu_ee07c55172acb2fe___backend__webgpu__webgpu_sys__gen_GpuError__GpuError___core_12f89f2d8a73214f___result__Result_____wasm_bindgen_6288ff713e934341___JsError___true_: (a: number, b: number, c: any) => [number, number];
+export const wasm_bindgen_6288ff713e934341___convert__closures_____invoke___wasm_bindgen_6288ff713e934341___sys__JsNullable_wgpu_ee07c55172acb2fe___backend__webgpu__webgpu_sys__gen_GpuError__GpuError___core_12f89f2d8a73214f___result__Result_____wasm_bindgen_6288ff713e934341___JsError___true__20: (a: number, b: number, c: any) => [number, number];
+export const wasm_bindgen_6288ff713e934341___convert__closures_____invoke___wasm_bindgen_6288ff713e934341___sys__JsNullable_wgpu_ee07c55172acb2fe___backend__webgpu__webgpu_sys__gen_GpuError__GpuError___core_12f89f2d8a73214f___result__Result_____wasm_bindgen_6288ff713e934341___JsError___true__21: (a: number, b: number, c: any) => [number, number];
+export const wasm_bindgen_6288ff713e934341___convert__closures_____invoke___wgpu_ee07c55172acb2fe___backend__webgpu__webgpu_sys__gen_GpuDeviceLostInfo__GpuDeviceLostInfo______true_: (a: number, b: number, c: any) => void;
+export const __wbindgen_malloc: (a: number, b: number) => number;
+export const __wbindgen_realloc: (a: number, b: number, c: number, d: number) => number;
+export const __wbindgen_free: (a: number, b: number, c: number) => void;
+export const __wbindgen_exn_store: (a: number) => void;
+export const __externref_table_alloc: () => number;
+export const __wbindgen_externrefs: WebAssembly.Table;
+export const __wbindgen_destroy_closure: (a: number, b: number) => void;
+export const __externref_table_dealloc: (a: number) => void;
+export const __wbindgen_start: () => void;
