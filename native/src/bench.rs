@@ -143,7 +143,7 @@ async fn sweep(args: &MatmulArgs) -> Result<(), Failure> {
     let adapter = gpu.summary().name.clone();
     let variants = selected_variants(&args.variants);
     if args.autotune && !gpu.autotune_mode().is_on() {
-        gpu.set_autotune(match accrete::gpu::default_cache_path() {
+        gpu.set_autotune(match accrete::gpu::cache_path_from_env() {
             Some(p) => AutotuneMode::Persist(p),
             None => AutotuneMode::Memory,
         });

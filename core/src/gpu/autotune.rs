@@ -100,6 +100,19 @@ impl AutotuneMode {
     }
 }
 
+/// `ACCRETE_AUTOTUNE_CACHE` when set and not empty, else [`default_cache_path`] (native).
+pub fn cache_path_from_env() -> Option<PathBuf> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        std::env::var_os("ACCRETE_AUTOTUNE_CACHE")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .or_else(default_cache_path)
+    }
+    #[cfg(target_arch = "wasm32")]
+    None
+}
+
 /// `$XDG_CACHE_HOME/accrete/autotune.json`, else `$HOME/.cache/accrete/autotune.json`.
 pub fn default_cache_path() -> Option<PathBuf> {
     #[cfg(not(target_arch = "wasm32"))]

@@ -11,7 +11,8 @@ mod timing;
 
 pub use adapter::{list_adapters, AdapterSummary, GpuOptions};
 pub use autotune::{
-    default_cache_path, AutotuneCache, AutotuneMode, TunedEntry, AUTOTUNE_CACHE_VERSION,
+    cache_path_from_env, default_cache_path, AutotuneCache, AutotuneMode, TunedEntry,
+    AUTOTUNE_CACHE_VERSION,
 };
 pub(crate) use kernel::Bind;
 pub use kernel::{Dispatch, Recorder, Shader};
