@@ -76,7 +76,7 @@ impl Tiles {
         tn: 4,
     };
 
-    /// The variants the benchmark sweeps and the tests check.
+    /// The tiled kernel's named tile shapes (all of them are also in [`Variant::ALL`]).
     pub const VARIANTS: [(&'static str, Tiles); 4] = [
         ("small16x16", Tiles::SMALL),
         ("medium32x32_4x4", Tiles::MEDIUM),
@@ -84,7 +84,8 @@ impl Tiles {
         ("wide128x64_8x4", Tiles::WIDE),
     ];
 
-    /// The default for a device: small workgroups on CPU adapters, large tiles elsewhere.
+    /// The tiled kernel's tiles for a device: small workgroups on CPU adapters, large tiles
+    /// elsewhere. (`matmul` itself picks with [`Variant::heuristic`] when nothing is set.)
     pub fn for_device(gpu: &Gpu) -> Tiles {
         if gpu.summary().device_type == "Cpu" {
             Tiles::MEDIUM
