@@ -25,9 +25,10 @@ const TY: u32 = BN / TN;
 
 var<workgroup> As: array<f32, BK * BM>; // As[kk * BM + i]
 var<workgroup> Bs: array<f32, BK * BN>; // Bs[kk * BN + j]
-var<private> acc: array<f32, TM * TN>;
 
-fn compute(wid: vec3<u32>, lid: vec3<u32>) {
+// The workgroup's GEMM: this thread's TM × TN accumulators (rows lid.x + a·TX, columns
+// lid.y + c·TY of the tile).
+fn compute(wid: vec3<u32>, lid: vec3<u32>) -> array<f32, TM * TN> {
     let m0 = wid.x * BM;
     let n0 = wid.y * BN;
     let tid = lid.y * TX + lid.x;
@@ -44,9 +45,7 @@ fn compute(wid: vec3<u32>, lid: vec3<u32>) {
     let hp0 = (s / p.out_w) * STRIDE;
     let wp0 = (s % p.out_w) * STRIDE;
     let xb = b * p.channels * p.height * p.width;
-    for (var t = 0u; t < TM * TN; t++) {
-        acc[t] = 0.0;
-    }
+    var acc: array<f32, TM * TN>;
     var ar: array<f32, TM>;
     var br: array<f32, TN>;
     for (var k0 = 0u; k0 < depth; k0 += BK) {
@@ -85,6 +84,7 @@ fn compute(wid: vec3<u32>, lid: vec3<u32>) {
         }
         workgroupBarrier();
     }
+    return acc;
 }
 
 // The NCHW index of output (m, n), or 0xffffffff when outside the output.
@@ -96,24 +96,23 @@ fn out_index(m: u32, n: u32) -> u32 {
     return ((m / ohw) * p.filters + n) * ohw + m % ohw;
 }
 
-fn pre_activation(a: u32, c: u32, n: u32) -> f32 {
-    var v = acc[a * TN + c];
+fn with_bias(v: f32, n: u32) -> f32 {
     if (HAS_BIAS) {
-        v += bias[n];
+        return v + bias[n];
     }
     return v;
 }
 
 @compute @workgroup_size(TX, TY, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    compute(wid, lid);
+    var acc = compute(wid, lid);
     for (var a = 0u; a < TM; a++) {
         let m = wid.x * BM + lid.x + a * TX;
         for (var c = 0u; c < TN; c++) {
             let n = wid.y * BN + lid.y + c * TY;
             let o = out_index(m, n);
             if (o != 0xffffffffu) {
-                y[o] = act_forward(ACT, pre_activation(a, c, n), p.alpha);
+                y[o] = act_forward(ACT, with_bias(acc[a * TN + c], n), p.alpha);
             }
         }
     }
@@ -121,14 +120,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
 @compute @workgroup_size(TX, TY, 1)
 fn main_z(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    compute(wid, lid);
+    var acc = compute(wid, lid);
     for (var a = 0u; a < TM; a++) {
         let m = wid.x * BM + lid.x + a * TX;
         for (var c = 0u; c < TN; c++) {
             let n = wid.y * BN + lid.y + c * TY;
             let o = out_index(m, n);
             if (o != 0xffffffffu) {
-                let v = pre_activation(a, c, n);
+                let v = with_bias(acc[a * TN + c], n);
                 z[o] = v;
                 y[o] = act_forward(ACT, v, p.alpha);
             }

@@ -16,7 +16,7 @@
 //! - average pooling multiplies the sum by 1/size² rounded to f32: one more 2⁻²³ relative.
 //!
 //! The implicit-GEMM kernels (no im2col buffer) get the same references and bounds, with
-//! both tile shapes, identity and ReLU (the activation's backward fused into theirs):
+//! every tile shape, identity and ReLU (the activation's backward fused into theirs):
 //! forward C·K·K + 1 terms; dW/db B·OH·OW terms plus one per split; dx F·K·K terms.
 
 use accrete::kernels::conv::{
@@ -534,8 +534,9 @@ fn backward_kernels_are_deterministic() {
     );
 }
 
-/// Both tile shapes the implicit kernels use (CPU adapters and GPUs).
-const TILES: [ConvTiles; 2] = [ConvTiles::MEDIUM, ConvTiles::LARGE];
+/// The tile shapes the implicit kernels use (CPU adapters; GPUs: large, and tall for ≤ 32
+/// columns).
+const TILES: [ConvTiles; 3] = [ConvTiles::MEDIUM, ConvTiles::LARGE, ConvTiles::TALL];
 
 fn relu_mask(z: &[f32]) -> Vec<f32> {
     z.iter().map(|&v| if v > 0.0 { 1.0 } else { 0.0 }).collect()

@@ -288,6 +288,16 @@ impl ConvTiles {
         tm: 4,
         tn: 4,
     };
+    /// 128×32 tile, 8×2 per thread, 256 threads: GPUs, when the GEMM has ≤ 32 columns
+    /// (few filters forward, few channels for the input gradient), where a 64-wide tile
+    /// would compute half zeros.
+    pub const TALL: ConvTiles = ConvTiles {
+        bm: 128,
+        bn: 32,
+        bk: 8,
+        tm: 8,
+        tn: 2,
+    };
     /// 32×32 tile, 4×4 per thread, 64 threads: cheaper barriers for CPU adapters.
     pub const MEDIUM: ConvTiles = ConvTiles {
         bm: 32,
@@ -297,10 +307,13 @@ impl ConvTiles {
         tn: 4,
     };
 
-    /// The default for a device: small workgroups on CPU adapters, large tiles elsewhere.
-    pub fn for_device(gpu: &Gpu) -> ConvTiles {
+    /// The default for a device and a GEMM of `columns` columns: small workgroups on CPU
+    /// adapters; on GPUs large tiles, tall ones for ≤ 32 columns.
+    pub fn for_device(gpu: &Gpu, columns: usize) -> ConvTiles {
         if gpu.summary().device_type == "Cpu" {
             ConvTiles::MEDIUM
+        } else if columns <= 32 {
+            ConvTiles::TALL
         } else {
             ConvTiles::LARGE
         }
@@ -348,7 +361,8 @@ impl ConvTiles {
 }
 
 /// A convolution layer for the implicit-GEMM kernels: geometry, filters, the activation
-/// applied after the bias, and tiles (`None`: [`ConvTiles::for_device`]).
+/// applied after the bias, and tiles (`None`: [`ConvTiles::for_device`] for each kernel's
+/// GEMM: F columns forward, C for the input gradient, C·K·K + 1 for the weight gradient).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvSpec {
     pub geom: ConvGeom,
@@ -364,7 +378,7 @@ impl ConvSpec {
         [g.batch, self.filters, g.out_h(), g.out_w()]
     }
 
-    fn prepare(&self, gpu: &Gpu) -> Result<ConvTiles> {
+    fn prepare(&self, gpu: &Gpu, columns: usize) -> Result<ConvTiles> {
         self.geom.validate()?;
         let out = self.output_shape();
         if self.filters == 0 || checked_product(&out).is_none() {
@@ -373,7 +387,9 @@ impl ConvSpec {
                 "needs at least one filter and an output within 32-bit indexing",
             ));
         }
-        let tiles = self.tiles.unwrap_or_else(|| ConvTiles::for_device(gpu));
+        let tiles = self
+            .tiles
+            .unwrap_or_else(|| ConvTiles::for_device(gpu, columns));
         tiles.validate(gpu)?;
         Ok(tiles)
     }
@@ -467,7 +483,7 @@ pub fn implicit_forward_into(
     y: &Tensor,
 ) -> Result<Dispatch> {
     let gpu = x.gpu();
-    let tiles = spec.prepare(gpu)?;
+    let tiles = spec.prepare(gpu, spec.filters)?;
     let g = &spec.geom;
     let op = "conv forward";
     let out = spec.output_shape();
@@ -561,7 +577,7 @@ pub fn implicit_wgrad_into(
     db: &Tensor,
 ) -> Result<WeightGrad> {
     let gpu = x.gpu();
-    let tiles = spec.prepare(gpu)?;
+    let tiles = spec.prepare(gpu, spec.geom.patch() + 1)?;
     let g = &spec.geom;
     let op = "conv weight gradient";
     let out = spec.output_shape();
@@ -659,7 +675,7 @@ pub fn implicit_dgrad_into(
     dx: &Tensor,
 ) -> Result<Dispatch> {
     let gpu = dy.gpu();
-    let tiles = spec.prepare(gpu)?;
+    let tiles = spec.prepare(gpu, spec.geom.channels)?;
     let g = &spec.geom;
     let op = "conv input gradient";
     expect_elems(
