@@ -3,9 +3,10 @@
 
 use crate::Failure;
 use accrete::data::idx::{load_dir, Split};
+use accrete::nn::graph::ConvAlgo;
 use accrete::nn::presets;
 use accrete::optim::OptimizerSpec;
-use accrete::train::{GpuDataset, TrainSpec, Trainer};
+use accrete::train::{GpuDataset, StepKernels, TrainSpec, Trainer};
 use accrete::Gpu;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
@@ -15,7 +16,8 @@ use std::path::PathBuf;
 pub const EXAMPLES: &str = "Examples:
   accrete bench train --model mlp --batch 128 --epochs 1
   accrete bench train --model cnn --batch 128,1024 --train-limit 2000 --test-limit 1000
-  accrete bench train --model mlp --epochs 10 --eval-every 1     accuracy per epoch";
+  accrete bench train --model mlp --epochs 10 --eval-every 1     accuracy per epoch
+  accrete bench train --model cnn --update per-tensor --conv im2col   the older kernels";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -24,6 +26,26 @@ pub enum ModelChoice {
     Mlp,
     /// conv32-pool-conv64-pool-fc128-fc10
     Cnn,
+}
+
+/// How the optimizer update is launched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateChoice {
+    /// One dispatch updates every parameter (bit-identical to per-tensor)
+    Multi,
+    /// One dispatch per parameter tensor
+    PerTensor,
+}
+
+/// How convolutions are computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvChoice {
+    /// Implicit GEMM, no im2col buffer
+    Implicit,
+    /// im2col + matmul + permute (+ col2im backward)
+    Im2col,
 }
 
 #[derive(Args, Debug)]
@@ -54,6 +76,15 @@ pub struct TrainBenchArgs {
     pub lr: f32,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Batch size of the test-set evaluation.
+    #[arg(long, default_value_t = 1000)]
+    pub eval_batch: usize,
+    /// Optimizer update kernels.
+    #[arg(long, value_enum, default_value = "multi")]
+    pub update: UpdateChoice,
+    /// Convolution kernels (cnn).
+    #[arg(long, value_enum, default_value = "implicit")]
+    pub conv: ConvChoice,
 }
 
 #[derive(Serialize)]
@@ -65,8 +96,15 @@ struct Line<'a> {
     train_samples: usize,
     seconds: f64,
     samples_per_sec: f64,
-    /// Host time recording + submitting, per training step (microseconds).
+    /// Host time recording + submitting, per training step (microseconds): encoding the
+    /// step's dispatches into compute passes and submitting them, measured around
+    /// `Recorder::pass` + `submit` (not GPU time, not the per-epoch setup).
     host_us_per_step: f64,
+    /// Dispatches per training step (each sets one pipeline and one bind group; the bind
+    /// groups are built once per epoch, none per step).
+    dispatches_per_step: usize,
+    update: UpdateChoice,
+    conv: ConvChoice,
     train_loss: f64,
     train_accuracy: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,12 +147,19 @@ pub fn run(args: &TrainBenchArgs) -> Result<(), Failure> {
             ts,
             args.seed,
         )?;
+        t.set_step_kernels(StepKernels {
+            multi_tensor_update: args.update == UpdateChoice::Multi,
+            conv: match args.conv {
+                ConvChoice::Implicit => ConvAlgo::Implicit,
+                ConvChoice::Im2col => ConvAlgo::Im2col,
+            },
+        });
         for epoch in 1..=args.epochs {
             let s = pollster::block_on(t.fit_epoch(&train_gpu))?;
             let eval_now =
                 epoch == args.epochs || (args.eval_every > 0 && epoch % args.eval_every == 0);
             let e = if eval_now {
-                Some(pollster::block_on(t.evaluate(&test_gpu, 1000))?)
+                Some(pollster::block_on(t.evaluate(&test_gpu, args.eval_batch))?)
             } else {
                 None
             };
@@ -127,6 +172,9 @@ pub fn run(args: &TrainBenchArgs) -> Result<(), Failure> {
                 seconds: s.seconds,
                 samples_per_sec: s.samples_per_second(),
                 host_us_per_step: 1e6 * s.host_seconds / s.samples.div_ceil(batch).max(1) as f64,
+                dispatches_per_step: t.dispatches_per_step(),
+                update: args.update,
+                conv: args.conv,
                 train_loss: s.loss,
                 train_accuracy: s.accuracy,
                 test_loss: e.map(|e| e.loss),
