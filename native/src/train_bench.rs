@@ -96,9 +96,10 @@ struct Line<'a> {
     train_samples: usize,
     seconds: f64,
     samples_per_sec: f64,
-    /// Host time recording + submitting, per training step (microseconds): encoding the
-    /// step's dispatches into compute passes and submitting them, measured around
-    /// `Recorder::pass` + `submit` (not GPU time, not the per-epoch setup).
+    /// Host time per training step (microseconds): recording the step's dispatches into
+    /// compute passes and finishing the command buffers (`Recorder::pass` +
+    /// `submit_timed`); not the queue submission (lavapipe blocks there while an earlier
+    /// submission runs), not GPU time, not the per-epoch setup.
     host_us_per_step: f64,
     /// Dispatches per training step (each sets one pipeline and one bind group; the bind
     /// groups are built once per epoch, none per step).

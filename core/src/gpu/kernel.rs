@@ -280,4 +280,17 @@ impl Recorder {
         self.gpu.inner.queue.submit([self.encoder.finish()]);
         self.gpu.check()
     }
+
+    /// Submits everything recorded; returns the host seconds spent finishing the command
+    /// buffer (where wgpu validates and encodes the recorded passes). The queue submission
+    /// itself is not counted: a driver may block in it until earlier work completes (lavapipe
+    /// does when a submission is still running), which is GPU time, not host cost.
+    pub fn submit_timed(self) -> Result<f64> {
+        let t0 = crate::clock::now_seconds();
+        let buffer = self.encoder.finish();
+        let encode = crate::clock::now_seconds() - t0;
+        self.gpu.inner.queue.submit([buffer]);
+        self.gpu.check()?;
+        Ok(encode)
+    }
 }
