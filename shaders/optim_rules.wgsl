@@ -3,6 +3,9 @@
 // element. Formulas: see optim.wgsl. Each `*_at(i, h)` updates element i of w (and its
 // state) with the step's hyper-parameters h (lr already multiplied by the lr_scale).
 // Bindings (shared): 0 params, 1 w, 2 grad, 3 s1, 4 s2, 5 sched, 6 counter.
+// A step whose overflow flag counter[2] is set (mixed precision: a gradient overflowed f16,
+// see loss_scale.wgsl) updates nothing: weights and state stay as they were. f32 training
+// never sets it.
 
 struct Params {
     n: u32,        // elements (per-tensor) or workgroups (multi-tensor)
@@ -39,16 +42,27 @@ fn hyper_scaled(lr_scale: f32) -> Hyper {
     return Hyper(sched[row] * lr_scale, sched[row + 1u], sched[row + 2u]);
 }
 
+// The step's overflow flag (counters shorter than 3 elements have none).
+fn skipped() -> bool {
+    return arrayLength(&counter) > 2u && counter[2] != 0u;
+}
+
 fn penalised(i: u32) -> f32 {
     let wi = w[i];
     return grad[i] + p.l2 * wi + p.l1 * sign(wi);
 }
 
 fn sgd_at(i: u32, h: Hyper) {
+    if (skipped()) {
+        return;
+    }
     w[i] = w[i] - h.lr * penalised(i);
 }
 
 fn momentum_at(i: u32, h: Hyper) {
+    if (skipped()) {
+        return;
+    }
     let g = penalised(i);
     let b = p.beta1 * s1[i] + g;
     s1[i] = b;
@@ -57,6 +71,9 @@ fn momentum_at(i: u32, h: Hyper) {
 }
 
 fn adagrad_at(i: u32, h: Hyper) {
+    if (skipped()) {
+        return;
+    }
     let g = penalised(i);
     let s = s1[i] + g * g;
     s1[i] = s;
@@ -64,6 +81,9 @@ fn adagrad_at(i: u32, h: Hyper) {
 }
 
 fn rmsprop_at(i: u32, h: Hyper) {
+    if (skipped()) {
+        return;
+    }
     let g = penalised(i);
     let v = p.beta2 * s1[i] + (1.0 - p.beta2) * g * g;
     s1[i] = v;
@@ -71,6 +91,9 @@ fn rmsprop_at(i: u32, h: Hyper) {
 }
 
 fn adam_at(i: u32, h: Hyper) {
+    if (skipped()) {
+        return;
+    }
     let g = penalised(i);
     let wi = w[i] * (1.0 - h.lr * p.weight_decay);
     let m = p.beta1 * s1[i] + (1.0 - p.beta1) * g;

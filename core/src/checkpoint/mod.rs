@@ -78,6 +78,9 @@ pub struct Meta {
     /// compares against it), so a resumed run judges the next epoch as the original would.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_good_loss: Option<f64>,
+    /// The loss scaler's state under mixed precision (`train.mixed_precision`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<crate::train::LossScaleState>,
 }
 
 /// The rehearsal buffer's settings and Algorithm R counter.

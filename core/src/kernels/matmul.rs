@@ -371,6 +371,17 @@ impl Variant {
             .unwrap_or(Variant::tiled(Tiles::MEDIUM))
     }
 
+    /// The f16-tile variant for an m×k · k×n product (mixed-precision training): the
+    /// double-buffered 128×128 / 8×8 kernel when the product has at least 128 such tiles and
+    /// depth 64, else the 64×64 / 4×4 one. Needs `SHADER_F16` (checked by `validate`).
+    pub fn heuristic_f16(m: usize, k: usize, n: usize) -> Variant {
+        if m.div_ceil(128) * n.div_ceil(128) >= 128 && k >= 64 {
+            Variant::F16DB_128X128_K16
+        } else {
+            Variant::F16_64X64
+        }
+    }
+
     /// The f32 variants autotuning times on this device (those it can run), in a fixed order;
     /// ties go to the earlier one.
     pub fn candidates(gpu: &Gpu) -> Vec<(&'static str, Variant)> {

@@ -11,6 +11,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod gather;
 pub mod loss;
+pub mod loss_scale;
 pub mod matmul;
 pub mod metrics;
 pub mod optim;
@@ -49,6 +50,7 @@ pub fn all_shaders() -> Vec<Shader> {
         loss::XENT,
         loss::MSE,
         loss::DISTILL,
+        loss_scale::SHADER,
         optim::SHADER,
         optim::MULTI,
         optim::CLIP,

@@ -290,15 +290,15 @@ pub struct Segment {
 
 /// A segment table on the GPU: rows (first workgroup, offset, len, lr_scale bits) of the
 /// non-empty segments, and the launch's total workgroups.
-struct Table {
-    rows: Tensor,
-    count: u32,
-    groups: u64,
+pub(crate) struct Table {
+    pub(crate) rows: Tensor,
+    pub(crate) count: u32,
+    pub(crate) groups: u64,
 }
 
 /// Checks that `segments` are ascending, disjoint, inside a buffer of `len` elements, with
 /// finite lr multipliers ≥ 0, and uploads their table (each gets ⌈len/256⌉ workgroups).
-fn segment_table(gpu: &Gpu, segments: &[Segment], len: usize) -> Result<Table> {
+pub(crate) fn segment_table(gpu: &Gpu, segments: &[Segment], len: usize) -> Result<Table> {
     let mut rows = Vec::with_capacity(segments.len() * 4);
     let mut groups = 0u64;
     let mut end = 0usize;
@@ -497,7 +497,7 @@ pub fn update_into(
     check_operands(rule, w, g, state)?;
     let gpu = w.gpu();
     let sched = Tensor::from_f32(gpu, &[1, 4], &schedule_row(rule, lr, step))?;
-    let counter = Tensor::from_u32(gpu, &[1], &[0])?;
+    let counter = super::step::counter(gpu, 0)?;
     update_scheduled_into(rule, penalty, 1.0, w, g, state, &sched, &counter)
 }
 

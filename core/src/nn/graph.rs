@@ -11,7 +11,7 @@ use super::spec::LayerSpec;
 use crate::error::Result;
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
 use crate::kernels::conv::{self, ConvGeom, ConvSpec};
-use crate::kernels::matmul::{matmul_into, MatmulSpec};
+use crate::kernels::matmul::{matmul_into, MatmulSpec, Precision, Variant};
 use crate::kernels::pool::{self, PoolGeom};
 use crate::kernels::reduce::{cols_into, Reduce};
 use crate::kernels::rng::{fill_stepped_into, Distribution, RngKey};
@@ -77,7 +77,28 @@ impl Graph {
         seed: u64,
         conv: ConvAlgo,
     ) -> Result<Graph> {
+        Self::build(model, batch, train, counter, seed, conv, Precision::F32)
+    }
+
+    /// [`Graph::with_conv`] with the GEMMs (dense and convolution layers, forward and both
+    /// gradients) computed at `precision`: [`Precision::F16`] rounds their operands to f16
+    /// and sums in f32 (mixed-precision training; needs `SHADER_F16`). Everything else —
+    /// activations, pooling, the loss, bias gradients — stays f32.
+    pub fn build(
+        model: &Model,
+        batch: usize,
+        train: bool,
+        counter: &Tensor,
+        seed: u64,
+        conv: ConvAlgo,
+        precision: Precision,
+    ) -> Result<Graph> {
         let gpu = model.gpu();
+        // The kernel variant of an m×k · k×n GEMM: the default choice for f32.
+        let variant = |m: usize, k: usize, n: usize| match precision {
+            Precision::F32 => None,
+            Precision::F16 => Some(Variant::heuristic_f16(m, k, n)),
+        };
         let spec = &model.spec;
         let n = spec.layers.len();
         let input = new(gpu, &with_batch(batch, &spec.input))?;
@@ -144,9 +165,11 @@ impl Graph {
                     } else {
                         y.clone()
                     };
+                    let (fan_in, fan_out) = (sh.input[0], *units);
                     let mm = MatmulSpec {
                         trans_b: true,
                         activation: if keep_z { Activation::Identity } else { *act },
+                        variant: variant(batch, fan_in, fan_out),
                         ..Default::default()
                     };
                     forward.push(matmul_into(&x2, w, Some(b), &z, &mm)?);
@@ -161,6 +184,7 @@ impl Graph {
                             let gb = &model.param(i, ParamKind::Bias).expect("bias").grad;
                             let spec = MatmulSpec {
                                 trans_a: true,
+                                variant: variant(fan_out, batch, fan_in),
                                 ..Default::default()
                             };
                             bwd.push(matmul_into(&dz, &x2, None, gw, &spec)?);
@@ -172,11 +196,13 @@ impl Graph {
                                 w,
                                 None,
                                 &dx.reshape(&[batch, sh.input[0]])?,
-                                &MatmulSpec::default(),
+                                &MatmulSpec {
+                                    variant: variant(batch, fan_out, fan_in),
+                                    ..Default::default()
+                                },
                             )?);
                         }
                     }
-                    let _ = units;
                     y
                 }
                 LayerSpec::Conv2d {
@@ -267,6 +293,7 @@ impl Graph {
                         &zmat,
                         &MatmulSpec {
                             trans_b: true,
+                            variant: variant(g.rows(), patch, f),
                             ..Default::default()
                         },
                     )?);
@@ -292,6 +319,7 @@ impl Graph {
                                 &gw,
                                 &MatmulSpec {
                                     trans_a: true,
+                                    variant: variant(f, g.rows(), patch),
                                     ..Default::default()
                                 },
                             )?);
@@ -304,7 +332,10 @@ impl Graph {
                                 &w2,
                                 None,
                                 &dcols,
-                                &MatmulSpec::default(),
+                                &MatmulSpec {
+                                    variant: variant(g.rows(), f, patch),
+                                    ..Default::default()
+                                },
                             )?);
                             bwd.push(conv::col2im_into(&dcols, &g, dx)?);
                         }

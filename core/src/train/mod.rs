@@ -17,10 +17,11 @@ use crate::gpu::{DType, Dispatch, Gpu, Tensor};
 use crate::kernels::elementwise::scale_into;
 use crate::kernels::gather::{gather_stepped_into, PAD_INDEX};
 use crate::kernels::loss::{distill_into, mse_masked_into, softmax_xent_into, GradScale};
+use crate::kernels::matmul::Precision;
 use crate::kernels::optim::{schedule_row, Rule};
 use crate::kernels::rng::{words, RngKey};
 use crate::kernels::softmax::softmax_into;
-use crate::kernels::{metrics, step};
+use crate::kernels::{loss_scale, metrics, step};
 use crate::nn::{Graph, Model, ModelSpec};
 use crate::optim::{LrState, OptimizerSpec};
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 mod distill;
 mod early_stop;
 mod incremental;
+mod mixed;
 mod observe;
 mod recovery;
 mod transfer;
@@ -36,6 +38,7 @@ pub use distill::DistillSpec;
 use early_stop::BEST_PREFIX;
 pub use early_stop::{EarlyStopping, FitReport, Monitor};
 pub use incremental::{RehearsalSpec, Reservoir};
+pub use mixed::{LossScaleState, MixedPrecision};
 pub(crate) use observe::EpochOutcome;
 pub use observe::{ChunkOptions, ChunkOutcome, Control, NoObserver, Observer, Progress};
 pub use recovery::RecoverySpec;
@@ -87,6 +90,15 @@ pub struct TrainSpec {
     /// e.g. `early_stopping = { patience = 3, monitor = "val_accuracy" }` (default: off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_stopping: Option<EarlyStopping>,
+    /// Mixed precision: GEMM operands in f16 with f32 sums, f32 master weights, dynamic loss
+    /// scaling ([`MixedPrecision`]; needs `SHADER_F16`). In TOML `mixed_precision = true` or
+    /// `mixed_precision = { init_scale = 65536, growth_interval = 2000 }` (default: off, f32).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "mixed::deserialize_opt"
+    )]
+    pub mixed_precision: Option<MixedPrecision>,
 }
 
 impl Default for TrainSpec {
@@ -97,6 +109,7 @@ impl Default for TrainSpec {
             loss: LossKind::default(),
             label_smoothing: 0.0,
             early_stopping: None,
+            mixed_precision: None,
         }
     }
 }
@@ -199,6 +212,8 @@ pub struct Trainer {
     step_dispatches: usize,
     counter: Tensor,
     metrics: Tensor,
+    /// The loss scaler (mixed precision only): see [`MixedPrecision`].
+    scaler: Option<Tensor>,
     program: Option<Program>,
     eval_program: Option<Program>,
 }
@@ -226,6 +241,13 @@ impl Trainer {
         for i in 0..layers {
             optimizer.lr_scale(i, layers)?;
         }
+        let scaler = match &train.mixed_precision {
+            Some(mp) => {
+                mp.validate(gpu)?;
+                Some(loss_scale::scaler(gpu, mp.init_scale, 0, 0)?)
+            }
+            None => None,
+        };
         let mut model = Model::new(gpu, spec, seed)?;
         model.reset_state(rule.state_count())?;
         Ok(Trainer {
@@ -251,6 +273,7 @@ impl Trainer {
             step_dispatches: 0,
             counter: step::counter(gpu, 0)?,
             metrics: Tensor::zeros(gpu, &[4])?,
+            scaler,
             program: None,
             eval_program: None,
         })
@@ -258,6 +281,23 @@ impl Trainer {
 
     pub fn gpu(&self) -> &Gpu {
         self.model.gpu()
+    }
+
+    /// The precision of the GEMMs: f16 operands under mixed precision, else f32.
+    pub fn precision(&self) -> Precision {
+        if self.train.mixed_precision.is_some() {
+            Precision::F16
+        } else {
+            Precision::F32
+        }
+    }
+
+    /// The loss scaler's current state (mixed precision only).
+    pub async fn loss_scale(&self) -> Result<Option<LossScaleState>> {
+        match &self.scaler {
+            Some(s) => Ok(Some(LossScaleState::from_words(&s.read_u32().await?))),
+            None => Ok(None),
+        }
     }
 
     /// The kernels the step programs are built from.
@@ -324,13 +364,14 @@ impl Trainer {
 
     fn build_program(&self, batch: usize, train: bool) -> Result<Program> {
         let gpu = self.gpu();
-        let graph = Graph::with_conv(
+        let graph = Graph::build(
             &self.model,
             batch,
             train,
             &self.counter,
             self.seed,
             self.kernels.conv,
+            self.precision(),
         )?;
         let labels = Tensor::uninit(gpu, &[batch], DType::U32)?;
         let loss_rows = Tensor::uninit(gpu, &[batch], DType::F32)?;
@@ -391,7 +432,18 @@ impl Trainer {
             }
         });
         if train {
+            if let Some(scaler) = &self.scaler {
+                step.push(loss_scale::scale_into(&dlogits, scaler)?);
+            }
             step.extend(graph.backward.iter().cloned());
+            if let Some(scaler) = &self.scaler {
+                step.extend(update::unscale_dispatches(
+                    &self.model,
+                    &self.optimizer,
+                    scaler,
+                    &self.counter,
+                )?);
+            }
             step.extend(update::clip_dispatches(
                 &self.model,
                 &self.optimizer,
@@ -616,6 +668,15 @@ impl Trainer {
             sched,
             &self.counter,
         )?);
+        if let (Some(scaler), Some(mp)) = (&self.scaler, &self.train.mixed_precision) {
+            list.push(loss_scale::update_into(
+                scaler,
+                &self.counter,
+                mixed::GROWTH,
+                mixed::BACKOFF,
+                mp.growth_interval,
+            )?);
+        }
         list.push(step::advance_into(&self.counter)?);
         Ok(list)
     }
@@ -787,6 +848,7 @@ impl Trainer {
                 history: self.history.clone(),
                 rehearsal,
                 last_good_loss: self.last_good_loss,
+                loss_scale: self.loss_scale().await?,
             },
             tensors,
         })

@@ -4,7 +4,7 @@
 //! After `max_rollbacks` rollbacks in a row training stops with [`Error::Diverged`]. Every
 //! rollback is written to the history.
 
-use super::{Stats, Trainer};
+use super::{LossScaleState, Stats, Trainer};
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -138,6 +138,14 @@ impl Trainer {
         self.cursor = m.cursor.clone();
         self.history = m.history.clone();
         self.last_good_loss = m.last_good_loss;
+        if let (Some(scaler), Some(mp)) = (&self.scaler, &self.train.mixed_precision) {
+            // A checkpoint saved without mixed precision starts from the initial scale.
+            let st = m
+                .loss_scale
+                .clone()
+                .unwrap_or_else(|| LossScaleState::initial(mp));
+            scaler.write_u32(&[st.scale.to_bits(), st.good_steps, st.skipped_steps, 0])?;
+        }
         Ok(())
     }
 }

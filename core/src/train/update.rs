@@ -6,6 +6,7 @@
 use crate::error::Result;
 use crate::gpu::{Dispatch, Tensor};
 use crate::kernels::clip::GlobalNormClip;
+use crate::kernels::loss_scale;
 use crate::kernels::optim::{
     update_multi_scheduled_into, update_scheduled_into, MultiClip, Rule, Segment,
 };
@@ -46,6 +47,21 @@ fn arena_segments(model: &Model, optimizer: &OptimizerSpec) -> Result<Vec<Vec<Se
             len: p.value.len(),
             lr_scale: optimizer.lr_scale(p.layer, layers)?,
         });
+    }
+    Ok(out)
+}
+
+/// Mixed precision: the unscaling of every arena's trainable gradients (one dispatch per
+/// arena), flagging the step when one overflowed (see kernels::loss_scale).
+pub(crate) fn unscale_dispatches(
+    model: &Model,
+    optimizer: &OptimizerSpec,
+    scaler: &Tensor,
+    counter: &Tensor,
+) -> Result<Vec<Dispatch>> {
+    let mut out = Vec::new();
+    for (a, segs) in model.arenas.iter().zip(arena_segments(model, optimizer)?) {
+        out.extend(loss_scale::unscale_into(&a.grads, &segs, scaler, counter)?);
     }
     Ok(out)
 }
