@@ -319,6 +319,42 @@ fn train_stops_chunks_early_and_reduces_the_rate_on_plateaus() {
     );
 }
 
+/// `train.mixed_precision = true` (lavapipe has SHADER_F16): the run trains, and every
+/// metrics row carries the loss scale and the skipped-step count.
+#[test]
+fn mixed_precision_runs_report_the_loss_scale() {
+    let config = BLOBS_CONFIG.replace(
+        "epochs = 2",
+        "epochs = 2\nmixed_precision = { init_scale = 1024, growth_interval = 5 }",
+    );
+    let dir = blobs_dir("mixed", &config);
+    let out = ok(&dir, &["train", "--config", "run.toml", "--out", "run"]);
+    assert!(out.contains("loss scale"), "{out}");
+    let rows = metrics_without_timing(&dir.join("run"));
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    for r in &rows {
+        let s = r["loss_scale"].as_f64().expect("loss_scale in every row");
+        assert!(s >= 1024.0 && s.log2().fract() == 0.0, "{r}");
+        assert_eq!(r["skipped_steps"], 0, "{r}");
+    }
+    // growth_interval 5: 15 steps per epoch grow the scale.
+    assert!(rows.last().unwrap()["loss_scale"].as_f64().unwrap() > 1024.0);
+    let acc: f64 = out
+        .lines()
+        .find_map(|l| l.split("done: test accuracy").nth(1))
+        .and_then(|t| {
+            t.trim()
+                .trim_end_matches('%')
+                .split_whitespace()
+                .next()?
+                .trim_end_matches('%')
+                .parse()
+                .ok()
+        })
+        .expect("test accuracy line");
+    assert!(acc > 80.0, "{out}");
+}
+
 #[test]
 fn quiet_prints_nothing_and_an_existing_run_is_never_overwritten() {
     let dir = blobs_dir("quiet", &BLOBS_CONFIG.replace("epochs = 2", "epochs = 1"));
@@ -776,6 +812,18 @@ const CASES: &[Case] = &[
         ],
         args: &["train", "--config", "c.toml"],
         message: "train.early_stopping: watches the validation split, but data.validation_fraction is 0",
+    },
+    Case {
+        name: "mixed precision loss scale not a power of two",
+        files: &[("c.toml", "[train]\nmixed_precision = { init_scale = 1000 }\n")],
+        args: &["train", "--config", "c.toml"],
+        message: "train.mixed_precision.init_scale: 1000 must be a power of two between 2^-24 and 2^24",
+    },
+    Case {
+        name: "mixed precision unknown key",
+        files: &[("c.toml", "[train]\nmixed_precision = { init_scal = 1024 }\n")],
+        args: &["train", "--config", "c.toml"],
+        message: "unknown field `init_scal`, expected `init_scale` or `growth_interval`",
     },
     Case {
         name: "mse loss on class labels",

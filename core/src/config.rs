@@ -391,6 +391,9 @@ impl RunConfig {
                     .into(),
             );
         }
+        if let Some(mp) = &self.train.mixed_precision {
+            mp.check_settings()?;
+        }
         if self.train.early_stopping.is_some() && d.validation_fraction == 0.0 {
             return bad(
                 "train.early_stopping",

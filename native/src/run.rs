@@ -600,6 +600,8 @@ impl Observer for RunObserver<'_> {
                 val_accuracy: val.map(|v| v.accuracy),
                 lr,
                 samples_per_sec: stats.samples_per_second(),
+                loss_scale: m.loss_scale.as_ref().map(|l| l.scale),
+                skipped_steps: m.loss_scale.as_ref().map(|l| l.skipped_steps),
             };
             self.append_metrics(&row)?;
             let mut line = format!(
@@ -617,6 +619,9 @@ impl Observer for RunObserver<'_> {
                     write_atomic(&self.ckpt_dir.join(BEST), &bytes)?;
                     line += " (best)";
                 }
+            }
+            if let Some(l) = &m.loss_scale {
+                line += &format!(" | loss scale {} ({} skipped)", l.scale, l.skipped_steps);
             }
             line += &format!(" | {:.0} samples/s", stats.samples_per_second());
             self.display.line(&line);

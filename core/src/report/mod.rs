@@ -48,6 +48,12 @@ pub struct MetricsRow {
     /// Training throughput over the epoch.
     #[serde(deserialize_with = "nan_if_null")]
     pub samples_per_sec: f64,
+    /// Mixed precision only: the loss scale after the epoch, and the steps skipped so far
+    /// because their gradients overflowed f16.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_steps: Option<u32>,
 }
 
 /// Reads `metrics.jsonl` text (one JSON object per line; blank lines are skipped).
@@ -301,6 +307,8 @@ mod tests {
             val_accuracy: val,
             lr: 1e-3,
             samples_per_sec: 100.0,
+            loss_scale: None,
+            skipped_steps: None,
         }
     }
 

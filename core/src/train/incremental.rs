@@ -5,7 +5,8 @@
 //! which limits forgetting in class-incremental runs.
 
 use super::{
-    ChunkOptions, ChunkOutcome, EpochOutcome, GpuDataset, NoObserver, Observer, Stats, Trainer,
+    ChunkOptions, ChunkOutcome, EpochOutcome, GpuDataset, LossScaleState, NoObserver, Observer,
+    Stats, Trainer,
 };
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -192,7 +193,8 @@ impl Trainer {
             }
             self.cursor.epoch_in_chunk += 1;
             let v = self.validate_epoch(&stats).await?;
-            self.record(&stats, v.stats.as_ref());
+            let scale = self.loss_scale().await?;
+            self.record(&stats, v.stats.as_ref(), scale.as_ref());
             obs.epoch_end(&stats);
             if let Some(vs) = &v.stats {
                 obs.validated(vs);
@@ -248,7 +250,7 @@ impl Trainer {
         idx
     }
 
-    fn record(&mut self, s: &Stats, val: Option<&Stats>) {
+    fn record(&mut self, s: &Stats, val: Option<&Stats>, scale: Option<&LossScaleState>) {
         let mut row = serde_json::json!({
             "chunk": self.cursor.chunk,
             "epoch": self.epoch,
@@ -261,6 +263,10 @@ impl Trainer {
         if let Some(v) = val {
             row["val_loss"] = v.loss.into();
             row["val_accuracy"] = v.accuracy.into();
+        }
+        if let Some(l) = scale {
+            row["loss_scale"] = l.scale.into();
+            row["skipped_steps"] = l.skipped_steps.into();
         }
         self.history.push(row);
     }

@@ -53,6 +53,22 @@ pub const BACKOFF: f32 = 0.5;
 impl MixedPrecision {
     /// Checks the settings and that `gpu` can compute in f16.
     pub fn validate(&self, gpu: &Gpu) -> Result<()> {
+        self.check_settings()?;
+        if !gpu.features().contains(wgpu::Features::SHADER_F16) {
+            return Err(Error::invalid(
+                "train.mixed_precision",
+                format!(
+                    "needs the device feature SHADER_F16, which adapter \"{}\" does not offer; \
+                     remove train.mixed_precision to train in f32",
+                    gpu.summary().name
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the settings alone (no device needed).
+    pub fn check_settings(&self) -> Result<()> {
         let s = self.init_scale;
         let pow2 = s.is_finite() && s > 0.0 && s.log2().fract() == 0.0;
         if !pow2 || !(5.960_464_5e-8..=16_777_216.0).contains(&s) {
@@ -68,16 +84,6 @@ impl MixedPrecision {
             return Err(Error::invalid(
                 "train.mixed_precision.growth_interval",
                 "must be ≥ 1 (steps without overflow before the loss scale doubles)",
-            ));
-        }
-        if !gpu.features().contains(wgpu::Features::SHADER_F16) {
-            return Err(Error::invalid(
-                "train.mixed_precision",
-                format!(
-                    "needs the device feature SHADER_F16, which adapter \"{}\" does not offer; \
-                     remove train.mixed_precision to train in f32",
-                    gpu.summary().name
-                ),
             ));
         }
         Ok(())
