@@ -46,6 +46,7 @@ pub fn all_shaders() -> Vec<Shader> {
         softmax::SHADER,
         reduce::SHADER,
         reduce::ARGMAX,
+        reduce::SUBGROUP,
         loss::XENT,
         loss::MSE,
         loss::DISTILL,
