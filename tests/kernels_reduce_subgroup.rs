@@ -200,3 +200,50 @@ fn wrong_output_length_is_an_error_not_a_panic() {
         assert!(cols_into_path(Reduce::Sum, &t, &out, path).is_err());
     }
 }
+
+/// Ad-hoc timing of both kernels (not a check):
+/// `cargo test -p accrete-tests --test kernels_reduce_subgroup -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn time_serial_and_subgroup_column_sums() {
+    use accrete::gpu::GpuTimer;
+    if skip() {
+        return;
+    }
+    let timer = GpuTimer::new(gpu());
+    let reps = 100;
+    eprintln!(
+        "{:?}, {:?} clock, best of 5 × {reps} back-to-back dispatches",
+        gpu().summary().name,
+        timer.source()
+    );
+    for &(rows, cols) in &[
+        (32usize, 10usize),
+        (128, 10),
+        (32, 128),
+        (128, 128),
+        (128, 512),
+        (64, 1024),
+        (512, 256),
+        (128, 4096),
+        (32, 10),
+    ] {
+        let x = uniform(&mut rng(7), rows * cols, -1.0, 1.0);
+        let t = upload(&[rows, cols], &x);
+        let out = poisoned(&[cols]);
+        let mut line = format!("B={rows:4} N={cols:5} lanes={}:", lanes(rows));
+        for path in [
+            ColsPath::Serial,
+            ColsPath::Subgroup,
+            ColsPath::SubgroupFallback,
+        ] {
+            let d = cols_into_path(Reduce::Sum, &t, &out, path).unwrap();
+            pollster::block_on(timer.time(&[&d], 1)).unwrap(); // warm-up
+            let best = (0..5)
+                .map(|_| pollster::block_on(timer.time(&[&d], reps)).unwrap())
+                .fold(f64::INFINITY, f64::min);
+            line += &format!("  {path:?} {:8.2} µs", best / reps as f64 * 1e6);
+        }
+        eprintln!("{line}");
+    }
+}
