@@ -18,6 +18,10 @@
 // lane disagrees (or FORCE_SERIAL), the subgroup falls back to lane k = 0 summing its whole
 // column serially, which is correct under any mapping. All lanes reach every subgroup
 // operation (no early return), as those operations require.
+//
+// No `enable subgroups;` directive: naga 30 refuses it ("the `subgroups` enable-extension is
+// not yet supported") and accepts the builtins without it on a device with SUBGROUP. Browsers
+// require the directive, so this kernel is native-only (wasm builds use reduce.wgsl `cols`).
 
 struct Params {
     rows: u32,

@@ -77,12 +77,16 @@ pub enum ColsPath {
 }
 
 /// Whether [`ColsPath::Subgroup`] can run on `gpu` (SUBGROUP feature, native target).
+///
+/// Native only: naga 30 rejects the `enable subgroups;` directive ("not yet supported"), so
+/// the shader uses the builtins without it, as naga allows once the device has SUBGROUP;
+/// a browser's WGSL compiler requires the directive, so wasm builds keep the serial kernel.
 pub fn has_subgroups(gpu: &crate::Gpu) -> bool {
     cfg!(not(target_arch = "wasm32")) && gpu.features().contains(wgpu::Features::SUBGROUP)
 }
 
-/// Lanes per column for the subgroup column sum of `rows` rows: the power of two nearest
-/// above rows / 4 (about four rows per lane), at most the adapter's smallest subgroup size
+/// Lanes per column for the subgroup column sum of `rows` rows: the smallest power of two
+/// ≥ ⌈rows / 4⌉ (about four rows per lane), at most the adapter's smallest subgroup size
 /// (so a column's lanes share a subgroup) and at most 32. Depends only on `rows` and the
 /// adapter, so a device always sums in the same order.
 pub fn subgroup_lanes(rows: usize, subgroup_min_size: u32) -> u32 {
