@@ -47,6 +47,7 @@ pub fn all_shaders() -> Vec<Shader> {
         softmax::SHADER,
         reduce::SHADER,
         reduce::ARGMAX,
+        reduce::SUBGROUP,
         loss::XENT,
         loss::MSE,
         loss::DISTILL,
