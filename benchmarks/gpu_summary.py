@@ -91,7 +91,8 @@ def main():
         })
 
     matmul_row(f"f32 matmul {args.big}³", "f32", "float32", args.big)
-    matmul_row(f"f32 matmul {args.small}³", "f32", "float32", args.small)
+    if args.small != args.big:
+        matmul_row(f"f32 matmul {args.small}³", "f32", "float32", args.small)
     batches = sorted({l["batch"] for l in lines if l.get("bench") == "train" and "batch" in l})
     for model in ("mlp", "cnn"):
         for batch in batches:
