@@ -934,7 +934,7 @@ fn resume_refuses_a_checkpoint_of_another_architecture() {
 #[test]
 fn bench_train_profile_times_every_dispatch_of_a_step() {
     let dir = scratch("profile");
-    for (model, batch, timing) in [("mlp", "16", "wall"), ("cnn", "4", "auto")] {
+    for (model, batch, timing) in [("mlp", "4", "wall"), ("cnn", "2", "auto")] {
         let common = [
             "bench",
             "train",
@@ -943,11 +943,11 @@ fn bench_train_profile_times_every_dispatch_of_a_step() {
             "--batch",
             batch,
             "--train-limit",
-            "8",
+            "4",
             "--test-limit",
-            "4",
+            "2",
             "--eval-batch",
-            "4",
+            "2",
         ];
         let epoch: serde_json::Value =
             serde_json::from_str(ok(&dir, &common).lines().next().expect("an epoch line")).unwrap();

@@ -311,7 +311,10 @@ impl Trainer {
         let p = self.program.as_ref().expect("built above");
         let (fwd, bwd) = (p.graph.forward.len(), p.graph.backward.len());
         let teacher = p.teacher.as_ref().map_or(0, |t| t.forward.len());
-        let gathers = 2 + p.teacher.is_some() as usize + p.targets.is_some() as usize;
+        let gathers = list
+            .iter()
+            .take_while(|d| d.label().starts_with("gather::"))
+            .count();
         let clip = p.step.len().saturating_sub(fwd + teacher + 2 + bwd);
         let updates = list.len().saturating_sub(gathers + p.step.len() + 1);
         let phases = [
