@@ -10,9 +10,15 @@ with the whole training step captured in a CUDA graph when --cuda-graph and CUDA
 available), then runs `accrete bench train` with the same settings and prints a summary line
 with the time and accuracy ratios.
 
+With --matmul-sizes it first times torch.matmul on square matrices (float32 with TF32 off,
+and float16) and prints one JSON line per (dtype, size) ("bench": "matmul", "framework":
+"pytorch"), the counterpart of `accrete bench matmul`.
+
 Usage (on a machine with torch and a built accrete):
   python3 benchmarks/compare_pytorch.py --models mlp,cnn --batches 128,1024 --epochs 10
   python3 benchmarks/compare_pytorch.py --epochs 1 --train-limit 6000 --device cpu
+  python3 benchmarks/compare_pytorch.py --models '' --matmul-sizes 1024,8192   matmul only
+(benchmarks/gpu_run.sh runs this together with the accrete benchmarks.)
 """
 import argparse
 import gzip
@@ -40,10 +46,19 @@ def read_idx(path):
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * nd).reshape(dims)
 
 
+def idx_path(data_dir, name):
+    """The IDX file `name`, gzip-compressed or not (like accrete's loader)."""
+    for candidate in (name + ".gz", name):
+        path = os.path.join(data_dir, candidate)
+        if os.path.exists(path):
+            return path
+    raise SystemExit(f"{data_dir}: neither {name}.gz nor {name} exists (Fashion-MNIST IDX files expected)")
+
+
 def load(data_dir, split, limit):
     prefix = "train" if split == "train" else "t10k"
-    x = read_idx(os.path.join(data_dir, f"{prefix}-images-idx3-ubyte.gz")).astype(np.float32) / 255.0
-    y = read_idx(os.path.join(data_dir, f"{prefix}-labels-idx1-ubyte.gz")).astype(np.int64)
+    x = read_idx(idx_path(data_dir, f"{prefix}-images-idx3-ubyte")).astype(np.float32) / 255.0
+    y = read_idx(idx_path(data_dir, f"{prefix}-labels-idx1-ubyte")).astype(np.int64)
     if limit:
         x, y = x[:limit], y[:limit]
     return x, y
@@ -143,14 +158,53 @@ def run_torch(kind, batch, epochs, data, device, cuda_graph, seed):
     return lines
 
 
+def run_matmul(sizes, dtypes, device, reps):
+    """Seconds per n×n×n torch.matmul (CUDA events on a GPU, else the host clock)."""
+    for n in sizes:
+        for name in dtypes:
+            dtype = getattr(torch, name)
+            gen = torch.Generator(device="cpu").manual_seed(n)
+            a = (torch.rand((n, n), generator=gen) * 2 - 1).to(device=device, dtype=dtype)
+            b = (torch.rand((n, n), generator=gen) * 2 - 1).to(device=device, dtype=dtype)
+            c = torch.matmul(a, b)  # warm-up (cuBLAS handle, heuristics)
+            sync(device)
+            if device.type == "cuda":
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                for _ in range(reps):
+                    torch.matmul(a, b, out=c)
+                end.record()
+                torch.cuda.synchronize()
+                seconds = start.elapsed_time(end) / 1e3 / reps
+                timing = "cuda_event"
+            else:
+                t0 = time.perf_counter()
+                for _ in range(reps):
+                    torch.matmul(a, b, out=c)
+                seconds = (time.perf_counter() - t0) / reps
+                timing = "wall"
+            line = {
+                "bench": "matmul", "framework": "pytorch", "dtype": name, "m": n, "n": n, "k": n,
+                "seconds": seconds, "gflops": 2 * n**3 / seconds / 1e9, "reps": reps, "timing": timing,
+                "tf32": torch.backends.cuda.matmul.allow_tf32, "device": str(device), "torch": torch.__version__,
+            }
+            print(json.dumps(line), flush=True)
+            del a, b, c
+
+
 def run_accrete(binary, kind, batch, epochs, args):
     cmd = [binary, "bench", "train", "--model", kind, "--batch", str(batch), "--epochs", str(epochs),
            "--eval-every", "1", "--data-dir", args.data_dir]
+    if args.accrete_eval_batch:
+        cmd += ["--eval-batch", str(args.accrete_eval_batch)]
     if args.train_limit:
         cmd += ["--train-limit", str(args.train_limit)]
     if args.test_limit:
         cmd += ["--test-limit", str(args.test_limit)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({run.returncode}):\n{run.stderr.strip()}")
+    out = run.stdout
     lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
     for l in lines:
         l["framework"] = "accrete"
@@ -169,14 +223,24 @@ def main():
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--cuda-graph", action="store_true", help="also time the step captured in a CUDA graph")
     p.add_argument("--accrete", default="target/release/accrete", help="accrete binary ('' to skip)")
+    p.add_argument("--accrete-eval-batch", type=int, default=0, help="--eval-batch for accrete (0: its default)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--matmul-sizes", default="", help="also time torch.matmul at these square sizes, e.g. 1024,8192")
+    p.add_argument("--matmul-dtypes", default="float32,float16")
+    p.add_argument("--matmul-reps", type=int, default=5)
     args = p.parse_args()
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     device = torch.device(args.device)
+    if args.matmul_sizes:
+        sizes = [int(n) for n in args.matmul_sizes.split(",") if n]
+        run_matmul(sizes, [d for d in args.matmul_dtypes.split(",") if d], device, args.matmul_reps)
+    models = [m for m in args.models.split(",") if m]
+    if not models:
+        return
     data = (load(args.data_dir, "train", args.train_limit), load(args.data_dir, "test", args.test_limit))
-    for kind in args.models.split(","):
+    for kind in models:
         for batch in (int(b) for b in args.batches.split(",")):
             eager = run_torch(kind, batch, args.epochs, data, device, False, args.seed)
             graph = run_torch(kind, batch, args.epochs, data, device, True, args.seed) if args.cuda_graph and device.type == "cuda" else None

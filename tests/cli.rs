@@ -975,3 +975,109 @@ fn resume_refuses_a_checkpoint_of_another_architecture() {
         "{err}"
     );
 }
+
+/// `bench train --profile`: one parseable line per dispatch kind and a step summary whose
+/// counts match the dispatches of a real epoch's step, with finite, non-negative times;
+/// timestamps (where the adapter has them) for the CNN, the host-clock fallback for the MLP.
+#[test]
+fn bench_train_profile_times_every_dispatch_of_a_step() {
+    let dir = scratch("profile");
+    for (model, batch, timing) in [("mlp", "4", "wall"), ("cnn", "2", "auto")] {
+        let common = [
+            "bench",
+            "train",
+            "--model",
+            model,
+            "--batch",
+            batch,
+            "--train-limit",
+            "4",
+            "--test-limit",
+            "2",
+            "--eval-batch",
+            "2",
+        ];
+        let epoch: serde_json::Value =
+            serde_json::from_str(ok(&dir, &common).lines().next().expect("an epoch line")).unwrap();
+        let per_step = epoch["dispatches_per_step"].as_u64().unwrap();
+        let args: Vec<&str> = common
+            .iter()
+            .copied()
+            .chain(["--profile", "--profile-steps", "2", "--timing", timing])
+            .collect();
+        let out = ok(&dir, &args);
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        let (step, kinds) = lines.split_last().expect("lines");
+        assert_eq!(step["bench"], "train_step", "{step}");
+        assert_eq!(
+            step["dispatches_per_step"].as_u64(),
+            Some(per_step),
+            "{step}"
+        );
+        assert_eq!(step["kinds"].as_u64(), Some(kinds.len() as u64));
+        let want_source = if timing == "wall" {
+            "wall".to_string()
+        } else {
+            step["step_source"].as_str().unwrap().to_string()
+        };
+        assert_eq!(step["source"], want_source.as_str(), "{step}");
+        let finite = |v: &serde_json::Value| v.as_f64().is_some_and(|x| x.is_finite() && x >= 0.0);
+        assert!(
+            finite(&step["sum_us"]) && finite(&step["step_us"]),
+            "{step}"
+        );
+        let mut count = 0;
+        let mut positions = Vec::new();
+        let mut sum = 0.0;
+        for k in kinds {
+            assert_eq!(k["bench"], "train_kernels", "{k}");
+            assert_eq!(k["model"], model);
+            assert_eq!(k["source"], want_source.as_str(), "{k}");
+            let n = k["count"].as_u64().unwrap();
+            assert!(n >= 1, "{k}");
+            count += n;
+            for f in ["mean_us", "us_per_dispatch", "share"] {
+                assert!(finite(&k[f]), "{f} in {k}");
+            }
+            let each = k["dispatch_us"].as_array().unwrap();
+            assert_eq!(each.len() as u64, n, "{k}");
+            assert!(each.iter().all(finite), "{k}");
+            positions.extend(
+                k["positions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p.as_u64().unwrap()),
+            );
+            sum += k["mean_us"].as_f64().unwrap();
+            assert_eq!(
+                k["name"].as_str().unwrap(),
+                format!(
+                    "{} {}",
+                    k["phase"].as_str().unwrap(),
+                    k["kernel"].as_str().unwrap()
+                )
+            );
+        }
+        assert_eq!(count, per_step);
+        positions.sort_unstable();
+        assert_eq!(positions, (0..per_step).collect::<Vec<_>>());
+        let total = step["sum_us"].as_f64().unwrap();
+        assert!(
+            (sum - total).abs() <= 1e-3 * kinds.len() as f64 + 1e-6 * total,
+            "{sum} vs {total}"
+        );
+        // Every phase of a plain step is there, in order.
+        let phases: Vec<&str> = kinds.iter().map(|k| k["phase"].as_str().unwrap()).collect();
+        for p in [
+            "gather", "forward", "loss", "metrics", "backward", "update", "advance",
+        ] {
+            assert!(phases.contains(&p), "{p} missing from {phases:?}");
+        }
+        assert_eq!(phases.first(), Some(&"gather"));
+        assert_eq!(phases.last(), Some(&"advance"));
+    }
+}

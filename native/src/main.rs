@@ -36,6 +36,7 @@ const MAIN_EXAMPLES: &str = concat!(
   accrete devices                               list GPU adapters; * marks the one accrete uses
   accrete devices --json                        the same, one JSON object per line
   accrete bench matmul --sizes 256,512 --reps 3 time the matmul kernels, one JSON line each
+  accrete bench train --model cnn --profile     GPU time of each kernel of a training step
   ACCRETE_ADAPTER=llvmpipe accrete devices      mark the software Vulkan driver as the choice
 
 ",
@@ -212,6 +213,51 @@ mod tests {
             &["--max-seconds", "-1"],
         ] {
             let argv = ["accrete", "bench", "matmul"].iter().chain(bad);
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn bench_train_profile_arguments_parse() {
+        let cli = Cli::try_parse_from([
+            "accrete",
+            "bench",
+            "train",
+            "--model",
+            "cnn",
+            "--batch",
+            "128,1024",
+            "--profile",
+            "--profile-steps",
+            "3",
+            "--timing",
+            "wall",
+        ])
+        .unwrap();
+        let Command::Bench {
+            which: BenchCommand::Train(args),
+        } = cli.command
+        else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert!(args.profile);
+        assert_eq!(args.batch, [128, 1024]);
+        assert_eq!(args.profile_steps, 3);
+        assert_eq!(args.timing, train_bench::TimingChoice::Wall);
+        let cli = Cli::try_parse_from(["accrete", "bench", "train"]).unwrap();
+        let Command::Bench {
+            which: BenchCommand::Train(args),
+        } = cli.command
+        else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert!(!args.profile);
+        assert_eq!(
+            (args.profile_steps, args.timing),
+            (20, train_bench::TimingChoice::Auto)
+        );
+        for bad in [&["--profile-steps", "0"][..], &["--timing", "gpu"]] {
+            let argv = ["accrete", "bench", "train"].iter().chain(bad);
             assert!(Cli::try_parse_from(argv).is_err(), "{bad:?} was accepted");
         }
     }

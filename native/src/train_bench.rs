@@ -1,13 +1,15 @@
 //! `accrete bench train`: epoch time, samples/s and accuracy for the reference MLP and CNN
-//! on Fashion-MNIST, one JSON line per epoch.
+//! on Fashion-MNIST, one JSON line per epoch; with `--profile`, the GPU time of each kind of
+//! dispatch in a training step instead.
 
 use crate::Failure;
 use accrete::data::idx::{load_dir, Split};
+use accrete::gpu::{GpuTimer, TimeSource};
 use accrete::nn::graph::ConvAlgo;
 use accrete::nn::presets;
 use accrete::optim::OptimizerSpec;
 use accrete::train::{GpuDataset, StepKernels, TrainSpec, Trainer};
-use accrete::Gpu;
+use accrete::{Dispatch, Gpu};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use std::io::Write;
@@ -17,7 +19,18 @@ pub const EXAMPLES: &str = "Examples:
   accrete bench train --model mlp --batch 128 --epochs 1
   accrete bench train --model cnn --batch 128,1024 --train-limit 2000 --test-limit 1000
   accrete bench train --model mlp --epochs 10 --eval-every 1     accuracy per epoch
-  accrete bench train --model cnn --update per-tensor --conv im2col   the older kernels";
+  accrete bench train --model cnn --update per-tensor --conv im2col   the older kernels
+  accrete bench train --model cnn --batch 128,1024 --profile   GPU time per kernel of a step
+
+--profile prints, per batch size, one JSON line per kind of dispatch in a training step
+(\"bench\": \"train_kernels\"; a kind is a phase and a kernel, e.g. \"backward matmul::main\")
+with its count per step, mean microseconds per step and share of the step, then one summary
+line (\"bench\": \"train_step\") comparing the sum with the whole step timed in one compute
+pass. Each dispatch runs in a compute pass of its own with GPU timestamps at its start and
+end (\"source\": \"timestamp\"); without TIMESTAMP_QUERY, or with --timing wall, each
+dispatch is submitted alone and waited for (\"source\": \"wall\": host time, including the
+submission, far above the GPU time of small kernels). The profile runs on a throwaway
+trainer and does not train the epochs.";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -85,6 +98,23 @@ pub struct TrainBenchArgs {
     /// Convolution kernels (cnn).
     #[arg(long, value_enum, default_value = "implicit")]
     pub conv: ConvChoice,
+    /// Time each dispatch of a training step instead of training epochs.
+    #[arg(long)]
+    pub profile: bool,
+    /// Steps timed by --profile (after 2 warm-up steps), per dispatch and as a whole.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub profile_steps: u64,
+    /// Clock of --profile: GPU timestamps when the adapter has them, or the host clock.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub timing: TimingChoice,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TimingChoice {
+    /// Timestamps when the adapter has TIMESTAMP_QUERY, else the host clock
+    Auto,
+    /// The host clock around one-dispatch submissions
+    Wall,
 }
 
 #[derive(Serialize)]
@@ -135,6 +165,12 @@ pub fn run(args: &TrainBenchArgs) -> Result<(), Failure> {
     let test_gpu = GpuDataset::upload(&gpu, &test)?;
     let adapter = gpu.summary().name.clone();
     let mut out = std::io::stdout().lock();
+    if args.profile {
+        for &batch in &args.batch {
+            profile(&gpu, args, &spec, &train_gpu, batch, &adapter, &mut out)?;
+        }
+        return Ok(());
+    }
     for &batch in &args.batch {
         let ts = TrainSpec {
             batch_size: batch,
@@ -148,13 +184,7 @@ pub fn run(args: &TrainBenchArgs) -> Result<(), Failure> {
             ts,
             args.seed,
         )?;
-        t.set_step_kernels(StepKernels {
-            multi_tensor_update: args.update == UpdateChoice::Multi,
-            conv: match args.conv {
-                ConvChoice::Implicit => ConvAlgo::Implicit,
-                ConvChoice::Im2col => ConvAlgo::Im2col,
-            },
-        });
+        t.set_step_kernels(step_kernels(args));
         for epoch in 1..=args.epochs {
             let s = pollster::block_on(t.fit_epoch(&train_gpu))?;
             let eval_now =
@@ -191,4 +221,185 @@ pub fn run(args: &TrainBenchArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+fn step_kernels(args: &TrainBenchArgs) -> StepKernels {
+    StepKernels {
+        multi_tensor_update: args.update == UpdateChoice::Multi,
+        conv: match args.conv {
+            ConvChoice::Implicit => ConvAlgo::Implicit,
+            ConvChoice::Im2col => ConvAlgo::Im2col,
+        },
+    }
+}
+
+/// One kind of dispatch in a training step: a phase and a kernel.
+#[derive(Serialize)]
+struct KernelLine<'a> {
+    bench: &'static str,
+    model: ModelChoice,
+    batch: usize,
+    /// "phase kernel", e.g. "forward matmul::main".
+    name: String,
+    phase: &'a str,
+    /// The kernel: shader file and entry point.
+    kernel: &'a str,
+    /// Dispatches of this kind per step.
+    count: usize,
+    /// Mean microseconds per step spent in this kind (all its dispatches).
+    mean_us: f64,
+    us_per_dispatch: f64,
+    /// Fraction of the sum over all dispatches of the step.
+    share: f64,
+    /// Positions in the step's dispatch list, with each dispatch's mean microseconds and
+    /// workgroup grid (telling layers apart).
+    positions: Vec<usize>,
+    dispatch_us: Vec<f64>,
+    workgroups: Vec<[u32; 3]>,
+    source: TimeSource,
+    steps: usize,
+    update: UpdateChoice,
+    conv: ConvChoice,
+    adapter: &'a str,
+}
+
+/// The whole step: the per-dispatch sum next to the step timed in one compute pass.
+#[derive(Serialize)]
+struct StepLine<'a> {
+    bench: &'static str,
+    model: ModelChoice,
+    batch: usize,
+    dispatches_per_step: usize,
+    kinds: usize,
+    /// Sum of the per-dispatch means (microseconds).
+    sum_us: f64,
+    /// The whole step recorded `steps` times in one compute pass, per step (microseconds).
+    step_us: f64,
+    /// How `step_us` was measured.
+    step_source: TimeSource,
+    /// How the per-dispatch times were measured.
+    source: TimeSource,
+    method: &'static str,
+    steps: usize,
+    update: UpdateChoice,
+    conv: ConvChoice,
+    adapter: &'a str,
+}
+
+const WARMUP_STEPS: usize = 2;
+
+/// Times each dispatch of one training step at `batch` on a throwaway trainer.
+fn profile(
+    gpu: &Gpu,
+    args: &TrainBenchArgs,
+    spec: &accrete::nn::ModelSpec,
+    data: &GpuDataset,
+    batch: usize,
+    adapter: &str,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let ts = TrainSpec {
+        batch_size: batch,
+        epochs: args.epochs,
+        ..Default::default()
+    };
+    let mut t = Trainer::new(
+        gpu,
+        spec.clone(),
+        OptimizerSpec::adam(args.lr),
+        ts,
+        args.seed,
+    )?;
+    t.set_step_kernels(step_kernels(args));
+    let steps = args.profile_steps as usize;
+    // Warm-up, per-dispatch timing and whole-step timing each advance the step counter.
+    let list = t.profile_step(data, WARMUP_STEPS + 2 * steps)?;
+    let refs: Vec<&Dispatch> = list.iter().map(|(_, d)| d).collect();
+    let timer = match args.timing {
+        TimingChoice::Auto => GpuTimer::new(gpu),
+        TimingChoice::Wall => GpuTimer::wall(gpu),
+    };
+    let mut rec = gpu.recorder();
+    rec.pass(&refs, WARMUP_STEPS);
+    rec.submit()?;
+    gpu.wait_idle()?;
+    let prof = pollster::block_on(timer.profile(&refs, steps))?;
+    let whole = GpuTimer::new(gpu);
+    let step_s = pollster::block_on(whole.time(&refs, steps))? / steps as f64;
+
+    // Kinds in order of first appearance.
+    let mut kinds: Vec<(&str, &str, Vec<usize>)> = Vec::new();
+    for (i, (phase, d)) in list.iter().enumerate() {
+        match kinds
+            .iter_mut()
+            .find(|(p, k, _)| p == phase && *k == d.label())
+        {
+            Some((_, _, at)) => at.push(i),
+            None => kinds.push((phase, d.label(), vec![i])),
+        }
+    }
+    let us: Vec<f64> = prof.seconds.iter().map(|s| s * 1e6).collect();
+    let sum_us: f64 = us.iter().sum();
+    for (phase, kernel, at) in &kinds {
+        let mean_us: f64 = at.iter().map(|&i| us[i]).sum();
+        let line = KernelLine {
+            bench: "train_kernels",
+            model: args.model,
+            batch,
+            name: format!("{phase} {kernel}"),
+            phase,
+            kernel,
+            count: at.len(),
+            mean_us: round(mean_us, 3),
+            us_per_dispatch: round(mean_us / at.len() as f64, 3),
+            share: round(mean_us / sum_us.max(1e-12), 5),
+            positions: at.clone(),
+            dispatch_us: at.iter().map(|&i| round(us[i], 3)).collect(),
+            workgroups: at.iter().map(|&i| list[i].1.workgroups()).collect(),
+            source: prof.source,
+            steps,
+            update: args.update,
+            conv: args.conv,
+            adapter,
+        };
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&line).expect("serialisable")
+        )?;
+    }
+    let line = StepLine {
+        bench: "train_step",
+        model: args.model,
+        batch,
+        dispatches_per_step: t.dispatches_per_step(),
+        kinds: kinds.len(),
+        sum_us: round(sum_us, 3),
+        step_us: round(step_s * 1e6, 3),
+        step_source: whole.source(),
+        source: prof.source,
+        method: match prof.source {
+            TimeSource::Timestamp => {
+                "one compute pass per dispatch, timestamps at its start and end"
+            }
+            TimeSource::Wall => "one submission per dispatch, host clock around submit and wait",
+        },
+        steps,
+        update: args.update,
+        conv: args.conv,
+        adapter,
+    };
+    writeln!(
+        out,
+        "{}",
+        serde_json::to_string(&line).expect("serialisable")
+    )?;
+    out.flush()?;
+    Ok(())
+}
+
+/// `x` rounded to `digits` decimals (keeps the JSON lines short).
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
 }

@@ -17,7 +17,7 @@ pub use autotune::{
 pub(crate) use kernel::Bind;
 pub use kernel::{Dispatch, Recorder, Shader};
 pub use tensor::{DType, Tensor};
-pub use timing::{GpuTimer, TimeSource};
+pub use timing::{DispatchProfile, GpuTimer, TimeSource};
 
 use crate::error::{Error, Result};
 use std::collections::HashMap;

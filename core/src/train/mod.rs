@@ -321,6 +321,62 @@ impl Trainer {
         self.step_dispatches
     }
 
+    /// One training step's dispatches over `data`, as an epoch records them, each with its
+    /// phase (gather, forward, teacher, loss, metrics, backward, clip, update, advance), for
+    /// per-kernel profiling (`accrete bench train --profile`). The list may be recorded
+    /// `steps` times from now: its batches walk `data` in order (wrapping) at the base
+    /// learning rate. Running it trains this trainer, so profile a throwaway one.
+    pub fn profile_step(
+        &mut self,
+        data: &GpuDataset,
+        steps: usize,
+    ) -> Result<Vec<(&'static str, Dispatch)>> {
+        self.check_data(data)?;
+        let b = self.train.batch_size;
+        if self.program.as_ref().is_none_or(|p| p.graph.batch != b) {
+            self.program = Some(self.build_program(b, true)?);
+        }
+        let (steps, n) = (steps.max(1), data.len.max(1));
+        let idx: Vec<u32> = (0..steps * b).map(|i| (i % n) as u32).collect();
+        let idx = Tensor::from_u32(self.gpu(), &[steps * b], &idx)?;
+        let table: Vec<f32> = (0..steps as u64)
+            .flat_map(|k| schedule_row(&self.rule, self.optimizer.lr, self.step + k + 1))
+            .collect();
+        let sched = Tensor::from_f32(self.gpu(), &[steps, 4], &table)?;
+        step::reset(&self.counter, self.step)?;
+        let list = self.step_list(data, b, &idx, &sched)?;
+        self.step_dispatches = list.len();
+        // The list is [gathers | program step | updates | advance]; the program step is
+        // [forward | teacher forward | loss | metrics | backward | clip].
+        let p = self.program.as_ref().expect("built above");
+        let (fwd, bwd) = (p.graph.forward.len(), p.graph.backward.len());
+        let teacher = p.teacher.as_ref().map_or(0, |t| t.forward.len());
+        let gathers = list
+            .iter()
+            .take_while(|d| d.label().starts_with("gather::"))
+            .count();
+        let clip = p.step.len().saturating_sub(fwd + teacher + 2 + bwd);
+        let updates = list.len().saturating_sub(gathers + p.step.len() + 1);
+        let phases = [
+            ("gather", gathers),
+            ("forward", fwd),
+            ("teacher", teacher),
+            ("loss", 1),
+            ("metrics", 1),
+            ("backward", bwd),
+            ("clip", clip),
+            ("update", updates),
+            ("advance", 1),
+        ];
+        let mut names = phases
+            .iter()
+            .flat_map(|&(name, count)| std::iter::repeat_n(name, count));
+        Ok(list
+            .into_iter()
+            .map(|d| (names.next().unwrap_or("step"), d))
+            .collect())
+    }
+
     pub(crate) fn check_data(&self, data: &GpuDataset) -> Result<()> {
         let want = &self.model.spec.input;
         if &data.features.shape()[1..] != want.as_slice()
