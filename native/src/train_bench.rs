@@ -107,6 +107,10 @@ pub struct TrainBenchArgs {
     /// Clock of --profile: GPU timestamps when the adapter has them, or the host clock.
     #[arg(long, value_enum, default_value = "auto")]
     pub timing: TimingChoice,
+    /// Mixed precision (train.mixed_precision = true): f16 GEMM operands with f32 sums,
+    /// f32 master weights, dynamic loss scaling. Needs SHADER_F16.
+    #[arg(long)]
+    pub mixed_precision: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -136,6 +140,7 @@ struct Line<'a> {
     dispatches_per_step: usize,
     update: UpdateChoice,
     conv: ConvChoice,
+    mixed_precision: bool,
     train_loss: f64,
     train_accuracy: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -175,6 +180,7 @@ pub fn run(args: &TrainBenchArgs) -> Result<(), Failure> {
         let ts = TrainSpec {
             batch_size: batch,
             epochs: args.epochs,
+            mixed_precision: args.mixed_precision.then(Default::default),
             ..Default::default()
         };
         let mut t = Trainer::new(
@@ -206,6 +212,7 @@ pub fn run(args: &TrainBenchArgs) -> Result<(), Failure> {
                 dispatches_per_step: t.dispatches_per_step(),
                 update: args.update,
                 conv: args.conv,
+                mixed_precision: args.mixed_precision,
                 train_loss: s.loss,
                 train_accuracy: s.accuracy,
                 test_loss: e.map(|e| e.loss),
@@ -260,6 +267,7 @@ struct KernelLine<'a> {
     steps: usize,
     update: UpdateChoice,
     conv: ConvChoice,
+    mixed_precision: bool,
     adapter: &'a str,
 }
 
@@ -283,6 +291,7 @@ struct StepLine<'a> {
     steps: usize,
     update: UpdateChoice,
     conv: ConvChoice,
+    mixed_precision: bool,
     adapter: &'a str,
 }
 
@@ -301,6 +310,7 @@ fn profile(
     let ts = TrainSpec {
         batch_size: batch,
         epochs: args.epochs,
+        mixed_precision: args.mixed_precision.then(Default::default),
         ..Default::default()
     };
     let mut t = Trainer::new(
@@ -360,6 +370,7 @@ fn profile(
             steps,
             update: args.update,
             conv: args.conv,
+            mixed_precision: args.mixed_precision,
             adapter,
         };
         writeln!(
@@ -387,6 +398,7 @@ fn profile(
         steps,
         update: args.update,
         conv: args.conv,
+        mixed_precision: args.mixed_precision,
         adapter,
     };
     writeln!(

@@ -347,16 +347,26 @@ impl Trainer {
         let list = self.step_list(data, b, &idx, &sched)?;
         self.step_dispatches = list.len();
         // The list is [gathers | program step | updates | advance]; the program step is
-        // [forward | teacher forward | loss | metrics | backward | clip].
+        // [forward | teacher forward | loss | metrics | backward | clip]. Under mixed
+        // precision the loss-scaling dispatches (scale after the loss, unscale after the
+        // backward, the scale update after the updates) are named by their label.
+        let is_ls = |d: &Dispatch| d.label().starts_with("loss_scale::");
         let p = self.program.as_ref().expect("built above");
+        let ls_step = p.step.iter().filter(|d| is_ls(d)).count();
+        let ls_after = list.iter().filter(|d| is_ls(d)).count() - ls_step;
         let (fwd, bwd) = (p.graph.forward.len(), p.graph.backward.len());
         let teacher = p.teacher.as_ref().map_or(0, |t| t.forward.len());
         let gathers = list
             .iter()
             .take_while(|d| d.label().starts_with("gather::"))
             .count();
-        let clip = p.step.len().saturating_sub(fwd + teacher + 2 + bwd);
-        let updates = list.len().saturating_sub(gathers + p.step.len() + 1);
+        let clip = p
+            .step
+            .len()
+            .saturating_sub(fwd + teacher + 2 + bwd + ls_step);
+        let updates = list
+            .len()
+            .saturating_sub(gathers + p.step.len() + 1 + ls_after);
         let phases = [
             ("gather", gathers),
             ("forward", fwd),
@@ -373,7 +383,14 @@ impl Trainer {
             .flat_map(|&(name, count)| std::iter::repeat_n(name, count));
         Ok(list
             .into_iter()
-            .map(|d| (names.next().unwrap_or("step"), d))
+            .map(|d| {
+                let phase = if is_ls(&d) {
+                    "loss_scale"
+                } else {
+                    names.next().unwrap_or("step")
+                };
+                (phase, d)
+            })
             .collect())
     }
 
