@@ -6,6 +6,8 @@
 // with oh·S = h + P − kh and ow·S = w + P − kw inside the output (others contribute 0);
 // dz = dy·act'(z) (conv_dz.wgsl). Per element a chain of F·KS·KS fused multiply-adds in k
 // order: deterministic. Every element of dx is written (0 where no output reads it).
+// The tiles hold TILE_S (conv_geom.wgsl): with f16 the operands dz and W are rounded to f16,
+// the sums stay f32.
 // Grid: (ceil(B·H·W / BM), ceil(C / BN)); workgroup (BM / TM, BN / TN), x along m.
 // Bindings: 0 params, 1 dy, 2 zin (dy again for the identity), 3 weights, 4 dx.
 
@@ -18,8 +20,8 @@
 const TX: u32 = BM / TM;
 const TY: u32 = BN / TN;
 
-var<workgroup> As: array<f32, BK * BM>; // As[kk * BM + i]: dz tap k0 + kk of position m0 + i
-var<workgroup> Bs: array<f32, BK * BN>; // Bs[kk * BN + j]: weight of tap k0 + kk, channel n0 + j
+var<workgroup> As: array<TILE_S, BK * BM>; // As[kk * BM + i]: dz tap k0 + kk of position m0 + i
+var<workgroup> Bs: array<TILE_S, BK * BN>; // Bs[kk * BN + j]: weight of tap k0 + kk, channel n0 + j
 
 @compute @workgroup_size(TX, TY, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -56,7 +58,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
                     v = dz_at(((b * p.filters + k / KK) * p.out_h + oh) * p.out_w + ow);
                 }
             }
-            As[kk * BM + i] = v;
+            As[kk * BM + i] = TILE_S(v);
         }
         for (var e = tid; e < BN * BK; e += THREADS) {
             let kk = e % BK;
@@ -67,15 +69,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             if (k < depth && c < p.channels) {
                 v = wt[(k / KK) * plen + c * KK + k % KK];
             }
-            Bs[kk * BN + j] = v;
+            Bs[kk * BN + j] = TILE_S(v);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
             for (var a = 0u; a < TM; a++) {
-                ar[a] = As[kk * BM + lid.x + a * TX];
+                ar[a] = f32(As[kk * BM + lid.x + a * TX]);
             }
             for (var c = 0u; c < TN; c++) {
-                br[c] = Bs[kk * BN + lid.y + c * TY];
+                br[c] = f32(Bs[kk * BN + lid.y + c * TY]);
             }
             for (var a = 0u; a < TM; a++) {
                 for (var c = 0u; c < TN; c++) {

@@ -8,7 +8,8 @@
 //   main_z: writes z and y (training keeps z for the activation's backward).
 // Per output it is a chain of C·KS·KS fused multiply-adds in k order starting from 0, then
 // the bias: the same arithmetic as im2col + matmul, deterministic, no atomics. Every output
-// element is written.
+// element is written. The tiles hold TILE_S (conv_geom.wgsl): with f16 the operands x and W
+// are rounded to f16, the sums and the epilogue stay f32.
 // Grid: (ceil(M / BM), ceil(F / BN)); workgroup (BM / TM, BN / TN): x runs along m so that
 // neighbouring threads store neighbouring NCHW addresses.
 // Bindings: 0 params, 1 x, 2 weights, 3 bias (a dummy when !HAS_BIAS), 4 z, 5 y.
@@ -23,8 +24,8 @@
 const TX: u32 = BM / TM;
 const TY: u32 = BN / TN;
 
-var<workgroup> As: array<f32, BK * BM>; // As[kk * BM + i]
-var<workgroup> Bs: array<f32, BK * BN>; // Bs[kk * BN + j]
+var<workgroup> As: array<TILE_S, BK * BM>; // As[kk * BM + i]
+var<workgroup> Bs: array<TILE_S, BK * BN>; // Bs[kk * BN + j]
 
 // The workgroup's GEMM: this thread's TM × TN accumulators (rows lid.x + a·TX, columns
 // lid.y + c·TY of the tile).
@@ -55,7 +56,7 @@ fn compute(wid: vec3<u32>, lid: vec3<u32>) -> array<f32, TM * TN> {
             if (mv && k < depth) {
                 v = tap(xb, hp0, wp0, k);
             }
-            As[kk * BM + i] = v;
+            As[kk * BM + i] = TILE_S(v);
         }
         for (var e = tid; e < BN * BK; e += THREADS) {
             let kk = e % BK;
@@ -66,15 +67,15 @@ fn compute(wid: vec3<u32>, lid: vec3<u32>) -> array<f32, TM * TN> {
             if (k < depth && n < p.filters) {
                 v = wt[n * depth + k];
             }
-            Bs[kk * BN + j] = v;
+            Bs[kk * BN + j] = TILE_S(v);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
             for (var a = 0u; a < TM; a++) {
-                ar[a] = As[kk * BM + lid.x + a * TX];
+                ar[a] = f32(As[kk * BM + lid.x + a * TX]);
             }
             for (var c = 0u; c < TN; c++) {
-                br[c] = Bs[kk * BN + lid.y + c * TY];
+                br[c] = f32(Bs[kk * BN + lid.y + c * TY]);
             }
             for (var a = 0u; a < TM; a++) {
                 for (var c = 0u; c < TN; c++) {

@@ -11,7 +11,7 @@ use super::spec::LayerSpec;
 use crate::error::Result;
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
 use crate::kernels::conv::{self, ConvGeom, ConvSpec};
-use crate::kernels::matmul::{matmul_into, MatmulSpec};
+use crate::kernels::matmul::{matmul_into, MatmulSpec, Precision};
 use crate::kernels::pool::{self, PoolGeom};
 use crate::kernels::reduce::{cols_into, Reduce};
 use crate::kernels::rng::{fill_stepped_into, Distribution, RngKey};
@@ -208,6 +208,7 @@ impl Graph {
                             filters: f,
                             activation: *act,
                             tiles: None,
+                            precision: Precision::F32,
                         };
                         let y = new(gpu, &out_shape)?;
                         // The pre-activation is kept only for a backward that needs it; for
