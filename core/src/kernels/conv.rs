@@ -13,7 +13,8 @@
 //!
 //! The implicit-GEMM kernels compute the same three products without the cols buffer, each
 //! workgroup gathering its tile of patches straight from the NCHW tensors
-//! (shaders/conv_fwd.wgsl, conv_wgrad.wgsl, conv_dgrad.wgsl):
+//! (shaders/conv_fwd.wgsl, conv_wgrad.wgsl, conv_dgrad.wgsl; the forward and the input
+//! gradient share their workgroup GEMM, conv_gemm.wgsl):
 //! - [`implicit_forward_into`]: y = act(conv(x, W) + bias) written NCHW, optionally keeping
 //!   the pre-activation z — one dispatch instead of im2col, matmul, permute, activation;
 //! - [`implicit_wgrad_into`]: dW and db (as an extra column of ones) from dz = dy·act'(z),
@@ -35,7 +36,13 @@ use crate::gpu::{Bind, DType, Dispatch, Gpu, Shader, Tensor};
 
 pub const SHADER: Shader = shader!("im2col", "common");
 /// Implicit-GEMM forward.
-pub const FORWARD: Shader = shader!("conv_fwd", "activation_fns", "conv_geom", "conv_tap");
+pub const FORWARD: Shader = shader!(
+    "conv_fwd",
+    "activation_fns",
+    "conv_geom",
+    "conv_gemm",
+    "conv_tap"
+);
 /// Implicit-GEMM weight and bias gradients.
 pub const WGRAD: Shader = shader!(
     "conv_wgrad",
@@ -46,7 +53,13 @@ pub const WGRAD: Shader = shader!(
     "conv_dz"
 );
 /// Implicit-GEMM input gradient.
-pub const DGRAD: Shader = shader!("conv_dgrad", "activation_fns", "conv_geom", "conv_dz");
+pub const DGRAD: Shader = shader!(
+    "conv_dgrad",
+    "activation_fns",
+    "conv_geom",
+    "conv_gemm",
+    "conv_dz"
+);
 
 /// The geometry of a 2-D convolution over an NCHW batch: square kernel, equal stride and
 /// zero padding in both directions.
