@@ -8,9 +8,10 @@
 //   main_z: writes z and y (training keeps z for the activation's backward).
 // Per output it is a chain of C·KS·KS fused multiply-adds in k order starting from 0, then
 // the bias: the same arithmetic as im2col + matmul, deterministic, no atomics. Every output
-// element is written.
+// element is written. The tiles hold TILE_S (conv_geom.wgsl): with f16 the operands x and W
+// are rounded to f16, the sums and the epilogue stay f32.
 // Grid: (ceil(M / BM), ceil(F / BN)); workgroup (BM / TM, BN / TN): x runs along m so that
-// neighbouring threads store neighbouring NCHW addresses.
+// neighbouring threads store neighbouring NCHW addresses (the GEMM: conv_gemm.wgsl).
 // Bindings: 0 params, 1 x, 2 weights, 3 bias (a dummy when !HAS_BIAS), 4 z, 5 y.
 
 @group(0) @binding(0) var<uniform> p: ConvParams;
@@ -20,71 +21,23 @@
 @group(0) @binding(4) var<storage, read_write> z: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 
-const TX: u32 = BM / TM;
-const TY: u32 = BN / TN;
-
-var<workgroup> As: array<f32, BK * BM>; // As[kk * BM + i]
-var<workgroup> Bs: array<f32, BK * BN>; // Bs[kk * BN + j]
-
-// The workgroup's GEMM: this thread's TM × TN accumulators (rows lid.x + a·TX, columns
-// lid.y + c·TY of the tile).
-fn compute(wid: vec3<u32>, lid: vec3<u32>) -> array<f32, TM * TN> {
-    let m0 = wid.x * BM;
-    let n0 = wid.y * BN;
-    let tid = lid.y * TX + lid.x;
+// The GEMM (conv_gemm.wgsl): A[m, k] = tap k of output position m, B[k, n] = wt[n, k].
+// Row m's decomposition: (xb, hp0, wp0) as conv_tap.wgsl takes them.
+fn a_row(m: u32) -> vec4<u32> {
     let ohw = p.out_h * p.out_w;
-    let rows = p.batch * ohw;
-    let depth = p.channels * KK;
-    // This thread always loads row i of the A tile (THREADS is a multiple of BM): decompose
-    // its output position once.
-    let i = tid % BM;
-    let m = m0 + i;
-    let mv = m < rows;
     let b = m / ohw;
     let s = m % ohw;
     let hp0 = (s / p.out_w) * STRIDE;
     let wp0 = (s % p.out_w) * STRIDE;
-    let xb = b * p.channels * p.height * p.width;
-    var acc: array<f32, TM * TN>;
-    var ar: array<f32, TM>;
-    var br: array<f32, TN>;
-    for (var k0 = 0u; k0 < depth; k0 += BK) {
-        for (var kk = tid / BM; kk < BK; kk += THREADS / BM) {
-            let k = k0 + kk;
-            var v = 0.0;
-            if (mv && k < depth) {
-                v = tap(xb, hp0, wp0, k);
-            }
-            As[kk * BM + i] = v;
-        }
-        for (var e = tid; e < BN * BK; e += THREADS) {
-            let kk = e % BK;
-            let j = e / BK;
-            let k = k0 + kk;
-            let n = n0 + j;
-            var v = 0.0;
-            if (k < depth && n < p.filters) {
-                v = wt[n * depth + k];
-            }
-            Bs[kk * BN + j] = v;
-        }
-        workgroupBarrier();
-        for (var kk = 0u; kk < BK; kk++) {
-            for (var a = 0u; a < TM; a++) {
-                ar[a] = As[kk * BM + lid.x + a * TX];
-            }
-            for (var c = 0u; c < TN; c++) {
-                br[c] = Bs[kk * BN + lid.y + c * TY];
-            }
-            for (var a = 0u; a < TM; a++) {
-                for (var c = 0u; c < TN; c++) {
-                    acc[a * TN + c] = fma(ar[a], br[c], acc[a * TN + c]);
-                }
-            }
-        }
-        workgroupBarrier();
-    }
-    return acc;
+    return vec4<u32>(b * p.channels * p.height * p.width, hp0, wp0, 0u);
+}
+
+fn a_elem(row: vec4<u32>, k: u32) -> f32 {
+    return tap(row.x, row.y, row.z, k);
+}
+
+fn b_elem(k: u32, n: u32) -> f32 {
+    return wt[n * p.channels * KK + k];
 }
 
 // The NCHW index of output (m, n), or 0xffffffff when outside the output.
@@ -105,7 +58,7 @@ fn with_bias(v: f32, n: u32) -> f32 {
 
 @compute @workgroup_size(TX, TY, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    var acc = compute(wid, lid);
+    var acc = gemm(wid, lid, p.batch * p.out_h * p.out_w, p.filters, p.channels * KK);
     for (var a = 0u; a < TM; a++) {
         let m = wid.x * BM + lid.x + a * TX;
         for (var c = 0u; c < TN; c++) {
@@ -120,7 +73,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
 @compute @workgroup_size(TX, TY, 1)
 fn main_z(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    var acc = compute(wid, lid);
+    var acc = gemm(wid, lid, p.batch * p.out_h * p.out_w, p.filters, p.channels * KK);
     for (var a = 0u; a < TM; a++) {
         let m = wid.x * BM + lid.x + a * TX;
         for (var c = 0u; c < TN; c++) {

@@ -4,10 +4,16 @@
 // Geometry as in im2col.wgsl: x [B, C, H, W] (NCHW), weights [F, C, KS, KS] (PyTorch's layout,
 // row f of the [F, C·KS·KS] matrix), zero padding P, output [B, F, OH, OW]. The kernel size
 // KS and the stride STRIDE are injected constants (divisions by them are cheap); the rest
-// comes from this uniform. (conv_tap.wgsl and conv_dz.wgsl hold the shared index helpers.) A patch index k = (c·KS + kh)·KS + kw, an output position
-// m = (b·OH + oh)·OW + ow, as in im2col's columns and rows.
+// comes from this uniform. (conv_tap.wgsl and conv_dz.wgsl hold the shared index helpers,
+// conv_gemm.wgsl the workgroup GEMM of the forward and the input gradient.) A patch index
+// k = (c·KS + kh)·KS + kw, an output position m = (b·OH + oh)·OW + ow, as in im2col's
+// columns and rows.
 //
-// Tiles: injected BM, BN, BK (workgroup tile and depth step), TM, TN (outputs per thread).
+// Tiles: injected BM, BN, BK (workgroup tile and depth step), TM, TN (outputs per thread),
+// and TILE_S, the element type of the GEMM tiles in workgroup memory: f32, or f16 (then
+// TILE_F16 is true and `enable f16;` leads the source): operands are rounded to f16 once, as
+// a tile is stored, and converted back to f32 for the fused multiply-adds, which sum in f32.
+// With f32 tiles both conversions are the identity: the same bits as plain f32 arrays.
 
 struct ConvParams {
     batch: u32,

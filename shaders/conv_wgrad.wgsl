@@ -11,6 +11,8 @@
 //           multiply-adds), into partials[s, f, k]; every partial is written (0 past the end);
 //   reduce: dw[f, k] (k < C·KS·KS) or db[f] (k = C·KS·KS) = Σ_s partials[s, f, k], s in order.
 // Fixed reduction order throughout: bit-reproducible on a given device and tile choice.
+// Tiles of TILE_S (f32, or f16 when TILE_F16: operands rounded to f16 when stored, products
+// summed in f32); with f16 tiles the bias column is summed from the f32 dz instead (below).
 // Grid main: (ceil((C·KS·KS + 1) / BN), ceil(F / BM), splits), workgroup (BN / TN, BM / TM)
 // (x along k: neighbouring threads store neighbouring partials). Grid reduce: 1-D, WG threads.
 // Bindings: 0 params, 1 x, 2 dy, 3 zin (dy again for the identity), 4 partials
@@ -27,8 +29,8 @@
 const TX: u32 = BN / TN;
 const TY: u32 = BM / TM;
 
-var<workgroup> Ds: array<f32, BK * BM>; // Ds[mm * BM + i]: dz of filter f0 + i
-var<workgroup> Xs: array<f32, BK * BN>; // Xs[mm * BN + j]: A column k0 + j
+var<workgroup> Ds: array<TILE_S, BK * BM>; // Ds[mm * BM + i]: dz of filter f0 + i
+var<workgroup> Xs: array<TILE_S, BK * BN>; // Xs[mm * BN + j]: A column k0 + j
 
 @compute @workgroup_size(TX, TY, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -60,7 +62,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             if (mv && f < p.filters) {
                 v = dz_at((b * p.filters + f) * ohw + s);
             }
-            Ds[mm * BM + i] = v;
+            Ds[mm * BM + i] = TILE_S(v);
         }
         for (var j = tid / BK; j < BN; j += THREADS / BK) {
             let k = n0 + j;
@@ -70,15 +72,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             } else if (mv && k == depth) {
                 v = 1.0;
             }
-            Xs[mm * BN + j] = v;
+            Xs[mm * BN + j] = TILE_S(v);
         }
         workgroupBarrier();
         for (var d = 0u; d < BK; d++) {
             for (var a = 0u; a < TM; a++) {
-                ar[a] = Ds[d * BM + lid.y + a * TY];
+                ar[a] = f32(Ds[d * BM + lid.y + a * TY]);
             }
             for (var c = 0u; c < TN; c++) {
-                br[c] = Xs[d * BN + lid.x + c * TX];
+                br[c] = f32(Xs[d * BN + lid.x + c * TX]);
             }
             for (var a = 0u; a < TM; a++) {
                 for (var c = 0u; c < TN; c++) {
@@ -95,9 +97,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         }
         for (var c = 0u; c < TN; c++) {
             let k = n0 + lid.x + c * TX;
-            if (k < cols) {
+            // With f16 tiles the bias column comes from the f32 pass below instead.
+            if (k < depth || (k == depth && !TILE_F16)) {
                 partials[(wid.z * p.filters + f) * cols + k] = acc[a * TN + c];
             }
+        }
+    }
+    // f16 tiles: the GEMM's bias column summed dz rounded to f16, so the workgroups holding
+    // that column sum the f32 dz of each of their filters over the run instead, in m order:
+    // the same chain (fma(dz, 1, acc) = acc + dz exactly) as the f32 tiles' column of ones,
+    // so db keeps f32 precision and the same bits.
+    if (TILE_F16 && n0 <= depth && depth < n0 + BN) {
+        for (var i = tid; i < BM; i += THREADS) {
+            let f = f0 + i;
+            if (f >= p.filters) {
+                break;
+            }
+            var b = m_start / ohw;
+            var s = m_start % ohw;
+            var sum = 0.0;
+            for (var m = m_start; m < m_end; m++) {
+                sum += dz_at((b * p.filters + f) * ohw + s);
+                s += 1u;
+                if (s == ohw) {
+                    s = 0u;
+                    b += 1u;
+                }
+            }
+            partials[(wid.z * p.filters + f) * cols + depth] = sum;
         }
     }
 }

@@ -18,12 +18,16 @@
 //! The implicit-GEMM kernels (no im2col buffer) get the same references and bounds, with
 //! every tile shape, identity and ReLU (the activation's backward fused into theirs):
 //! forward C·K·K + 1 terms; dW/db B·OH·OW terms plus one per split; dx F·K·K terms.
+//! With f16 tiles (operands rounded to f16 in workgroup memory) each product's operands
+//! add their f16 rounding, bounded per element from the actual operands as in
+//! kernels_matmul.rs; the f16 results must also leave the f32 bound somewhere (short sums),
+//! so a kernel that silently computes in f32 fails; db stays f32 (the f32 tiles' bits).
 
 use accrete::kernels::conv::{
     self, col2im_into, im2col_into, implicit_dgrad_into, implicit_forward_into,
     implicit_wgrad_into, ConvGeom, ConvSpec, ConvTiles,
 };
-use accrete::kernels::matmul::{matmul_into, MatmulSpec};
+use accrete::kernels::matmul::{matmul_into, MatmulSpec, Precision};
 use accrete::kernels::permute::{self, swap_last_two_into};
 use accrete::kernels::pool::{self, PoolGeom};
 use accrete::kernels::reduce::{cols_into, Reduce};
@@ -567,6 +571,7 @@ fn implicit_conv_forward_matches_reference() {
                     filters: f,
                     activation: act,
                     tiles: Some(tiles),
+                    precision: Precision::F32,
                 };
                 let out = spec.output_shape();
                 let (y, z) = (poisoned(&out), poisoned(&out));
@@ -588,6 +593,7 @@ fn implicit_conv_forward_matches_reference() {
             filters: f,
             activation: Activation::Identity,
             tiles: None,
+            precision: Precision::F32,
         };
         let y = poisoned(&spec.output_shape());
         let d = implicit_forward_into(&spec, &tx, &tw, None, None, &y).unwrap();
@@ -628,6 +634,7 @@ fn implicit_conv_backward_matches_reference() {
                     filters: f,
                     activation: act,
                     tiles: Some(tiles),
+                    precision: Precision::F32,
                 };
                 let z = (act != Activation::Identity).then_some(&tz);
                 let dz: Vec<f32> = match act {
@@ -689,6 +696,7 @@ fn implicit_conv_backward_is_deterministic() {
         filters: f,
         activation: Activation::Identity,
         tiles: None,
+        precision: Precision::F32,
     };
     let run = || {
         let (dw, db, dx) = (
@@ -722,6 +730,7 @@ fn implicit_conv_errors_are_clear() {
         filters: 4,
         activation: Activation::Relu,
         tiles: None,
+        precision: Precision::F32,
     };
     let x = poisoned(&g.input_shape());
     let w = poisoned(&[4, 27]);
@@ -753,6 +762,292 @@ fn implicit_conv_errors_are_clear() {
     };
     let e = msg(implicit_forward_into(&bad, &x, &w, None, None, &y).unwrap_err());
     assert!(e.contains("threads must be a multiple of bm"), "{e}");
+}
+
+/// Worst-case error of one f16 conversion of x (as in kernels_matmul.rs): WGSL rounds to
+/// either neighbour (one f16 ulp, 2⁻¹⁰ relative, for normal values) and may flush f16
+/// subnormals (|x| < 2⁻¹⁴) to 0; 0 converts exactly.
+fn f16_err(x: f32) -> f64 {
+    if x == 0.0 {
+        0.0
+    } else {
+        (x as f64).abs() / 1024.0 + 1.0 / 16384.0
+    }
+}
+
+/// `v` as f32, rounded up (the references take f32 operands; a bound must not shrink).
+fn up(v: f64) -> f32 {
+    (v * (1.0 + 1e-6)) as f32
+}
+
+/// Per-element f16 conversion error bounds of `v`, and |v| plus them (as f32, rounded up).
+fn f16_bounds(v: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    v.iter()
+        .map(|&x| (up(f16_err(x)), up((x as f64).abs() + f16_err(x))))
+        .unzip()
+}
+
+fn add(a: &[f64], b: &[f64], c: &[f64]) -> Vec<f64> {
+    a.iter()
+        .zip(b)
+        .zip(c)
+        .map(|((a, b), c)| a + b + c)
+        .collect()
+}
+
+/// Sums of at most this many terms must show the f16 rounding somewhere. (The f32 bound
+/// (n + 2)·2⁻²³·Σ|terms| grows like n² for terms of similar size while the f16 rounding
+/// errors, of random sign, grow like √n: past a few hundred terms the f32 bound covers them.)
+const F16_VISIBLE_TERMS: usize = 200;
+
+/// Asserts that the f16 tiles really rounded: for sums of `terms` ≤ [`F16_VISIBLE_TERMS`]
+/// terms, some |got − want| exceeds the f32 bound. Returns whether it checked.
+fn assert_not_f32(
+    what: &str,
+    terms: usize,
+    got: &[f32],
+    want: &[f64],
+    f32_bound: impl Fn(usize) -> f64,
+) -> bool {
+    if terms > F16_VISIBLE_TERMS {
+        return false;
+    }
+    let worst = got
+        .iter()
+        .zip(want)
+        .enumerate()
+        .map(|(i, (&g, &w))| (g as f64 - w).abs() / (f32_bound(i) + SUBNORMAL))
+        .fold(0.0, f64::max);
+    assert!(worst > 1.0, "{what} looks like f32 (worst {worst})");
+    true
+}
+
+/// Whether the adapter can run f16 tiles (prints why a test is skipped when not).
+fn f16_supported(test: &str) -> bool {
+    let need = ConvSpec {
+        geom: cg(1, 1, 1, 1, 1, 1, 0),
+        filters: 1,
+        activation: Activation::Identity,
+        tiles: None,
+        precision: Precision::F16,
+    }
+    .required_features();
+    let ok = gpu().features().contains(need);
+    if !ok {
+        eprintln!("skipping {test}: this adapter has no SHADER_F16");
+    }
+    ok
+}
+
+/// f16-tile forward (x and W rounded to f16 in workgroup memory, f32 sums, f32 bias and
+/// activation) against the direct f64 convolution, every tile shape, identity and ReLU, y
+/// and z NaN-poisoned. Bound per element: Σ over the products of the operands' f16
+/// rounding, |x16·w16 − x·w| ≤ e_x·|w| + |x|·e_w + e_x·e_w with e = f16_err, then the f32
+/// chain of C·K·K + 1 terms on the rounded values, (n + 2)·2⁻²³·Σ(|x| + e_x)(|w| + e_w) +
+/// |bias|. Somewhere the error must exceed the f32 bound, or the tiles did not round.
+#[test]
+fn implicit_conv_f16_forward_matches_reference() {
+    if !f16_supported("implicit_conv_f16_forward_matches_reference") {
+        return;
+    }
+    let mut checked = 0;
+    for (s, (g, f)) in conv_cases().into_iter().enumerate() {
+        let mut r = rng(1400 + s as u64);
+        let x = uniform(&mut r, g.input_shape().iter().product(), -1.0, 1.0);
+        let w = uniform(&mut r, f * g.patch(), -1.0, 1.0);
+        let bias = uniform(&mut r, f, -1.0, 1.0);
+        let (tx, tw, tb) = (
+            upload(&g.input_shape(), &x),
+            upload(&[f, g.patch()], &w),
+            upload(&[f], &bias),
+        );
+        let want = conv::reference::conv2d(&x, &w, Some(&bias), &g, f);
+        let (ax, aw, ab) = (abs(&x), abs(&w), abs(&bias));
+        let mag = conv::reference::conv2d(&ax, &aw, Some(&ab), &g, f);
+        let ((ex, x16), (ew, w16)) = (f16_bounds(&x), f16_bounds(&w));
+        let in_err = add(
+            &conv::reference::conv2d(&ex, &aw, None, &g, f),
+            &conv::reference::conv2d(&ax, &ew, None, &g, f),
+            &conv::reference::conv2d(&ex, &ew, None, &g, f),
+        );
+        let mag16 = conv::reference::conv2d(&x16, &w16, Some(&ab), &g, f);
+        let n = g.patch() as f64 + 1.0;
+        let tol = |i: usize| in_err[i] + (n + 2.0) * EPS * mag16[i] + SUBNORMAL;
+        for tiles in TILES {
+            for act in [Activation::Identity, Activation::Relu] {
+                let spec = ConvSpec {
+                    geom: g,
+                    filters: f,
+                    activation: act,
+                    tiles: Some(tiles),
+                    precision: Precision::F16,
+                };
+                let out = spec.output_shape();
+                let (y, z) = (poisoned(&out), poisoned(&out));
+                let keep_z = act != Activation::Identity;
+                let d = implicit_forward_into(&spec, &tx, &tw, Some(&tb), keep_z.then_some(&z), &y)
+                    .unwrap();
+                gpu().run(&[&d]).unwrap();
+                let what = format!("f16 implicit conv {g:?} F={f} {act:?} {tiles:?}");
+                let want_y: Vec<f64> = want.iter().map(|&v| act.forward_f64(v)).collect();
+                let got_y = read(&y);
+                assert_close(&format!("{what} y"), &got_y, &want_y, tol);
+                if keep_z {
+                    assert_close(&format!("{what} z"), &read(&z), &want, tol);
+                }
+                let terms = g.patch() + 1;
+                checked += usize::from(assert_not_f32(&what, terms, &got_y, &want_y, |i| {
+                    (n + 2.0) * EPS * mag[i]
+                }));
+            }
+        }
+    }
+    assert!(
+        checked >= 6 * 9,
+        "{checked} forward runs showed the f16 rounding"
+    );
+}
+
+/// f16-tile dW and dx (dz, x and W rounded to f16 in workgroup memory, f32 sums) against
+/// the direct f64 gradients with the bound of the forward test (dW: B·OH·OW terms plus one
+/// per split; dx: F·K·K terms), every tile shape, identity and ReLU, outputs NaN-poisoned;
+/// both must exceed the f32 bound somewhere. db is summed from the f32 dz: within the f32
+/// bound, and bit-identical to the f32 tiles' db.
+#[test]
+fn implicit_conv_f16_backward_matches_reference() {
+    if !f16_supported("implicit_conv_f16_backward_matches_reference") {
+        return;
+    }
+    let (mut checked_dw, mut checked_dx) = (0, 0);
+    for (s, (g, f)) in conv_cases().into_iter().enumerate() {
+        let mut r = rng(1500 + s as u64);
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let x = uniform(&mut r, g.input_shape().iter().product(), -1.0, 1.0);
+        let w = uniform(&mut r, f * g.patch(), -1.0, 1.0);
+        let dy = uniform(&mut r, g.batch * f * oh * ow, -1.0, 1.0);
+        let zv = uniform(&mut r, dy.len(), -1.0, 1.0);
+        let (tx, tw, tdy, tz) = (
+            upload(&g.input_shape(), &x),
+            upload(&[f, g.patch()], &w),
+            upload(&[g.batch, f, oh, ow], &dy),
+            upload(&[g.batch, f, oh, ow], &zv),
+        );
+        let ((ex, x16), (ew, w16)) = (f16_bounds(&x), f16_bounds(&w));
+        let (ax, aw) = (abs(&x), abs(&w));
+        for tiles in TILES {
+            for act in [Activation::Identity, Activation::Relu] {
+                let z = (act != Activation::Identity).then_some(&tz);
+                let dz: Vec<f32> = match act {
+                    Activation::Identity => dy.clone(),
+                    _ => dy.iter().zip(relu_mask(&zv)).map(|(a, m)| a * m).collect(),
+                };
+                let run = |precision: Precision| {
+                    let spec = ConvSpec {
+                        geom: g,
+                        filters: f,
+                        activation: act,
+                        tiles: Some(tiles),
+                        precision,
+                    };
+                    let (dw, db, dx) = (
+                        poisoned(&[f, g.patch()]),
+                        poisoned(&[f]),
+                        poisoned(&g.input_shape()),
+                    );
+                    let wg = implicit_wgrad_into(&spec, &tx, &tdy, z, &dw, &db).unwrap();
+                    let dg = implicit_dgrad_into(&spec, &tdy, z, &tw, &dx).unwrap();
+                    let mut all: Vec<&accrete::Dispatch> = wg.dispatches.iter().collect();
+                    all.push(&dg);
+                    gpu().run(&all).unwrap();
+                    (read(&dw), read(&db), read(&dx), wg.splits)
+                };
+                let (dw, db, dx, splits) = run(Precision::F16);
+                let (_, db32, _, splits32) = run(Precision::F32);
+                let (want_dx, want_dw, want_db) =
+                    conv::reference::conv2d_backward(&x, &w, &dz, &g, f);
+                let adz = abs(&dz);
+                let (edz, dz16) = f16_bounds(&dz);
+                let (mag_dx, mag_dw, mag_db) =
+                    conv::reference::conv2d_backward(&ax, &aw, &adz, &g, f);
+                // Bilinear: dW pairs dz with x, dx pairs dz with W.
+                let (e1dx, e1dw, _) = conv::reference::conv2d_backward(&ex, &ew, &adz, &g, f);
+                let (e2dx, e2dw, _) = conv::reference::conv2d_backward(&ax, &aw, &edz, &g, f);
+                let (e3dx, e3dw, _) = conv::reference::conv2d_backward(&ex, &ew, &edz, &g, f);
+                let (m16dx, m16dw, _) = conv::reference::conv2d_backward(&x16, &w16, &dz16, &g, f);
+                let (err_dx, err_dw) = (add(&e1dx, &e2dx, &e3dx), add(&e1dw, &e2dw, &e3dw));
+                let what = format!(
+                    "f16 implicit conv backward {g:?} F={f} {act:?} {tiles:?} ({splits} splits)"
+                );
+                let rows = (g.rows() + splits) as f64;
+                assert_close(&format!("{what} dW"), &dw, &want_dw, |i| {
+                    err_dw[i] + (rows + 2.0) * EPS * m16dw[i] + SUBNORMAL
+                });
+                let n = (f * g.kernel * g.kernel) as f64;
+                assert_close(&format!("{what} dx"), &dx, &want_dx, |i| {
+                    err_dx[i] + (n + 4.0) * EPS * m16dx[i] + SUBNORMAL
+                });
+                // db stays f32: the f32 bound, and the f32 tiles' bits (same split plan).
+                assert_close(&format!("{what} db"), &db, &want_db, |i| {
+                    (rows + 2.0) * EPS * mag_db[i] + SUBNORMAL
+                });
+                assert_eq!(splits, splits32, "{what}: split plans differ");
+                assert_eq!(bits(&db), bits(&db32), "{what}: db differs from f32 tiles");
+                let terms = g.rows() + splits;
+                checked_dw += usize::from(assert_not_f32(
+                    &format!("{what} dW"),
+                    terms,
+                    &dw,
+                    &want_dw,
+                    |i| (rows + 2.0) * EPS * mag_dw[i],
+                ));
+                let terms = f * g.kernel * g.kernel;
+                checked_dx += usize::from(assert_not_f32(
+                    &format!("{what} dx"),
+                    terms,
+                    &dx,
+                    &want_dx,
+                    |i| (n + 4.0) * EPS * mag_dx[i],
+                ));
+            }
+        }
+    }
+    assert!(
+        checked_dw >= 6 * 9 && checked_dx >= 6 * 8,
+        "{checked_dw} dW and {checked_dx} dx runs showed the f16 rounding"
+    );
+}
+
+/// f16 tiles: a device without SHADER_F16 gets a clear refusal naming the feature and the
+/// f32 alternative; the tiles take half the workgroup memory.
+#[test]
+fn implicit_conv_f16_errors_and_memory() {
+    let spec = ConvSpec {
+        geom: cg(2, 3, 5, 7, 3, 1, 1),
+        filters: 4,
+        activation: Activation::Relu,
+        tiles: None,
+        precision: Precision::F16,
+    };
+    let e = spec
+        .check_features(Default::default(), "some adapter")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("SHADER_F16"), "{e}");
+    assert!(e.contains("use precision F32"), "{e}");
+    let f32_spec = ConvSpec {
+        precision: Precision::F32,
+        ..spec
+    };
+    assert!(f32_spec
+        .check_features(Default::default(), "some adapter")
+        .is_ok());
+    for t in TILES {
+        assert_eq!(
+            2 * t.shared_bytes(Precision::F16),
+            t.shared_bytes(Precision::F32)
+        );
+    }
+    assert_eq!(ConvTiles::MEDIUM.shared_bytes(Precision::F16), 1024);
 }
 
 /// The two convolution paths in a whole training run (conv + ReLU, max pooling, dense):

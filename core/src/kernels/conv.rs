@@ -13,7 +13,8 @@
 //!
 //! The implicit-GEMM kernels compute the same three products without the cols buffer, each
 //! workgroup gathering its tile of patches straight from the NCHW tensors
-//! (shaders/conv_fwd.wgsl, conv_wgrad.wgsl, conv_dgrad.wgsl):
+//! (shaders/conv_fwd.wgsl, conv_wgrad.wgsl, conv_dgrad.wgsl; the forward and the input
+//! gradient share their workgroup GEMM, conv_gemm.wgsl):
 //! - [`implicit_forward_into`]: y = act(conv(x, W) + bias) written NCHW, optionally keeping
 //!   the pre-activation z — one dispatch instead of im2col, matmul, permute, activation;
 //! - [`implicit_wgrad_into`]: dW and db (as an extra column of ones) from dz = dy·act'(z),
@@ -21,16 +22,27 @@
 //!   of the activation backward, permute, matmul, column sum;
 //! - [`implicit_dgrad_into`]: dx from dz — one dispatch instead of matmul and col2im.
 //!
+//! [`ConvSpec::precision`] chooses the GEMM tiles' element type: f32, or f16 (operands
+//! rounded to f16 in workgroup memory, f32 sums; needs `SHADER_F16`), as matmul's
+//! [`Precision`].
+//!
 //! Tensors are checked by element count and type, so callers may pass any view (reshape is
 //! free) of the documented shape.
 
+pub use super::matmul::Precision;
 use super::{consts, groups_1d, shader, Activation, ConstVal};
 use crate::error::{Error, Result};
 use crate::gpu::{Bind, DType, Dispatch, Gpu, Shader, Tensor};
 
 pub const SHADER: Shader = shader!("im2col", "common");
 /// Implicit-GEMM forward.
-pub const FORWARD: Shader = shader!("conv_fwd", "activation_fns", "conv_geom", "conv_tap");
+pub const FORWARD: Shader = shader!(
+    "conv_fwd",
+    "activation_fns",
+    "conv_geom",
+    "conv_gemm",
+    "conv_tap"
+);
 /// Implicit-GEMM weight and bias gradients.
 pub const WGRAD: Shader = shader!(
     "conv_wgrad",
@@ -41,7 +53,13 @@ pub const WGRAD: Shader = shader!(
     "conv_dz"
 );
 /// Implicit-GEMM input gradient.
-pub const DGRAD: Shader = shader!("conv_dgrad", "activation_fns", "conv_geom", "conv_dz");
+pub const DGRAD: Shader = shader!(
+    "conv_dgrad",
+    "activation_fns",
+    "conv_geom",
+    "conv_gemm",
+    "conv_dz"
+);
 
 /// The geometry of a 2-D convolution over an NCHW batch: square kernel, equal stride and
 /// zero padding in both directions.
@@ -323,9 +341,18 @@ impl ConvTiles {
         (self.bm / self.tm.max(1)) * (self.bn / self.tn.max(1))
     }
 
+    /// Bytes of workgroup memory the GEMM tiles take at `precision` (2 per element for f16).
+    pub fn shared_bytes(&self, precision: Precision) -> u32 {
+        let elem = match precision {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        };
+        elem * self.bk * (self.bm + self.bn)
+    }
+
     /// Checks divisibility (each thread loads fixed rows: threads must be a multiple of `bm`
-    /// and of `bk`) and the device's workgroup limits.
-    pub fn validate(&self, gpu: &Gpu) -> Result<()> {
+    /// and of `bk`) and the device's workgroup limits, with tiles of `precision`.
+    pub fn validate(&self, gpu: &Gpu, precision: Precision) -> Result<()> {
         let bad = |d: String| Err(Error::invalid(format!("convolution tiles {self:?}"), d));
         if [self.bm, self.bn, self.bk, self.tm, self.tn].contains(&0) {
             return bad("every tile size must be positive".into());
@@ -349,7 +376,7 @@ impl ConvTiles {
                 "{t} threads per workgroup exceed the device limits"
             ));
         }
-        let shared = 4 * self.bk * (self.bm + self.bn);
+        let shared = self.shared_bytes(precision);
         if shared > lim.max_compute_workgroup_storage_size {
             return bad(format!(
                 "{shared} bytes of workgroup memory exceed the device limit of {}",
@@ -361,14 +388,23 @@ impl ConvTiles {
 }
 
 /// A convolution layer for the implicit-GEMM kernels: geometry, filters, the activation
-/// applied after the bias, and tiles (`None`: [`ConvTiles::for_device`] for each kernel's
-/// GEMM: F columns forward, C for the input gradient, C·K·K + 1 for the weight gradient).
+/// applied after the bias, tiles (`None`: [`ConvTiles::for_device`] for each kernel's
+/// GEMM: F columns forward, C for the input gradient, C·K·K + 1 for the weight gradient)
+/// and the precision of the GEMM tiles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvSpec {
     pub geom: ConvGeom,
     pub filters: usize,
     pub activation: Activation,
     pub tiles: Option<ConvTiles>,
+    /// [`Precision::F32`] (the default): f32 tiles. [`Precision::F16`] (needs the device
+    /// feature `SHADER_F16`): the forward, weight-gradient and input-gradient GEMM operands
+    /// (x, weights, dz) are rounded to f16 as they are stored in workgroup memory (half the
+    /// bytes) and converted back to f32 for the fused multiply-adds, which sum in f32, as
+    /// matmul's f16 tiles do. The bias, the activation epilogue, dz = dy·act'(z) itself and
+    /// the bias gradient stay f32 (the bias gradient sums the f32 dz, the same chain and bits
+    /// as with f32 tiles). Operands must stay below 65504 in magnitude.
+    pub precision: Precision,
 }
 
 impl ConvSpec {
@@ -387,15 +423,46 @@ impl ConvSpec {
                 "needs at least one filter and an output within 32-bit indexing",
             ));
         }
+        self.check_features(gpu.features(), &gpu.summary().name)?;
         let tiles = self
             .tiles
             .unwrap_or_else(|| ConvTiles::for_device(gpu, columns));
-        tiles.validate(gpu)?;
+        tiles.validate(gpu, self.precision)?;
         Ok(tiles)
     }
 
+    /// Device features the spec needs: `SHADER_F16` for [`Precision::F16`].
+    pub fn required_features(&self) -> wgpu::Features {
+        match self.precision {
+            Precision::F32 => wgpu::Features::empty(),
+            Precision::F16 => wgpu::Features::SHADER_F16,
+        }
+    }
+
+    /// Checks `required_features` against `have` (the features of the adapter named
+    /// `adapter`), saying which one is missing.
+    pub fn check_features(&self, have: wgpu::Features, adapter: &str) -> Result<()> {
+        let missing = self.required_features() - have;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            format!("convolution precision {:?}", self.precision),
+            format!(
+                "f16 tiles need the device feature {missing:?}, which the adapter {adapter:?} \
+                 does not offer; use precision F32"
+            ),
+        ))
+    }
+
+    /// The injected prefix: `enable f16;` when needed (it must precede every declaration),
+    /// the constants, and `TILE_S`, the element type of the GEMM tiles.
     fn consts(&self, tiles: &ConvTiles, has_bias: bool) -> String {
-        consts(&[
+        let (enable, elem) = match self.precision {
+            Precision::F32 => ("", "f32"),
+            Precision::F16 => ("enable f16;\n", "f16"),
+        };
+        let items = consts(&[
             ("BM", ConstVal::U(tiles.bm)),
             ("BN", ConstVal::U(tiles.bn)),
             ("BK", ConstVal::U(tiles.bk)),
@@ -405,7 +472,9 @@ impl ConvSpec {
             ("STRIDE", ConstVal::U(self.geom.stride as u32)),
             ("ACT", ConstVal::U(self.activation.code())),
             ("HAS_BIAS", ConstVal::B(has_bias)),
-        ])
+            ("TILE_F16", ConstVal::B(self.precision == Precision::F16)),
+        ]);
+        format!("{enable}{items}alias TILE_S = {elem};\n")
     }
 
     fn params(&self, split_len: usize, splits: usize) -> ConvParams {

@@ -234,6 +234,7 @@ impl Graph {
                             filters: f,
                             activation: *act,
                             tiles: None,
+                            precision,
                         };
                         let y = new(gpu, &out_shape)?;
                         // The pre-activation is kept only for a backward that needs it; for
