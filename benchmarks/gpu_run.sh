@@ -9,6 +9,7 @@
 #                                          graph) and `accrete bench train`, with ratios
 #   4. accrete bench matmul                the sweep: every f32 and f16 variant at $SIZES
 #   5. accrete bench matmul --autotune     the autotuned choice at $AUTOTUNE_SIZES
+#      (before 4: accrete bench train with and without --mixed-precision, test accuracy)
 #   6. gpu_summary.py                      the issue's table (summary.md), rewritten after every
 #                                          stage so that a run cut short still has one
 #
@@ -37,6 +38,8 @@
 #   TRAIN_LIMIT= TEST_LIMIT= EVAL_BATCH=   (empty: the full data / accrete's default)
 #   MATMUL_BIG=8192 MATMUL_SMALL=1024   the table's matmul sizes (PyTorch times these)
 #   TORCH_DEVICE=cuda (cpu for a test run)   SKIP_TORCH=1: no PyTorch, accrete epochs only
+#   MIXED=1 MIXED_EPOCHS=10 MIXED_BATCH=128   f32 and --mixed-precision runs of each model on
+#                     the same seed: test accuracy difference and epoch time (MIXED=0: skip)
 #   PYTHON=python3
 #
 # A tiny end-to-end check on a machine without a GPU (lavapipe):
@@ -84,6 +87,9 @@ MATMUL_SMALL=${MATMUL_SMALL:-1024}
 TORCH_DEVICE=${TORCH_DEVICE:-cuda}
 SKIP_TORCH=${SKIP_TORCH:-0}
 PYTHON=${PYTHON:-python3}
+MIXED=${MIXED:-1}
+MIXED_EPOCHS=${MIXED_EPOCHS:-10}
+MIXED_BATCH=${MIXED_BATCH:-128}
 
 # --- the pieces, checked before anything runs ---------------------------------------------
 [ -x "$ACCRETE" ] || die "no accrete binary at '$ACCRETE' (build it: cargo build --release -p accrete-cli; or pass its path as the first argument or in ACCRETE)"
@@ -160,7 +166,7 @@ start=$SECONDS
     echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-} VK_ICD_FILENAMES=${VK_ICD_FILENAMES:-}"
     echo "SIZES=$SIZES MATMUL_REPS=$MATMUL_REPS MAX_SECONDS=$MAX_SECONDS AUTOTUNE_SIZES=$AUTOTUNE_SIZES"
     echo "MODELS=$MODELS BATCHES=$BATCHES EPOCHS=$EPOCHS PROFILE_STEPS=$PROFILE_STEPS TRAIN_LIMIT=$TRAIN_LIMIT TEST_LIMIT=$TEST_LIMIT EVAL_BATCH=$EVAL_BATCH"
-    echo "TORCH_DEVICE=$TORCH_DEVICE SKIP_TORCH=$SKIP_TORCH"
+    echo "TORCH_DEVICE=$TORCH_DEVICE SKIP_TORCH=$SKIP_TORCH MIXED=$MIXED MIXED_EPOCHS=$MIXED_EPOCHS MIXED_BATCH=$MIXED_BATCH"
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader || true
 } | tee "$OUT_DIR/run.txt" >&2
 
@@ -197,6 +203,18 @@ else
     stage compare "$PYTHON" -u "$here/compare_pytorch.py" "${train_args[@]}" --cuda-graph \
         --device "$TORCH_DEVICE" --accrete "$ACCRETE" \
         --matmul-sizes "$MATMUL_SMALL,$MATMUL_BIG" --matmul-reps "$MATMUL_REPS"
+fi
+
+if [ "$MIXED" = 1 ]; then
+    # Mixed precision next to f32 on the same seed: test accuracy after MIXED_EPOCHS epochs
+    # (the issue: within 0.3 points of f32) and the epoch time.
+    for model in ${MODELS//,/ }; do
+        for mp in "" --mixed-precision; do
+            stage "mixed-$model${mp:+-mp}" "$ACCRETE" bench train --model "$model" \
+                --batch "$MIXED_BATCH" --epochs "$MIXED_EPOCHS" --data-dir "$DATA" "${limits[@]}" \
+                ${EVAL_BATCH:+--eval-batch "$EVAL_BATCH"} $mp
+        done
+    done
 fi
 
 stage matmul "$ACCRETE" bench matmul --sizes "$SIZES" --reps "$MATMUL_REPS" --max-seconds "$MAX_SECONDS"

@@ -76,7 +76,7 @@ def main():
         return best(
             (l["seconds"] for l in lines
              if l.get("bench") == "train" and l.get("framework", "accrete") == framework
-             and l.get("model") == model and l.get("batch") == batch),
+             and l.get("model") == model and l.get("batch") == batch and not l.get("mixed_precision")),
             key=min,
         )
 
@@ -111,6 +111,28 @@ def main():
                 "note": f"{samples} samples" if samples else None,
             })
     matmul_row(f"f16 matmul {args.big}³", "f16", "float16", args.big)
+
+    # Mixed precision: the last epoch's test accuracy of the --mixed-precision run next to the
+    # f32 run of the same model, batch and epoch count (the gpu_run.sh "mixed" stages).
+    for model in ("mlp", "cnn"):
+        mixed = [l for l in lines if l.get("bench") == "train" and l.get("mixed_precision")
+                 and l.get("model") == model and l.get("test_accuracy") is not None]
+        if not mixed:
+            continue
+        last = max(mixed, key=lambda l: l["epoch"])
+        f32 = [l for l in lines if l.get("bench") == "train" and l.get("mixed_precision") is False
+               and l.get("framework", "accrete") == "accrete" and l.get("model") == model
+               and l.get("batch") == last["batch"] and l.get("epoch") == last["epoch"]
+               and l.get("test_accuracy") is not None]
+        ref = f32[-1]["test_accuracy"] if f32 else None
+        delta = 100 * (last["test_accuracy"] - ref) if ref is not None else None
+        rows.append({
+            "metric": f"{model.upper()} mixed precision, batch {last['batch']}: test accuracy after {last['epoch']} epochs",
+            "unit": "%", "accrete": 100 * last["test_accuracy"], "pytorch": None, "pytorch_graph": None,
+            "ratio": None, "ratio_graph": None,
+            "note": (f"f32 {100 * ref:.2f}%, Δ {delta:+.2f} points (target: within 0.3)" if ref is not None else "no f32 run")
+                    + f"; mixed epoch {fmt(best((l['seconds'] for l in mixed), key=min))} s",
+        })
 
     out = sys.stdout
     adapters = sorted({l["adapter"] for l in lines if l.get("adapter")})
