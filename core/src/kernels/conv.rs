@@ -433,26 +433,18 @@ impl ConvSpec {
 
     /// Device features the spec needs: `SHADER_F16` for [`Precision::F16`].
     pub fn required_features(&self) -> wgpu::Features {
-        match self.precision {
-            Precision::F32 => wgpu::Features::empty(),
-            Precision::F16 => wgpu::Features::SHADER_F16,
-        }
+        self.precision.required_features()
     }
 
     /// Checks `required_features` against `have` (the features of the adapter named
     /// `adapter`), saying which one is missing.
     pub fn check_features(&self, have: wgpu::Features, adapter: &str) -> Result<()> {
-        let missing = self.required_features() - have;
-        if missing.is_empty() {
-            return Ok(());
-        }
-        Err(Error::invalid(
-            format!("convolution precision {:?}", self.precision),
-            format!(
-                "f16 tiles need the device feature {missing:?}, which the adapter {adapter:?} \
-                 does not offer; use precision F32"
-            ),
-        ))
+        self.precision.check_features(
+            have,
+            adapter,
+            format!("convolution precision {:?} (f16 tiles)", self.precision),
+            "use precision F32",
+        )
     }
 
     /// The injected prefix: `enable f16;` when needed (it must precede every declaration),

@@ -176,6 +176,38 @@ pub enum Precision {
     F16,
 }
 
+impl Precision {
+    /// Device features this precision needs: `SHADER_F16` for [`Precision::F16`].
+    pub fn required_features(self) -> wgpu::Features {
+        match self {
+            Precision::F32 => wgpu::Features::empty(),
+            Precision::F16 => wgpu::Features::SHADER_F16,
+        }
+    }
+
+    /// Checks [`Self::required_features`] against `have` (the adapter named `adapter`): an
+    /// error about `what` naming the missing feature, ending with `remedy`.
+    pub fn check_features(
+        self,
+        have: wgpu::Features,
+        adapter: &str,
+        what: String,
+        remedy: &str,
+    ) -> Result<()> {
+        let missing = self.required_features() - have;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            what,
+            format!(
+                "needs the device feature {missing:?}, which the adapter {adapter:?} does not \
+                 offer; {remedy}"
+            ),
+        ))
+    }
+}
+
 /// One matmul kernel configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -262,25 +294,17 @@ impl Variant {
 
     /// Device features the variant needs.
     pub fn required_features(&self) -> wgpu::Features {
-        match self.precision {
-            Precision::F32 => wgpu::Features::empty(),
-            Precision::F16 => wgpu::Features::SHADER_F16,
-        }
+        self.precision.required_features()
     }
 
     /// Checks `required_features` against `have`, saying which one is missing.
     pub fn check_features(&self, have: wgpu::Features, adapter: &str) -> Result<()> {
-        let missing = self.required_features() - have;
-        if missing.is_empty() {
-            return Ok(());
-        }
-        Err(Error::invalid(
+        self.precision.check_features(
+            have,
+            adapter,
             format!("matmul variant {}", self.name()),
-            format!(
-                "needs the device feature {missing:?}, which the adapter {adapter:?} does not \
-                 offer; use an f32 variant (precision F32)"
-            ),
-        ))
+            "use an f32 variant (precision F32)",
+        )
     }
 
     /// Whether this device can run the variant: features, threads, workgroup memory.

@@ -12,6 +12,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::kernels::matmul::Precision;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// Settings of mixed-precision training (`train.mixed_precision`): in TOML/JSON either
@@ -54,16 +55,12 @@ impl MixedPrecision {
     /// Checks the settings and that `gpu` can compute in f16.
     pub fn validate(&self, gpu: &Gpu) -> Result<()> {
         self.check_settings()?;
-        if !gpu.features().contains(wgpu::Features::SHADER_F16) {
-            return Err(Error::invalid(
-                "train.mixed_precision",
-                format!(
-                    "needs the device feature SHADER_F16, which adapter \"{}\" does not offer; \
-                     remove train.mixed_precision to train in f32",
-                    gpu.summary().name
-                ),
-            ));
-        }
+        Precision::F16.check_features(
+            gpu.features(),
+            &gpu.summary().name,
+            "train.mixed_precision".into(),
+            "remove train.mixed_precision to train in f32",
+        )?;
         Ok(())
     }
 
