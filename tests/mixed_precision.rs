@@ -562,3 +562,62 @@ fn bad_settings_are_clear_errors() {
         .to_string();
     assert!(e.contains("true, false or a table"), "{e}");
 }
+
+/// A mixed-precision checkpoint on a device without SHADER_F16: resuming it is refused with
+/// the reason, evaluating it (`Trainer::for_inference`, what `accrete eval` uses) runs in f32
+/// and gives nearly the training device's numbers.
+#[test]
+fn a_mixed_checkpoint_evaluates_in_f32_where_f16_is_missing() {
+    if f16_gpu().is_none() {
+        return;
+    }
+    let data = spirals(60, 41);
+    let mut t = trainer(
+        accrete::nn::presets::mlp(2, &[32, 32], 3),
+        OptimizerSpec::adam(0.02),
+        30,
+        15,
+        mixed(65536.0, 2000),
+    );
+    pollster::block_on(t.fit_chunk(&data)).unwrap();
+    let d = GpuDataset::upload(gpu(), &data).unwrap();
+    let want = pollster::block_on(t.evaluate(&d, 64)).unwrap();
+    let ckpt = Checkpoint::from_bytes(
+        &pollster::block_on(t.checkpoint())
+            .unwrap()
+            .to_bytes()
+            .unwrap(),
+        "mixed",
+    )
+    .unwrap();
+    let no_f16 = pollster::block_on(Gpu::with_options(accrete::GpuOptions {
+        disable_features: accrete::kernels::matmul::Precision::F16.required_features(),
+        ..accrete::GpuOptions::from_env()
+    }))
+    .unwrap();
+    assert!(!no_f16
+        .features()
+        .contains(accrete::kernels::matmul::Precision::F16.required_features()));
+    let e = Trainer::from_checkpoint(&no_f16, &ckpt)
+        .err()
+        .expect("resumed mixed precision without f16")
+        .to_string();
+    assert!(
+        e.contains("train.mixed_precision") && e.contains("SHADER_F16"),
+        "{e}"
+    );
+    let mut f32_eval = Trainer::for_inference(&no_f16, &ckpt).unwrap();
+    assert_eq!(f32_eval.train.mixed_precision, None);
+    let got =
+        pollster::block_on(f32_eval.evaluate(&GpuDataset::upload(&no_f16, &data).unwrap(), 64))
+            .unwrap();
+    assert!(
+        (got.loss - want.loss).abs() <= 1e-2 * want.loss.max(0.05)
+            && (got.accuracy - want.accuracy).abs() <= 0.02,
+        "f32 evaluation {got:?} vs mixed {want:?}"
+    );
+    // On the f16 device for_inference keeps mixed precision: the very same numbers.
+    let mut same = Trainer::for_inference(gpu(), &ckpt).unwrap();
+    let again = pollster::block_on(same.evaluate(&d, 64)).unwrap();
+    assert_eq!((again.loss, again.accuracy), (want.loss, want.accuracy));
+}

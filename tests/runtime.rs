@@ -9,6 +9,7 @@ fn unknown_adapter_names_the_available_ones() {
     let opts = GpuOptions {
         adapter: Some("no-such-adapter-xyz".into()),
         backends: None,
+        ..Default::default()
     };
     match pollster::block_on(Gpu::with_options(opts)) {
         Err(Error::AdapterNotFound { wanted, available }) => {
@@ -26,6 +27,7 @@ fn adapter_can_be_picked_by_name_substring() {
     let opts = GpuOptions {
         adapter: Some(part),
         backends: None,
+        ..Default::default()
     };
     let g = pollster::block_on(Gpu::with_options(opts)).unwrap();
     assert!(g

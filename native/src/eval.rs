@@ -88,7 +88,7 @@ fn load(path: &Path) -> Result<(Gpu, Loaded), Failure> {
     };
     let gpu = pollster::block_on(Gpu::new())?;
     check_fits(&ckpt.meta.model, 1, gpu.max_binding_bytes())?;
-    let trainer = Trainer::from_checkpoint(&gpu, &ckpt)?;
+    let trainer = Trainer::for_inference(&gpu, &ckpt)?;
     Ok((
         gpu,
         Loaded {

@@ -127,7 +127,7 @@ pub fn write_report(
         ));
     }
     let ckpt = read_file(&ckpt_path)?;
-    let mut trainer = Trainer::from_checkpoint(gpu, &ckpt)?;
+    let mut trainer = Trainer::for_inference(gpu, &ckpt)?;
     let (set, data_name) = data.report_data();
     let classes = config.model.outputs()?;
     let gpu_set = GpuDataset::upload(gpu, set)?;

@@ -17,6 +17,9 @@ pub struct GpuOptions {
     pub adapter: Option<String>,
     /// Backends to search; `None` means all compiled-in backends.
     pub backends: Option<wgpu::Backends>,
+    /// Optional features not to enable even where the adapter has them (`SHADER_F16`,
+    /// `SUBGROUP`, `TIMESTAMP_QUERY`…): to run, or test, the paths taken on devices without.
+    pub disable_features: wgpu::Features,
 }
 
 impl GpuOptions {
@@ -29,6 +32,7 @@ impl GpuOptions {
                     .ok()
                     .filter(|s| !s.is_empty()),
                 backends: wgpu::Backends::from_env(),
+                disable_features: wgpu::Features::empty(),
             }
         }
         #[cfg(target_arch = "wasm32")]
@@ -182,13 +186,13 @@ pub(super) async fn select(options: &GpuOptions) -> Result<wgpu::Adapter> {
 }
 
 /// Creates the device with the adapter's own limits and the optional features accrete uses.
-pub(super) async fn open(adapter: wgpu::Adapter) -> Result<Gpu> {
+pub(super) async fn open(adapter: wgpu::Adapter, disable: wgpu::Features) -> Result<Gpu> {
     let summary = AdapterSummary::of(&adapter);
     let wanted = wgpu::Features::TIMESTAMP_QUERY
         | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
         | wgpu::Features::SHADER_F16
         | wgpu::Features::SUBGROUP;
-    let features = adapter.features() & wanted;
+    let features = adapter.features() & (wanted - disable);
     let limits = adapter.limits();
     let (device, queue) = adapter
         .request_device(&wgpu::DeviceDescriptor {

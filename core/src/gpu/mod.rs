@@ -66,7 +66,7 @@ impl Gpu {
     /// Opens an adapter chosen by `options` and creates a device with the adapter's real limits.
     pub async fn with_options(options: GpuOptions) -> Result<Gpu> {
         let adapter = adapter::select(&options).await?;
-        adapter::open(adapter).await
+        adapter::open(adapter, options.disable_features).await
     }
 
     /// Adapter name, backend, type, limits and the features accrete cares about.

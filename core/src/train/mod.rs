@@ -927,6 +927,21 @@ impl Trainer {
         })
     }
 
+    /// A trainer for evaluating or predicting with `ckpt` on `gpu`: [`Self::from_checkpoint`],
+    /// except that a checkpoint trained with mixed precision on a device without
+    /// `SHADER_F16` is evaluated with f32 GEMMs (its outputs then differ from the training
+    /// device's in the low bits). Training it further needs `from_checkpoint`.
+    pub fn for_inference(gpu: &Gpu, ckpt: &Checkpoint) -> Result<Trainer> {
+        let f16 = Precision::F16.required_features();
+        if ckpt.meta.train.mixed_precision.is_some() && !gpu.features().contains(f16) {
+            let mut c = ckpt.clone();
+            c.meta.train.mixed_precision = None;
+            c.meta.loss_scale = None;
+            return Self::from_checkpoint(gpu, &c);
+        }
+        Self::from_checkpoint(gpu, ckpt)
+    }
+
     /// A trainer that continues exactly where `ckpt` left off.
     pub fn from_checkpoint(gpu: &Gpu, ckpt: &Checkpoint) -> Result<Trainer> {
         let m = &ckpt.meta;
