@@ -7,6 +7,8 @@
 //   cli-resume    a checkpoint of `accrete train` loads in the browser and trains on
 //   conv-parity   a CNN with dropout trains to the same losses in the browser and in the CLI
 //   mlp-parity    MLPs with tanh, sigmoid and ELU hidden layers train to the CLI's losses
+//   mixed-precision  train.mixed_precision: with shader-f16, the browser trains to the CLI's
+//                 losses and reports the loss scale; without it, a clear Error
 //   errors        bad specs, arrays, options and checkpoint bytes reject with clear Errors
 //   busy-stop     concurrent calls reject as busy; stop() ends fitChunk early, resumably
 //
@@ -94,6 +96,7 @@ lr = ${spec.optimizer.lr}
 [train]
 batch_size = ${spec.train.batch_size}
 epochs = ${spec.train.epochs}
+${spec.train.mixed_precision ? "mixed_precision = true" : ""}
 
 [incremental]
 chunks = 1
@@ -454,6 +457,71 @@ every_steps = 0
       }
       assert(browser[epochs - 1] < browser[0], `${name}: the loss did not fall`);
     }
+  },
+
+  async "mixed-precision"(page) {
+    // train.mixed_precision (f16 GEMM operands, f32 sums, dynamic loss scaling) where the
+    // browser offers shader-f16: the same per-epoch losses as the CLI on lavapipe (f16
+    // rounding is exact IEEE on both, so the 1e-5 of the f32 parity tests applies), and the
+    // history carries the loss scale. Without shader-f16 the spec is refused, naming it.
+    const info = await page.evaluate(() => accrete.adapterInfo());
+    const f16 = (info.features || []).includes("SHADER_F16");
+    console.log(`  adapter features: ${(info.features || []).join(", ") || "none"}`);
+    const dir = join(work, "mixed");
+    mkdirSync(dir, { recursive: true });
+    const n = 200;
+    const d = spirals(n, { seed: 6 });
+    writeFileSync(join(dir, "train.csv"), toCsv(d.x, d.y));
+    const spec = {
+      seed: 4,
+      model: {
+        input: [2],
+        layers: [
+          { type: "dense", units: 32, activation: "relu" },
+          { type: "dense", units: 32, activation: "tanh" },
+          { type: "dense", units: 2 },
+        ],
+      },
+      optimizer: { type: "adam", lr: 0.02 },
+      train: { batch_size: 32, epochs: 4, mixed_precision: true },
+    };
+    if (!f16) {
+      const message = await page.evaluate(async (spec) => {
+        try {
+          (await accrete.Trainer.create(spec)).free();
+          return null;
+        } catch (e) {
+          return String(e.message || e);
+        }
+      }, spec);
+      assert(message && message.includes("SHADER_F16") && message.includes("mixed_precision"),
+        `expected a SHADER_F16 refusal, got ${message}`);
+      console.log(`  no shader-f16 here: refused with "${message}"`);
+      return;
+    }
+    const native = nativeLosses(join(dir, "run"), spec);
+    const browser = await page.evaluate(
+      async ({ spec, n }) => {
+        const t = await accrete.Trainer.create(spec);
+        try {
+          const d = data.spirals(n, { seed: 6 });
+          const r = await t.fitChunk(d.x, d.y);
+          return { losses: r.epochs.map((e) => e.loss), history: JSON.parse(t.history) };
+        } finally {
+          t.free();
+        }
+      },
+      { spec, n },
+    );
+    console.log(`  training losses per epoch: native ${native.join(", ")}; browser ${browser.losses.join(", ")}`);
+    assert(native.length === 4 && browser.losses.length === 4, "four epochs each");
+    for (let i = 0; i < 4; i++) {
+      assert(close(native[i], browser.losses[i], 1e-5),
+        `epoch ${i + 1}: native ${native[i]}, browser ${browser.losses[i]}`);
+    }
+    const rows = browser.history.filter((h) => h.train_loss !== undefined);
+    assert(rows.length === 4 && rows.every((h) => h.loss_scale === 65536 && h.skipped_steps === 0),
+      `history without the loss scale: ${JSON.stringify(rows)}`);
   },
 
   async errors(page) {

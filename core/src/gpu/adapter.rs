@@ -57,6 +57,24 @@ pub struct AdapterSummary {
     pub features: Vec<String>,
 }
 
+/// The names of `features` ("SHADER_F16, SUBGROUP"), for messages.
+pub fn feature_names(features: wgpu::Features) -> String {
+    let mut names: Vec<&str> = INTERESTING_FEATURES
+        .iter()
+        .filter(|(f, _)| features.contains(*f))
+        .map(|(_, n)| *n)
+        .collect();
+    let known = INTERESTING_FEATURES
+        .iter()
+        .fold(wgpu::Features::empty(), |acc, (f, _)| acc | *f);
+    let other = features - known;
+    let other_text = format!("{other:?}");
+    if !other.is_empty() {
+        names.push(&other_text);
+    }
+    names.join(", ")
+}
+
 const INTERESTING_FEATURES: &[(wgpu::Features, &str)] = &[
     (wgpu::Features::SHADER_F16, "SHADER_F16"),
     (wgpu::Features::SUBGROUP, "SUBGROUP"),

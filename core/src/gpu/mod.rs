@@ -9,7 +9,7 @@ mod pool;
 mod tensor;
 mod timing;
 
-pub use adapter::{list_adapters, AdapterSummary, GpuOptions};
+pub use adapter::{feature_names, list_adapters, AdapterSummary, GpuOptions};
 pub use autotune::{
     cache_path_from_env, default_cache_path, AutotuneCache, AutotuneMode, TunedEntry,
     AUTOTUNE_CACHE_VERSION,

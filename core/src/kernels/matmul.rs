@@ -198,11 +198,16 @@ impl Precision {
         if missing.is_empty() {
             return Ok(());
         }
+        let adapter = if adapter.is_empty() {
+            "this adapter".to_string()
+        } else {
+            format!("the adapter {adapter:?}")
+        };
         Err(Error::invalid(
             what,
             format!(
-                "needs the device feature {missing:?}, which the adapter {adapter:?} does not \
-                 offer; {remedy}"
+                "needs the device feature {}, which {adapter} does not offer; {remedy}",
+                crate::gpu::feature_names(missing)
             ),
         ))
     }
