@@ -252,3 +252,43 @@ pub fn plain_safetensors(tensors: &[(&str, &[usize], &[f32])]) -> Vec<u8> {
     }
     out
 }
+
+/// Every optimizer rule, with the settings the kernel tests use.
+pub fn all_rules() -> Vec<accrete::kernels::optim::Rule> {
+    use accrete::kernels::optim::Rule;
+    vec![
+        Rule::Sgd,
+        Rule::Momentum {
+            momentum: 0.9,
+            nesterov: false,
+        },
+        Rule::Momentum {
+            momentum: 0.9,
+            nesterov: true,
+        },
+        Rule::Adagrad { eps: 1e-10 },
+        Rule::RmsProp {
+            alpha: 0.99,
+            eps: 1e-8,
+        },
+        Rule::ADAM,
+        Rule::AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        },
+    ]
+}
+
+/// An observer keeping every checkpoint it is given, round-tripped through bytes.
+pub struct KeepCheckpoints(pub Vec<accrete::checkpoint::Checkpoint>);
+
+impl accrete::train::Observer for KeepCheckpoints {
+    fn checkpoint(&mut self, c: &accrete::checkpoint::Checkpoint) -> accrete::Result<()> {
+        let bytes = c.to_bytes()?;
+        self.0
+            .push(accrete::checkpoint::Checkpoint::from_bytes(&bytes, "kept")?);
+        Ok(())
+    }
+}

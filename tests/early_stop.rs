@@ -64,8 +64,7 @@ fn without_early_stopping_all_epochs_run() {
 /// because the early-stopping state and the best snapshot travel in the checkpoint.
 #[test]
 fn chunks_stop_early_and_resume_exactly() {
-    use accrete::checkpoint::Checkpoint;
-    use accrete::train::{ChunkOptions, ChunkOutcome, NoObserver, Observer};
+    use accrete::train::{ChunkOptions, ChunkOutcome, NoObserver};
     let train = spirals(20, 94);
     let val = spirals(60, 95);
     let ts = TrainSpec {
@@ -85,19 +84,12 @@ fn chunks_stop_early_and_resume_exactly() {
         t.set_validation(Some(&val)).unwrap();
         t
     };
-    struct Keep(Vec<Checkpoint>);
-    impl Observer for Keep {
-        fn checkpoint(&mut self, c: &Checkpoint) -> accrete::Result<()> {
-            self.0.push(Checkpoint::from_bytes(&c.to_bytes()?, "kept")?);
-            Ok(())
-        }
-    }
     let opts = ChunkOptions {
         report_every_steps: None,
         checkpoint_every_steps: Some(1),
     };
     let mut t = fresh();
-    let mut keep = Keep(Vec::new());
+    let mut keep = KeepCheckpoints(Vec::new());
     let out = pollster::block_on(t.fit_chunk_with(&train, &opts, &mut keep)).unwrap();
     let ChunkOutcome::Done(epochs) = out else {
         panic!("not stopped by the observer")

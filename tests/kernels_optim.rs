@@ -15,32 +15,6 @@ use accrete::kernels::step;
 use accrete::{Dispatch, Tensor};
 use accrete_tests::*;
 
-fn rules() -> Vec<Rule> {
-    vec![
-        Rule::Sgd,
-        Rule::Momentum {
-            momentum: 0.9,
-            nesterov: false,
-        },
-        Rule::Momentum {
-            momentum: 0.9,
-            nesterov: true,
-        },
-        Rule::Adagrad { eps: 1e-10 },
-        Rule::RmsProp {
-            alpha: 0.99,
-            eps: 1e-8,
-        },
-        Rule::ADAM,
-        Rule::AdamW {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.01,
-        },
-    ]
-}
-
 fn f64s(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| x as f64).collect()
 }
@@ -48,7 +22,7 @@ fn f64s(v: &[f32]) -> Vec<f64> {
 #[test]
 fn every_rule_tracks_the_cpu_over_several_steps() {
     let n = 517;
-    for (ri, rule) in rules().iter().enumerate() {
+    for (ri, rule) in all_rules().iter().enumerate() {
         for (pi, pen) in [Penalty::default(), Penalty { l1: 1e-3, l2: 1e-2 }]
             .iter()
             .enumerate()
@@ -213,7 +187,7 @@ fn multi_tensor_update_is_bit_identical_to_per_tensor() {
         })
         .collect();
     let lrs = [0.01f32, 0.02, 0.005];
-    for (ri, rule) in rules().iter().enumerate() {
+    for (ri, rule) in all_rules().iter().enumerate() {
         for (ci, (pen, clip)) in [
             (Penalty::default(), None),
             (Penalty { l1: 1e-3, l2: 1e-2 }, Some(0.5f32)),

@@ -16,15 +16,15 @@ use accrete::checkpoint::Checkpoint;
 use accrete::data::Dataset;
 use accrete::kernels::loss_scale;
 use accrete::kernels::optim::{
-    schedule_row, update_multi_scheduled_into, update_scheduled_into, Penalty, Rule, Segment,
+    schedule_row, update_multi_scheduled_into, update_scheduled_into, Penalty, Segment,
 };
 use accrete::kernels::step;
 use accrete::kernels::Activation;
 use accrete::nn::{LayerSpec, ModelSpec};
 use accrete::optim::OptimizerSpec;
 use accrete::train::{
-    ChunkOptions, GpuDataset, LossKind, LossScaleState, MixedPrecision, NoObserver, Observer,
-    TrainSpec, Trainer,
+    ChunkOptions, GpuDataset, LossKind, LossScaleState, MixedPrecision, NoObserver, TrainSpec,
+    Trainer,
 };
 use accrete::{Dispatch, Gpu, Tensor};
 use accrete_tests::*;
@@ -162,24 +162,7 @@ fn a_flagged_step_leaves_weights_and_state_untouched() {
     let n = 777;
     let w0 = uniform(&mut rng(3), n, -1.0, 1.0);
     let g0 = uniform(&mut rng(4), n, -1.0, 1.0);
-    let rules = [
-        Rule::Sgd,
-        Rule::Momentum {
-            momentum: 0.9,
-            nesterov: true,
-        },
-        Rule::Adagrad { eps: 1e-10 },
-        Rule::RmsProp {
-            alpha: 0.99,
-            eps: 1e-8,
-        },
-        Rule::Adam {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-    ];
-    for rule in rules {
+    for rule in all_rules() {
         for multi in [false, true] {
             let w = upload(&[n], &w0);
             let gr = upload(&[n], &g0);
@@ -478,19 +461,12 @@ fn same_seed_same_bits_and_exact_resume_with_the_scaler() {
             mixed(1_048_576.0, 4),
         )
     };
-    struct Keep(Vec<Checkpoint>);
-    impl Observer for Keep {
-        fn checkpoint(&mut self, c: &Checkpoint) -> accrete::Result<()> {
-            self.0.push(Checkpoint::from_bytes(&c.to_bytes()?, "kept")?);
-            Ok(())
-        }
-    }
     let opts = ChunkOptions {
         report_every_steps: None,
         checkpoint_every_steps: Some(7),
     };
     let mut a = make();
-    let mut keep = Keep(Vec::new());
+    let mut keep = KeepCheckpoints(Vec::new());
     pollster::block_on(a.fit_chunk_with(&data, &opts, &mut keep)).unwrap();
     let want = pollster::block_on(weight_bytes(&a));
     let want_scale = pollster::block_on(a.loss_scale()).unwrap();
