@@ -212,8 +212,9 @@ pub struct Trainer {
     step_dispatches: usize,
     counter: Tensor,
     metrics: Tensor,
-    /// The loss scaler (mixed precision only): see [`MixedPrecision`].
-    scaler: Option<Tensor>,
+    /// Mixed precision's settings, fixed when the trainer is made (`train.mixed_precision`
+    /// then; changing that field later has no effect), and the loss scaler's GPU state.
+    mixed: Option<(MixedPrecision, Tensor)>,
     program: Option<Program>,
     eval_program: Option<Program>,
 }
@@ -241,10 +242,10 @@ impl Trainer {
         for i in 0..layers {
             optimizer.lr_scale(i, layers)?;
         }
-        let scaler = match &train.mixed_precision {
+        let mixed = match &train.mixed_precision {
             Some(mp) => {
                 mp.validate(gpu)?;
-                Some(loss_scale::scaler(gpu, mp.init_scale, 0, 0)?)
+                Some((mp.clone(), loss_scale::scaler(gpu, mp.init_scale, 0, 0)?))
             }
             None => None,
         };
@@ -273,7 +274,7 @@ impl Trainer {
             step_dispatches: 0,
             counter: step::counter(gpu, 0)?,
             metrics: Tensor::zeros(gpu, &[4])?,
-            scaler,
+            mixed,
             program: None,
             eval_program: None,
         })
@@ -285,7 +286,7 @@ impl Trainer {
 
     /// The precision of the GEMMs: f16 operands under mixed precision, else f32.
     pub fn precision(&self) -> Precision {
-        if self.train.mixed_precision.is_some() {
+        if self.mixed.is_some() {
             Precision::F16
         } else {
             Precision::F32
@@ -294,8 +295,8 @@ impl Trainer {
 
     /// The loss scaler's current state (mixed precision only).
     pub async fn loss_scale(&self) -> Result<Option<LossScaleState>> {
-        match &self.scaler {
-            Some(s) => Ok(Some(LossScaleState::from_words(&s.read_u32().await?))),
+        match &self.mixed {
+            Some((_, s)) => Ok(Some(LossScaleState::from_words(&s.read_u32().await?))),
             None => Ok(None),
         }
     }
@@ -505,11 +506,11 @@ impl Trainer {
             }
         });
         if train {
-            if let Some(scaler) = &self.scaler {
+            if let Some((_, scaler)) = &self.mixed {
                 step.push(loss_scale::scale_into(&dlogits, scaler)?);
             }
             step.extend(graph.backward.iter().cloned());
-            if let Some(scaler) = &self.scaler {
+            if let Some((_, scaler)) = &self.mixed {
                 step.extend(update::unscale_dispatches(
                     &self.model,
                     &self.optimizer,
@@ -741,7 +742,7 @@ impl Trainer {
             sched,
             &self.counter,
         )?);
-        if let (Some(scaler), Some(mp)) = (&self.scaler, &self.train.mixed_precision) {
+        if let Some((mp, scaler)) = &self.mixed {
             list.push(loss_scale::update_into(
                 scaler,
                 &self.counter,
@@ -911,7 +912,10 @@ impl Trainer {
                 format_version: FORMAT_VERSION,
                 model: self.model.spec.clone(),
                 optimizer: self.optimizer.clone(),
-                train: self.train.clone(),
+                train: TrainSpec {
+                    mixed_precision: self.mixed.as_ref().map(|(mp, _)| mp.clone()),
+                    ..self.train.clone()
+                },
                 seed: self.seed,
                 step: self.step,
                 epoch: self.epoch,

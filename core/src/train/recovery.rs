@@ -138,7 +138,7 @@ impl Trainer {
         self.cursor = m.cursor.clone();
         self.history = m.history.clone();
         self.last_good_loss = m.last_good_loss;
-        if let (Some(scaler), Some(mp)) = (&self.scaler, &self.train.mixed_precision) {
+        if let Some((mp, scaler)) = &self.mixed {
             // A checkpoint saved without mixed precision starts from the initial scale.
             let st = m
                 .loss_scale
