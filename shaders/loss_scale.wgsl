@@ -54,11 +54,7 @@ fn non_finite(v: f32) -> bool {
 @compute @workgroup_size(WG)
 fn unscale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let grp = linear_group(wid, nwg);
-    if (grp >= p.n) {
-        return;
-    }
-    let s = segment_slot(grp, lid, p.segments);
+    let s = launch_slot(wid, nwg, lid, p.n, p.segments);
     if (s.ok) {
         let g = x[s.i] * (1.0 / bitcast<f32>(scaler[0]));
         x[s.i] = g;

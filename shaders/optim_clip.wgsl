@@ -53,11 +53,7 @@ fn sumsq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
 @compute @workgroup_size(WG)
 fn apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
-    let grp = linear_group(wid, nwg);
-    if (grp >= p.n) {
-        return;
-    }
-    let s = segment_slot(grp, lid, p.segments);
+    let s = launch_slot(wid, nwg, lid, p.n, p.segments);
     if (s.ok) {
         g[s.i] = g[s.i] * result[1];
     }

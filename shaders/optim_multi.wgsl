@@ -11,11 +11,7 @@
 @compute @workgroup_size(WG)
 fn sgd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
        @builtin(local_invocation_index) lid: u32) {
-    let grp = linear_group(wid, nwg);
-    if (grp >= p.n) {
-        return;
-    }
-    let s = segment_slot(grp, lid, p.segments);
+    let s = launch_slot(wid, nwg, lid, p.n, p.segments);
     if (s.ok) {
         sgd_at(s.i, hyper_scaled(s.scale));
     }
@@ -24,11 +20,7 @@ fn sgd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 @compute @workgroup_size(WG)
 fn momentum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let grp = linear_group(wid, nwg);
-    if (grp >= p.n) {
-        return;
-    }
-    let s = segment_slot(grp, lid, p.segments);
+    let s = launch_slot(wid, nwg, lid, p.n, p.segments);
     if (s.ok) {
         momentum_at(s.i, hyper_scaled(s.scale));
     }
@@ -37,11 +29,7 @@ fn momentum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 @compute @workgroup_size(WG)
 fn adagrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let grp = linear_group(wid, nwg);
-    if (grp >= p.n) {
-        return;
-    }
-    let s = segment_slot(grp, lid, p.segments);
+    let s = launch_slot(wid, nwg, lid, p.n, p.segments);
     if (s.ok) {
         adagrad_at(s.i, hyper_scaled(s.scale));
     }
@@ -50,11 +38,7 @@ fn adagrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(WG)
 fn rmsprop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let grp = linear_group(wid, nwg);
-    if (grp >= p.n) {
-        return;
-    }
-    let s = segment_slot(grp, lid, p.segments);
+    let s = launch_slot(wid, nwg, lid, p.n, p.segments);
     if (s.ok) {
         rmsprop_at(s.i, hyper_scaled(s.scale));
     }
@@ -63,11 +47,7 @@ fn rmsprop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(WG)
 fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let grp = linear_group(wid, nwg);
-    if (grp >= p.n) {
-        return;
-    }
-    let s = segment_slot(grp, lid, p.segments);
+    let s = launch_slot(wid, nwg, lid, p.n, p.segments);
     if (s.ok) {
         adam_at(s.i, hyper_scaled(s.scale));
     }

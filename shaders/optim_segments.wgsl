@@ -31,3 +31,13 @@ fn segment_slot(grp: u32, lid: u32, rows: u32) -> Slot {
     let at = (grp - s.x) * WG + lid; // index within the tensor
     return Slot(s.y + at, bitcast<f32>(s.w), at < s.z);
 }
+
+// The slot of invocation `lid` of workgroup `wid` in a launch of `groups` workgroups over a
+// table of `rows` segments (the entry points' common start); ok is false past the launch.
+fn launch_slot(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, groups: u32, rows: u32) -> Slot {
+    let grp = linear_group(wid, nwg);
+    if (grp >= groups) {
+        return Slot(0u, 0.0, false);
+    }
+    return segment_slot(grp, lid, rows);
+}

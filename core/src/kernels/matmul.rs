@@ -94,24 +94,32 @@ impl Tiles {
         }
     }
 
+    /// Why the thread grid of these (positive) tiles does not fit a workgroup on a device
+    /// with `lim`: bm/tm × bn/tn threads, within the per-workgroup and per-axis limits.
+    fn workgroup_problem(&self, lim: &wgpu::Limits) -> Option<String> {
+        if !self.bm.is_multiple_of(self.tm) || !self.bn.is_multiple_of(self.tn) {
+            return Some("bm must be a multiple of tm and bn of tn".into());
+        }
+        let threads = (self.bm / self.tm) * (self.bn / self.tn);
+        (threads > lim.max_compute_invocations_per_workgroup
+            || self.bn / self.tn > lim.max_compute_workgroup_size_x
+            || self.bm / self.tm > lim.max_compute_workgroup_size_y)
+            .then(|| {
+                format!(
+                    "{threads} threads per workgroup exceeds the device limit of {}",
+                    lim.max_compute_invocations_per_workgroup
+                )
+            })
+    }
+
     fn validate(&self, gpu: &Gpu) -> Result<()> {
         let bad = |d: &str| Err(Error::invalid(format!("matmul tiles {self:?}"), d));
         if [self.bm, self.bn, self.bk, self.tm, self.tn].contains(&0) {
             return bad("every tile size must be positive");
         }
-        if !self.bm.is_multiple_of(self.tm) || !self.bn.is_multiple_of(self.tn) {
-            return bad("bm must be a multiple of tm and bn of tn");
-        }
-        let threads = (self.bm / self.tm) * (self.bn / self.tn);
         let lim = gpu.limits();
-        if threads > lim.max_compute_invocations_per_workgroup
-            || self.bn / self.tn > lim.max_compute_workgroup_size_x
-            || self.bm / self.tm > lim.max_compute_workgroup_size_y
-        {
-            return bad(&format!(
-                "{threads} threads per workgroup exceeds the device limit of {}",
-                lim.max_compute_invocations_per_workgroup
-            ));
+        if let Some(why) = self.workgroup_problem(lim) {
+            return bad(&why);
         }
         let shared = 4 * self.bk * (self.bm + self.bn);
         if shared > lim.max_compute_workgroup_storage_size {
@@ -337,19 +345,9 @@ impl Variant {
         if !tl.tm.is_multiple_of(4) || !tl.tn.is_multiple_of(4) || !tl.bk.is_multiple_of(4) {
             return bad("the vec4 kernels need tm, tn and bk to be multiples of 4");
         }
-        if !tl.bm.is_multiple_of(tl.tm) || !tl.bn.is_multiple_of(tl.tn) {
-            return bad("bm must be a multiple of tm and bn of tn");
-        }
-        let threads = (tl.bm / tl.tm) * (tl.bn / tl.tn);
         let lim = gpu.limits();
-        if threads > lim.max_compute_invocations_per_workgroup
-            || tl.bn / tl.tn > lim.max_compute_workgroup_size_x
-            || tl.bm / tl.tm > lim.max_compute_workgroup_size_y
-        {
-            return bad(&format!(
-                "{threads} threads per workgroup exceeds the device limit of {}",
-                lim.max_compute_invocations_per_workgroup
-            ));
+        if let Some(why) = tl.workgroup_problem(lim) {
+            return bad(&why);
         }
         let shared = self.shared_bytes();
         if shared > lim.max_compute_workgroup_storage_size {
