@@ -20,7 +20,7 @@
 //! forward C·K·K + 1 terms; dW/db B·OH·OW terms plus one per split; dx F·K·K terms.
 //! With f16 tiles (operands rounded to f16 in workgroup memory) each product's operands
 //! add their f16 rounding, bounded per element from the actual operands as in
-//! kernels_matmul.rs; the f16 results must also leave the f32 bound somewhere (short sums),
+//! matmul.rs; the f16 results must also leave the f32 bound somewhere (short sums),
 //! so a kernel that silently computes in f32 fails; db stays f32 (the f32 tiles' bits).
 
 use accrete::kernels::conv::{
@@ -764,7 +764,7 @@ fn implicit_conv_errors_are_clear() {
     assert!(e.contains("threads must be a multiple of bm"), "{e}");
 }
 
-/// Worst-case error of one f16 conversion of x (as in kernels_matmul.rs): WGSL rounds to
+/// Worst-case error of one f16 conversion of x (as in matmul.rs): WGSL rounds to
 /// either neighbour (one f16 ulp, 2⁻¹⁰ relative, for normal values) and may flush f16
 /// subnormals (|x| < 2⁻¹⁴) to 0; 0 converts exactly.
 fn f16_err(x: f32) -> f64 {

@@ -1,0 +1,5 @@
+//! Data and metrics tests: readers, splits and preprocessing; confusion matrices, P/R/F1, ROC-AUC; the checkpoint read back by numpy.
+
+mod data;
+mod interop_python;
+mod metrics;

@@ -1,0 +1,12 @@
+//! Kernel tests: every WGSL kernel against its f64 CPU reference (poisoned outputs, awkward sizes), gradient checks by finite differences, the GPU runtime and matmul autotuning. One test binary, so wgpu is linked once.
+
+mod autotune;
+mod conv_pool;
+mod elementwise;
+mod gradcheck;
+mod matmul;
+mod optim;
+mod reduce_loss;
+mod reduce_subgroup;
+mod rng_gather;
+mod runtime;

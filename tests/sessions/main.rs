@@ -1,0 +1,4 @@
+//! Session tests: checkpoints and exact resume, stops, rollbacks and transfer learning.
+
+mod checkpoint;
+mod session;
