@@ -47,9 +47,13 @@ pub enum Error {
     #[error("{source_name}: {detail}")]
     Data { source_name: String, detail: String },
 
-    /// A file could not be read or written.
+    /// An input file or folder could not be read (missing, unreadable, not a regular file).
     #[error("{path}: {detail}")]
     Io { path: String, detail: String },
+
+    /// An output could not be written (disk full, permissions, a read-only folder).
+    #[error("{path}: could not write: {detail}")]
+    Write { path: String, detail: String },
 
     /// Training kept diverging after repeated rollbacks.
     #[error("training diverged and was rolled back {rollbacks} times: {detail}")]
@@ -61,6 +65,27 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the error is the caller's input — a file, a configuration, a checkpoint, an
+    /// argument, a size over the device's limits — rather than a failure at run time (the
+    /// device, writing output, training that diverged). The CLI exits with 2 for the first
+    /// and 1 for the second.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Error::AdapterNotFound { .. }
+            | Error::OverLimit { .. }
+            | Error::Shape { .. }
+            | Error::InvalidArgument { .. }
+            | Error::Data { .. }
+            | Error::Io { .. } => true,
+            Error::NoAdapter { .. }
+            | Error::DeviceRequest { .. }
+            | Error::Gpu { .. }
+            | Error::Write { .. }
+            | Error::Diverged { .. }
+            | Error::ReadBack { .. } => false,
+        }
+    }
+
     pub(crate) fn shape(op: &'static str, detail: impl fmt::Display) -> Self {
         Error::Shape {
             op,

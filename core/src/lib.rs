@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod clock;
 pub mod config;
 pub mod data;
+pub mod defaults;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod nn;
 pub mod optim;
 pub mod report;
+pub mod session;
 pub mod train;
 
 pub use error::{Error, Result};

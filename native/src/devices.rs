@@ -1,7 +1,9 @@
 //! `accrete devices`: every adapter wgpu can see, with the limits and features accrete
-//! cares about, marking the one `Gpu::new` would open.
+//! cares about, marking the one `Gpu::new` would open (core's `choose_adapter`, the same
+//! rule device creation follows).
 
 use crate::{environment_help, Failure};
+use accrete::gpu::{choose_adapter, AdapterChoice as Choice};
 use accrete::{list_adapters, AdapterSummary, GpuOptions};
 use clap::Args;
 use serde::Serialize;
@@ -25,47 +27,6 @@ pub struct DevicesArgs {
     pub json: bool,
 }
 
-/// Which adapter `Gpu::new` opens and why.
-#[derive(Debug, PartialEq, Eq)]
-enum Choice {
-    /// The best-ranked adapter (no ACCRETE_ADAPTER).
-    Best(usize),
-    /// The first adapter whose name contains ACCRETE_ADAPTER.
-    Matched(usize, String),
-    /// ACCRETE_ADAPTER matches no adapter: opening a device would fail.
-    NoMatch(String),
-    /// No adapter at all.
-    None,
-}
-
-impl Choice {
-    fn index(&self) -> Option<usize> {
-        match self {
-            Choice::Best(i) | Choice::Matched(i, _) => Some(*i),
-            Choice::NoMatch(_) | Choice::None => None,
-        }
-    }
-}
-
-/// Mirrors the selection rule of `accrete::Gpu::with_options` (which core does not expose):
-/// the list comes best first; ACCRETE_ADAPTER picks the first case-insensitive name match.
-fn choose(adapters: &[AdapterSummary], wanted: Option<&str>) -> Choice {
-    match wanted {
-        _ if adapters.is_empty() => Choice::None,
-        None => Choice::Best(0),
-        Some(w) => {
-            let needle = w.to_lowercase();
-            match adapters
-                .iter()
-                .position(|a| a.name.to_lowercase().contains(&needle))
-            {
-                Some(i) => Choice::Matched(i, w.to_string()),
-                None => Choice::NoMatch(w.to_string()),
-            }
-        }
-    }
-}
-
 pub fn run(args: &DevicesArgs) -> Result<(), Failure> {
     let options = GpuOptions::from_env();
     let adapters = pollster::block_on(list_adapters(&options));
@@ -73,7 +34,7 @@ pub fn run(args: &DevicesArgs) -> Result<(), Failure> {
         // Let core build its "no adapter" error, which carries the installation hint.
         pollster::block_on(accrete::Gpu::with_options(options.clone()))?;
     }
-    let choice = choose(&adapters, options.adapter.as_deref());
+    let choice = choose_adapter(&adapters, options.adapter.as_deref());
     let mut out = io::stdout().lock();
     if args.json {
         for (i, a) in adapters.iter().enumerate() {
@@ -211,13 +172,13 @@ mod tests {
     #[test]
     fn choice_follows_accrete_adapter() {
         let list = [adapter("NVIDIA H200"), adapter("llvmpipe (LLVM 15)")];
-        assert_eq!(choose(&list, None), Choice::Best(0));
-        assert_eq!(choose(&list, Some("LLVMpipe")).index(), Some(1));
+        assert_eq!(choose_adapter(&list, None), Choice::Best(0));
+        assert_eq!(choose_adapter(&list, Some("LLVMpipe")).index(), Some(1));
         assert_eq!(
-            choose(&list, Some("radeon")),
+            choose_adapter(&list, Some("radeon")),
             Choice::NoMatch("radeon".into())
         );
-        assert_eq!(choose(&[], Some("x")), Choice::None);
+        assert_eq!(choose_adapter(&[], Some("x")), Choice::None);
     }
 
     #[test]

@@ -1,13 +1,11 @@
 //! `accrete eval` (loss, accuracy, per-class scores of a checkpoint on labelled data, one
 //! JSON object) and `accrete predict` (class probabilities for unlabelled inputs, CSV).
 
-use crate::run::io_failure;
 use crate::Failure;
-use accrete::checkpoint::{read_file, Checkpoint};
-use accrete::config::{check_fits, RunConfig};
-use accrete::data::{csv, idx, Dataset, Standardizer};
-use accrete::report::evaluate;
-use accrete::train::{GpuDataset, Trainer};
+use accrete::config::RunConfig;
+use accrete::data::{csv, idx, inputs};
+use accrete::session::Session;
+use accrete::train::Checkpoint;
 use accrete::Gpu;
 use clap::{Args, ValueEnum};
 use std::io::Write;
@@ -69,68 +67,27 @@ pub struct PredictArgs {
     pub label_column: String,
 }
 
-/// A trainer holding a checkpoint's model, with the checkpoint's preprocessing.
-struct Loaded {
-    config: RunConfig,
-    trainer: Trainer,
-    standardizer: Option<Standardizer>,
-}
-
-fn load(path: &Path) -> Result<(Gpu, Loaded), Failure> {
-    let ckpt: Checkpoint = read_file(path)?;
+/// The session of a checkpoint, for inference, and the run configuration its data is fitted
+/// by (the checkpoint's model, every other key at its default).
+fn load(path: &Path) -> Result<(Session, RunConfig), Failure> {
+    let ckpt = Checkpoint::read_file(path)?;
     let config = RunConfig {
         model: ckpt.meta.model.clone(),
         ..RunConfig::default()
     };
-    let standardizer = match &ckpt.meta.preprocessing {
-        Some(p) => Some(Standardizer::from_json(p)?),
-        None => None,
-    };
     let gpu = pollster::block_on(Gpu::new())?;
-    check_fits(&ckpt.meta.model, 1, gpu.max_binding_bytes())?;
-    let trainer = Trainer::for_inference(&gpu, &ckpt)?;
-    Ok((
-        gpu,
-        Loaded {
-            config,
-            trainer,
-            standardizer,
-        },
-    ))
-}
-
-/// A batch size for inference that keeps the largest activation well inside the limits.
-fn batch_for(l: &Loaded, gpu: &Gpu, n: usize) -> usize {
-    let widest = l
-        .config
-        .model
-        .shapes()
-        .map(|s| {
-            s.iter()
-                .map(|x| x.output.iter().product::<usize>())
-                .max()
-                .unwrap_or(1)
-        })
-        .unwrap_or(1)
-        .max(l.config.model.input_len());
-    let cap = (gpu.max_binding_bytes() / 4 / widest as u64 / 4).max(1) as usize;
-    n.clamp(1, 512).min(cap)
-}
-
-fn predict(gpu: &Gpu, l: &mut Loaded, data: &Dataset) -> Result<Vec<f32>, Failure> {
-    let d = GpuDataset::upload(gpu, data)?;
-    let batch = batch_for(l, gpu, data.len());
-    Ok(pollster::block_on(l.trainer.predict(&d, batch))?)
+    Ok((Session::for_inference(&gpu, &ckpt)?, config))
 }
 
 pub fn eval(args: &EvalArgs) -> Result<(), Failure> {
-    let (gpu, mut l) = load(&args.checkpoint)?;
-    let classes = l.config.model.outputs()?;
+    let (mut session, config) = load(&args.checkpoint)?;
+    let classes = config.model.outputs()?;
     let (raw, name) = match &args.csv {
         Some(file) => {
             let opts = csv::CsvOptions {
                 label_column: args.label_column.clone(),
                 classes: Some(classes),
+                require_label: true,
             };
             (csv::load(file, &opts)?, file.display().to_string())
         }
@@ -138,124 +95,44 @@ pub fn eval(args: &EvalArgs) -> Result<(), Failure> {
             let dir = args
                 .data_dir
                 .clone()
-                .unwrap_or_else(|| PathBuf::from(accrete::config::DEFAULT_DATA_DIR));
-            let split = match args.split {
-                SplitChoice::Test => idx::Split::Test,
-                SplitChoice::Train => idx::Split::Train,
+                .unwrap_or_else(|| PathBuf::from(accrete::defaults::DATA_DIR));
+            let (split, split_name) = match args.split {
+                SplitChoice::Test => (idx::Split::Test, "test"),
+                SplitChoice::Train => (idx::Split::Train, "train"),
             };
             (
                 idx::load_dir(&dir, split)?,
-                format!(
-                    "{} ({} split)",
-                    dir.display(),
-                    match args.split {
-                        SplitChoice::Test => "test",
-                        SplitChoice::Train => "train",
-                    }
-                ),
+                format!("{} ({split_name} split)", dir.display()),
             )
         }
     };
-    let mut data = l
-        .config
-        .fit_to_model(raw, args.limit.map(|n| n as usize), &name)?;
-    if let Some(s) = &l.standardizer {
-        s.apply(&mut data)?;
-    }
-    let probs = predict(&gpu, &mut l, &data)?;
-    let e = evaluate(&data.labels, &probs, classes)?;
+    let data = config.fit_to_model(raw, args.limit.map(|n| n as usize), &name)?;
+    let data = session.prepare(data, false, &name)?;
+    let e = pollster::block_on(session.evaluate(&data))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", serde_json::to_string(&e).expect("serialisable"))?;
     Ok(())
 }
 
-/// Whether `bytes` look like an IDX file (raw or gzip-compressed).
-fn looks_like_idx(bytes: &[u8]) -> bool {
-    bytes.starts_with(&[0x1f, 0x8b]) || (bytes.len() >= 4 && bytes[0] == 0 && bytes[1] == 0)
-}
-
-/// The samples of a prediction input, labels all 0.
-fn read_inputs(path: &Path, label_column: &str, classes: usize) -> Result<Dataset, Failure> {
-    let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| io_failure(path, e))?;
-    if looks_like_idx(&bytes) {
-        let a = idx::parse(&bytes, &name)?;
-        if a.dims.len() < 2 {
+pub fn predict_cmd(args: &PredictArgs) -> Result<(), Failure> {
+    if let Some(out) = &args.output {
+        if same_file(out, &args.checkpoint) || same_file(out, &args.input) {
             return Err(crate::data_failure(
-                &name,
-                format!(
-                    "an IDX input must hold samples [n, ...], got dimensions {:?}",
-                    a.dims
-                ),
+                out.display().to_string(),
+                "is one of the command's inputs; writing the probabilities there would destroy it: choose another --output",
             ));
         }
-        let n = a.dims[0];
-        let features = a.data.iter().map(|&p| p as f32 / 255.0).collect();
-        return Ok(Dataset::new(
-            features,
-            vec![0; n],
-            a.dims[1..].to_vec(),
-            classes,
-        )?);
     }
-    let text = String::from_utf8(bytes).map_err(|e| {
-        crate::data_failure(
-            &name,
-            format!(
-                "neither an IDX file nor UTF-8 CSV text (invalid byte at offset {})",
-                e.utf8_error().valid_up_to()
-            ),
-        )
-    })?;
-    let header = text
-        .trim_start_matches('\u{feff}')
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    let has_label = header
-        .split(',')
-        .any(|c| c.trim().trim_matches('"') == label_column);
-    let opts = csv::CsvOptions {
-        label_column: label_column.to_string(),
-        classes: None,
-    };
-    if has_label {
-        let mut d = csv::parse(&text, &name, &opts)?;
-        d.labels.iter_mut().for_each(|l| *l = 0);
-        d.classes = classes;
-        return Ok(d);
-    }
-    // No label column: add one of zeros (numeric tables have no quoted line breaks).
-    let mut with_label = String::with_capacity(text.len() + text.len() / 8);
-    let mut first = true;
-    for line in text.lines() {
-        with_label.push_str(line);
-        if !line.trim().is_empty() {
-            with_label.push_str(if first { ",__accrete_label" } else { ",0" });
-            first = false;
-        }
-        with_label.push('\n');
-    }
-    let opts = csv::CsvOptions {
-        label_column: "__accrete_label".into(),
-        classes: None,
-    };
-    let mut d = csv::parse(&with_label, &name, &opts)?;
-    d.classes = classes;
-    Ok(d)
-}
-
-pub fn predict_cmd(args: &PredictArgs) -> Result<(), Failure> {
-    let (gpu, mut l) = load(&args.checkpoint)?;
-    let classes = l.config.model.outputs()?;
-    let raw = read_inputs(&args.input, &args.label_column, classes)?;
-    let mut data = l
-        .config
-        .fit_to_model(raw, None, &args.input.display().to_string())?;
-    if let Some(s) = &l.standardizer {
-        s.apply(&mut data)?;
-    }
-    let probs = predict(&gpu, &mut l, &data)?;
+    let (mut session, config) = load(&args.checkpoint)?;
+    let classes = config.model.outputs()?;
+    let name = args.input.display().to_string();
+    let mut raw = inputs::load_inputs(&args.input, &args.label_column)?.data;
+    // Labels, if the file had a column of them, are not used: predictions need none.
+    raw.labels.iter_mut().for_each(|l| *l = 0);
+    raw.classes = classes;
+    let data = config.fit_to_model(raw, None, &name)?;
+    let data = session.prepare(data, false, &name)?;
+    let probs = pollster::block_on(session.predict(&data))?;
     let mut text = String::with_capacity(probs.len() * 12);
     let header: Vec<String> = (0..classes).map(|c| format!("p{c}")).collect();
     text += &header.join(",");
@@ -266,9 +143,7 @@ pub fn predict_cmd(args: &PredictArgs) -> Result<(), Failure> {
         text.push('\n');
     }
     match &args.output {
-        Some(path) => {
-            std::fs::write(path, text).map_err(|e| io_failure(path, e))?;
-        }
+        Some(path) => accrete::checkpoint::write_atomic(path, text.as_bytes())?,
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes())?;
@@ -276,4 +151,12 @@ pub fn predict_cmd(args: &PredictArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Whether `a` and `b` name the same existing file (through links and relative paths).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
 }

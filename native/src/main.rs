@@ -4,11 +4,13 @@
 //! subcommand lives in its own module.
 
 mod bench;
+mod charts;
 mod devices;
 mod eval;
 mod progress;
 mod report;
 mod run;
+mod rundir;
 mod train_bench;
 
 use clap::{Parser, Subcommand};
@@ -43,8 +45,13 @@ const MAIN_EXAMPLES: &str = concat!(
     environment_help!(),
     "
 
-Exit status: 0 on success, 2 on a usage error or when the GPU work fails, 130 when training
-was stopped with Ctrl-C (after a checkpoint)."
+Output: results (JSON, CSV, summaries) on standard output; progress, status lines, warnings
+and errors on standard error.
+
+Exit status: 0 on success; 2 for bad input (a configuration, data file, checkpoint or
+argument, or a size over the device's limits); 1 for a failure while running (no usable GPU
+device, a device error, a file that could not be written, training that kept diverging);
+130 when training was stopped by Ctrl-C, SIGTERM or SIGHUP (after a checkpoint; resume it)."
 );
 
 /// Neural-network training on the GPU through WGSL compute shaders.
@@ -99,7 +106,7 @@ pub enum Failure {
     Accrete(accrete::Error),
     /// Writing the output failed (a closed pipe, a full disk).
     Output(io::Error),
-    /// Training was stopped with Ctrl-C after a checkpoint; the message says how to resume.
+    /// Training was stopped by a signal after a checkpoint; the message says how to resume.
     Interrupted(String),
 }
 
@@ -143,8 +150,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`accrete bench matmul | head -1`): nothing left to say.
         Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(Failure::Output(e)) => report(&format!("could not write the output: {e}")),
-        Err(Failure::Accrete(e)) => report(&e.to_string()),
+        Err(Failure::Output(e)) => report(&format!("could not write the output: {e}"), 1),
+        Err(Failure::Accrete(e)) => report(&e.to_string(), if e.is_bad_input() { 2 } else { 1 }),
         Err(Failure::Interrupted(message)) => {
             let _ = writeln!(io::stderr(), "{message}");
             ExitCode::from(130)
@@ -152,11 +159,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn report(message: &str) -> ExitCode {
+fn report(message: &str, code: u8) -> ExitCode {
     // One line, whatever the message holds.
     let message = message.trim().replace('\n', "; ");
     let _ = writeln!(io::stderr(), "error: {message}");
-    ExitCode::from(2)
+    ExitCode::from(code)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! What `accrete train` shows while it runs: indicatif bars (the whole run and the current
-//! epoch, with loss, accuracy, samples/s and ETA) when stdout is a terminal, plain log
-//! lines when it is not, nothing with `--quiet`.
+//! What `accrete train` shows while it runs, on standard error (standard output carries
+//! only results): indicatif bars (the whole run and the current epoch, with loss,
+//! accuracy, samples/s and ETA) when stderr is a terminal, plain log lines when it is not,
+//! nothing with `--quiet`.
 
 use accrete::train::Progress;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -18,7 +19,7 @@ impl Mode {
     pub fn detect(quiet: bool) -> Mode {
         if quiet {
             Mode::Quiet
-        } else if std::io::stdout().is_terminal() {
+        } else if std::io::stderr().is_terminal() {
             Mode::Bars
         } else {
             Mode::Lines
@@ -72,7 +73,7 @@ impl Display {
         if self.mode != Mode::Bars {
             return;
         }
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let run = multi.add(ProgressBar::new(total.max(1)));
         run.set_style(style(
             "run    [{bar:32}] {pos}/{len} steps  {elapsed_precise} elapsed, ETA {eta_precise}",
@@ -160,7 +161,7 @@ impl Display {
                 let _ = m.println(text);
             }
             _ => {
-                let mut out = std::io::stdout().lock();
+                let mut out = std::io::stderr().lock();
                 let _ = writeln!(out, "{text}");
                 let _ = out.flush();
             }

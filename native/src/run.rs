@@ -1,39 +1,30 @@
-//! `accrete train` and `accrete resume`: a run directory with the resolved configuration,
-//! per-epoch metrics, atomic checkpoints and, at the end, a report.
+//! `accrete train` and `accrete resume`: a run directory ([`crate::rundir`]) with the
+//! resolved configuration, the history, atomic checkpoints and, at the end, a report.
 //!
-//! ```text
-//! DIR/config.toml                    the resolved configuration (every default filled in)
-//! DIR/metrics.jsonl                  one JSON object per epoch (train and validation)
-//! DIR/checkpoints/last.safetensors   the latest checkpoint (every N steps, every epoch)
-//! DIR/checkpoints/best.safetensors   the epoch with the best validation accuracy
-//! DIR/checkpoints/step-N.safetensors the last `keep_last` checkpoints, when configured
-//! DIR/report/                        report.md, evaluation.json, PNG and SVG charts
-//! ```
-//!
-//! All the logic of a run (configuration, data preparation, training, metrics) is in the
-//! core crate; this module does the files, the terminal and Ctrl-C.
+//! All the logic of a run (configuration, data preparation, the session, training, the
+//! history) is in the core crate; this module does the files, the terminal and the stop
+//! signals (Ctrl-C, SIGTERM, SIGHUP: a clean stop at a checkpoint).
 
 use crate::progress::{Display, Mode};
-use crate::{report, Failure};
-use accrete::checkpoint::{read_file, weights_from_bytes, write_atomic, Checkpoint};
-use accrete::config::{check_fits, Prepared, RunConfig};
+use crate::report;
+use crate::rundir::{check_out, io_failure, prepare, read_config, RunDir, Which};
+use crate::Failure;
+use accrete::checkpoint::write_atomic;
+use accrete::config::{Prepared, RunConfig};
 use accrete::data::Dataset;
-use accrete::report::{best_validation, MetricsRow};
-use accrete::train::{ChunkOptions, ChunkOutcome, Control, Observer, Progress, Stats, Trainer};
-use accrete::{Error, Gpu};
+use accrete::report::best_validation;
+use accrete::session::Session;
+use accrete::train::{
+    history, Checkpoint, ChunkOptions, ChunkOutcome, Control, EpochRecord, Observer, Progress,
+};
+use accrete::Gpu;
 use clap::Args;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub const CONFIG_FILE: &str = "config.toml";
-pub const METRICS_FILE: &str = "metrics.jsonl";
-pub const CHECKPOINT_DIR: &str = "checkpoints";
-pub const LAST: &str = "last.safetensors";
-pub const BEST: &str = "best.safetensors";
-
-/// Set by the first Ctrl-C: the observer then asks the trainer to stop.
+/// Set by the first stop signal: the observer then asks the trainer to stop.
 static STOP: AtomicBool = AtomicBool::new(false);
 
 pub const TRAIN_EXAMPLES: &str = "Examples:
@@ -43,14 +34,18 @@ pub const TRAIN_EXAMPLES: &str = "Examples:
   accrete train --config run.toml --quiet         no progress output
   accrete resume runs/exp1                        continue after Ctrl-C, a crash or a kill
 
-Ctrl-C stops after a checkpoint (exit status 130) and tells how to resume; a second Ctrl-C
-quits at once, keeping the last checkpoint. Exit status 2 on any error.";
+Progress goes to standard error, the final summary to standard output. Ctrl-C, SIGTERM
+(`kill`, `docker stop`, a batch scheduler's preemption) and SIGHUP stop after a checkpoint
+(exit status 130) and tell how to resume; a second signal quits at once, keeping the last
+checkpoint. Exit status 2 for bad input (configuration, data, checkpoint, arguments), 1 for a
+failure while running (the device, writing files).";
 
 pub const RESUME_EXAMPLES: &str = "Examples:
   accrete resume runs/001           continue exactly where the last checkpoint left off
 
 The chunks are rebuilt from DIR/config.toml and its seed; finished chunks are skipped and a
-chunk that was interrupted continues at the step after the checkpoint.";
+chunk that was interrupted continues at the step after the checkpoint. metrics.jsonl is
+rewritten from the checkpoint's history.";
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -74,132 +69,12 @@ pub struct ResumeArgs {
     pub quiet: bool,
 }
 
-pub fn io_failure(path: &Path, e: impl std::fmt::Display) -> Failure {
-    Failure::Accrete(Error::Io {
-        path: path.display().to_string(),
-        detail: e.to_string(),
-    })
-}
-
-/// Reads and validates a configuration file.
-pub fn read_config(path: &Path) -> Result<RunConfig, Failure> {
-    let text = fs::read_to_string(path).map_err(|e| io_failure(path, e))?;
-    Ok(RunConfig::from_toml(&text, &path.display().to_string())?)
-}
-
-/// Reads the data a configuration names and prepares it (limits, split, chunks).
-pub fn prepare(config: &RunConfig) -> Result<Prepared, Failure> {
-    let (train, test) = config.load_data()?;
-    Ok(config.prepare(train, test)?)
-}
-
-fn is_empty_dir(dir: &Path) -> Result<bool, Failure> {
-    Ok(fs::read_dir(dir)
-        .map_err(|e| io_failure(dir, e))?
-        .next()
-        .is_none())
-}
-
-/// Refuses an existing non-empty `--out` before any work is done.
-fn check_out(out: &Path) -> Result<(), Failure> {
-    if out.exists() {
-        if !out.is_dir() {
-            return Err(io_failure(
-                out,
-                "exists and is not a directory; choose another --out",
-            ));
-        }
-        if !is_empty_dir(out)? {
-            return Err(io_failure(
-                out,
-                format!(
-                    "already holds files (an earlier run?); choose another --out, or continue that run with `accrete resume {}`",
-                    out.display()
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Creates the run directory: `out`, or `runs/NNN` with the first free number.
-fn claim(out: Option<&Path>) -> Result<PathBuf, Failure> {
-    if let Some(out) = out {
-        check_out(out)?;
-        fs::create_dir_all(out).map_err(|e| io_failure(out, e))?;
-        return Ok(out.to_path_buf());
-    }
-    let base = Path::new("runs");
-    fs::create_dir_all(base).map_err(|e| io_failure(base, e))?;
-    for n in 1..100_000 {
-        let dir = base.join(format!("{n:03}"));
-        match fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(io_failure(&dir, e)),
-        }
-    }
-    Err(io_failure(base, "no free run number; pass --out"))
-}
-
-/// Rows per training batch: new samples plus replayed ones.
-fn batch_rows(config: &RunConfig) -> usize {
-    config.train.batch_size
-        + config
-            .incremental
-            .rehearsal
-            .as_ref()
-            .map_or(0, |r| r.per_batch)
-}
-
-/// A fresh trainer for `config`: checks the device limits, builds the model, loads the
-/// `[finetune]` weights.
-fn new_trainer(gpu: &Gpu, config: &RunConfig, display: &Display) -> Result<Trainer, Failure> {
-    let spec = config.model_spec()?;
-    check_fits(&spec, batch_rows(config), gpu.max_binding_bytes())?;
-    let mut t = Trainer::new(
-        gpu,
-        spec,
-        config.optimizer.clone(),
-        config.train.clone(),
-        config.seed,
-    )?;
-    if let Some(ft) = &config.finetune {
-        let path = Path::new(&ft.from);
-        let bytes = fs::read(path).map_err(|e| io_failure(path, e))?;
-        let source = weights_from_bytes(&bytes, &ft.from)?;
-        let rep = t.load_weights(&source)?;
-        if rep.loaded.is_empty() {
-            let have: Vec<String> = source
-                .iter()
-                .filter(|s| !s.name.starts_with("optimizer."))
-                .map(|s| format!("{} {:?}", s.name, s.shape))
-                .collect();
-            return Err(crate::data_failure(
-                &ft.from,
-                format!(
-                    "no tensor matches the model (it holds {}); it was saved from another architecture: change [model] or finetune.from",
-                    if have.is_empty() { "no weights".to_string() } else { have.join(", ") }
-                ),
-            ));
-        }
-        display.line(&format!(
-            "fine-tuning from {}: loaded {}; re-initialised {}; frozen layers {:?}",
-            ft.from,
-            rep.loaded.join(", "),
-            if rep.reinitialized.is_empty() {
-                "none".to_string()
-            } else {
-                rep.reinitialized
-                    .iter()
-                    .map(|(n, why)| format!("{n} ({why})"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            },
-            rep.frozen
-        ));
-    }
-    Ok(t)
+fn display_for(config: &RunConfig, quiet: bool) -> Display {
+    Display::new(
+        Mode::detect(quiet),
+        config.incremental.chunks,
+        config.train.epochs,
+    )
 }
 
 pub fn train(args: &TrainArgs) -> Result<(), Failure> {
@@ -211,156 +86,105 @@ pub fn train(args: &TrainArgs) -> Result<(), Failure> {
     if let Some(out) = &args.out {
         check_out(out)?;
     }
-    let display = Display::new(
-        Mode::detect(args.quiet),
-        config.incremental.chunks,
-        config.train.epochs,
-    );
+    let display = display_for(&config, args.quiet);
     let data = prepare(&config)?;
+    let finetune = config.finetune_weights()?;
     let gpu = pollster::block_on(Gpu::new())?;
-    let trainer = new_trainer(&gpu, &config, &display)?;
-    let dir = claim(args.out.as_deref())?;
-    let text = format!(
-        "# The resolved configuration of this run (`accrete resume` reads it).\n{}",
-        config.to_toml()?
-    );
-    write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())?;
+    let (session, transfer) = Session::for_run(
+        &gpu,
+        &config,
+        data.standardizer.clone(),
+        Some(data.planned_steps(&config.train)),
+        finetune.as_deref(),
+    )?;
+    if let (Some(ft), Some(rep)) = (&config.finetune, &transfer) {
+        let reinit = if rep.reinitialized.is_empty() {
+            "none".to_string()
+        } else {
+            rep.reinitialized
+                .iter()
+                .map(|(n, why)| format!("{n} ({why})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        display.line(&format!(
+            "fine-tuning from {}: loaded {}; re-initialised {reinit}; frozen layers {:?}",
+            ft.from,
+            rep.loaded.join(", "),
+            rep.frozen
+        ));
+    }
+    let run = RunDir::claim(args.out.as_deref())?;
+    run.write_config(&config)?;
     display.line(&format!(
         "run directory {} · {} training samples in {} chunk{} · {} validation · adapter {}",
-        dir.display(),
+        run.dir.display(),
         data.train.len(),
         data.chunks.len(),
         if data.chunks.len() == 1 { "" } else { "s" },
         data.validation.as_ref().map_or(0, Dataset::len),
         gpu.summary().name
     ));
-    run(&gpu, &config, &data, &dir, trainer, display, Vec::new())
+    train_run(&gpu, &config, &data, &run, session, display)
 }
 
 pub fn resume(args: &ResumeArgs) -> Result<(), Failure> {
-    let dir = &args.dir;
-    if !dir.is_dir() {
-        return Err(io_failure(
-            dir,
-            "no such run directory (give the --out folder of an `accrete train` run)",
-        ));
-    }
-    let config_path = dir.join(CONFIG_FILE);
-    if !config_path.exists() {
-        return Err(io_failure(
-            &config_path,
-            "not found; is this a run directory made by `accrete train`?",
-        ));
-    }
-    let config = read_config(&config_path)?;
-    let last = dir.join(CHECKPOINT_DIR).join(LAST);
+    let run = RunDir::open(&args.dir)?;
+    run.preflight()?;
+    let config = read_config(&run.config())?;
+    let last = run.checkpoint(Which::Last);
     let ckpt = if last.exists() {
-        let c = read_file(&last)?;
-        check_matches(&c, &config, &last)?;
-        Some(c)
+        Some(Checkpoint::read_file(&last)?)
+    } else if fs::read_dir(run.checkpoints()).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(io_failure(
+            &last,
+            format!(
+                "is missing, but the run has other checkpoints, which starting over would overwrite; restore last.safetensors (e.g. copy a step-N.safetensors there), or start afresh with `accrete train --config {} --out NEW_DIR`",
+                run.config().display()
+            ),
+        ));
     } else {
         None
     };
-    let display = Display::new(
-        Mode::detect(args.quiet),
-        config.incremental.chunks,
-        config.train.epochs,
-    );
+    let display = display_for(&config, args.quiet);
     let data = prepare(&config)?;
     let gpu = pollster::block_on(Gpu::new())?;
-    let trainer = match &ckpt {
-        Some(c) => {
-            check_fits(
-                &c.meta.model,
-                config.train.batch_size,
-                gpu.max_binding_bytes(),
-            )?;
-            Trainer::from_checkpoint(&gpu, c)?
+    let session = match &ckpt {
+        Some(c) => Session::resume_run(&gpu, &config, c, &last.display().to_string())?,
+        None => {
+            let finetune = config.finetune_weights()?;
+            Session::for_run(
+                &gpu,
+                &config,
+                data.standardizer.clone(),
+                Some(data.planned_steps(&config.train)),
+                finetune.as_deref(),
+            )?
+            .0
         }
-        None => new_trainer(&gpu, &config, &display)?,
     };
-    let rows = kept_metrics(dir, trainer.step, ckpt.is_some())?;
-    let cur = &trainer.cursor;
+    // The checkpoint's history holds every event up to it: metrics.jsonl becomes exactly
+    // that (rows written after the checkpoint are trained again; damaged rows are mended).
+    run.rewrite_events(&session.trainer.history)?;
+    let t = &session.trainer;
+    let cur = &t.cursor;
     display.line(&format!(
         "resuming {} at chunk {}/{}, epoch {}, step {}{}",
-        dir.display(),
+        run.dir.display(),
         (cur.chunk + 1).min(data.chunks.len() as u64),
         data.chunks.len(),
         cur.epoch_in_chunk + 1,
-        trainer.step,
+        t.step,
         if ckpt.is_none() {
             " (no checkpoint yet: starting over)"
         } else {
             ""
         }
     ));
-    run(&gpu, &config, &data, dir, trainer, display, rows)
+    train_run(&gpu, &config, &data, &run, session, display)
 }
 
-/// Refuses a checkpoint written for another configuration.
-fn check_matches(c: &Checkpoint, config: &RunConfig, path: &Path) -> Result<(), Failure> {
-    let m = &c.meta;
-    let spec = config.model_spec()?;
-    let mismatch = if m.model != spec {
-        Some(format!(
-            "its model (input {:?}, {} layers) is not the one in config.toml (input {:?}, {} layers)",
-            m.model.input,
-            m.model.layers.len(),
-            spec.input,
-            spec.layers.len()
-        ))
-    } else if m.optimizer != config.optimizer {
-        Some("its optimizer differs from config.toml's".to_string())
-    } else if m.train != config.train {
-        Some("its [train] settings differ from config.toml's".to_string())
-    } else if m.seed != config.seed {
-        Some(format!(
-            "its seed {} differs from config.toml's {}",
-            m.seed, config.seed
-        ))
-    } else {
-        None
-    };
-    match mismatch {
-        Some(why) => Err(crate::data_failure(
-            path.display().to_string(),
-            format!("this checkpoint belongs to another run: {why}; restore the run's config.toml or start a new run"),
-        )),
-        None => Ok(()),
-    }
-}
-
-/// The metrics rows a resumed run keeps: those up to the checkpoint's step (later ones
-/// are trained again). Rewrites the file when rows are dropped.
-fn kept_metrics(dir: &Path, step: u64, has_ckpt: bool) -> Result<Vec<MetricsRow>, Failure> {
-    let path = dir.join(METRICS_FILE);
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_failure(&path, e)),
-    };
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let mut rows = Vec::new();
-    for l in &lines {
-        // A line cut short by a kill parses as nothing and is dropped.
-        if let Ok(r) = serde_json::from_str::<MetricsRow>(l) {
-            if has_ckpt && r.step <= step {
-                rows.push(r);
-            }
-        }
-    }
-    if rows.len() != lines.len() {
-        let mut out = String::new();
-        for r in &rows {
-            out += &serde_json::to_string(r).expect("serialisable");
-            out.push('\n');
-        }
-        write_atomic(&path, out.as_bytes())?;
-    }
-    Ok(rows)
-}
-
-/// Report every this many steps: often enough for a smooth bar and a prompt Ctrl-C.
+/// Report every this many steps: often enough for a smooth bar and a prompt stop.
 fn report_every(steps_in_epoch: u64, mode: Mode) -> u64 {
     let parts = match mode {
         Mode::Bars => 50,
@@ -370,13 +194,15 @@ fn report_every(steps_in_epoch: u64, mode: Mode) -> u64 {
     (steps_in_epoch / parts).max(1)
 }
 
-fn install_ctrlc(dir: &Path) {
+/// Ctrl-C, SIGTERM and SIGHUP: the first asks for a clean stop at the next report point
+/// (after a checkpoint), a second quits at once.
+fn install_stop_handler(dir: &Path) {
     let dir = dir.display().to_string();
     let _ = ctrlc::set_handler(move || {
         if STOP.swap(true, Ordering::SeqCst) {
             let _ = writeln!(
                 std::io::stderr(),
-                "\ninterrupted again: quitting now; the last checkpoint is kept, continue with `accrete resume {dir}`"
+                "\nstopped again: quitting now; the last checkpoint is kept, continue with `accrete resume {dir}`"
             );
             std::process::exit(130);
         }
@@ -384,44 +210,40 @@ fn install_ctrlc(dir: &Path) {
     });
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run(
+fn train_run(
     gpu: &Gpu,
     config: &RunConfig,
     data: &Prepared,
-    dir: &Path,
-    mut trainer: Trainer,
+    run: &RunDir,
+    mut session: Session,
     mut display: Display,
-    rows: Vec<MetricsRow>,
 ) -> Result<(), Failure> {
-    trainer.recovery = config.recovery.clone();
-    if let Some(r) = &config.incremental.rehearsal {
-        trainer.enable_rehearsal(r.clone());
-    }
+    run.preflight()?;
     let b = config.train.batch_size as u64;
     let epochs = config.train.epochs as u64;
     let steps_of = |c: &Dataset| (c.len() as u64).div_ceil(b);
     let total: u64 = data.chunks.iter().map(|c| steps_of(c) * epochs).sum();
     // The trainer validates after every epoch (feeding reduce-on-plateau and early
     // stopping); the observer logs it.
-    trainer.set_validation(data.validation.as_ref())?;
-    let ckpt_dir = dir.join(CHECKPOINT_DIR);
-    fs::create_dir_all(&ckpt_dir).map_err(|e| io_failure(&ckpt_dir, e))?;
-    install_ctrlc(dir);
-    display.start(total, trainer.step);
-    let start_chunk = trainer.cursor.chunk as usize;
+    session.trainer.set_validation(data.validation.as_ref())?;
+    let ckpt_dir = run.checkpoints();
+    fs::create_dir_all(&ckpt_dir).map_err(|e| crate::rundir::write_failure(&ckpt_dir, e))?;
+    install_stop_handler(&run.dir);
+    display.start(total, session.trainer.step);
+    let start_chunk = session.trainer.cursor.chunk as usize;
+    let written = session.trainer.history.len();
+    let best = best_validation(&history::epochs(&session.trainer.history)).map(|(a, _)| a);
     let outcome = {
         let mut obs = RunObserver {
             config,
-            dir,
-            ckpt_dir: &ckpt_dir,
+            run,
             display: &mut display,
-            val: None,
-            best: best_validation(&rows).map(|(a, _)| a),
-            pending: None,
+            best,
+            best_pending: false,
             chunk: 0,
             chunks: data.chunks.len(),
-            preprocessing: data.standardizer.as_ref().map(|s| s.to_json()),
+            preprocessing: session.standardizer().map(|s| s.to_json()),
+            written,
             last: None,
         };
         let mut outcome = Ok(None);
@@ -430,8 +252,9 @@ fn run(
             let opts = ChunkOptions {
                 report_every_steps: Some(report_every(steps_of(chunk), obs.display.mode)),
                 checkpoint_every_steps: Some(config.checkpoint.every_steps),
+                epochs: None,
             };
-            match pollster::block_on(trainer.fit_chunk_with(chunk, &opts, &mut obs)) {
+            match pollster::block_on(session.fit_chunk(chunk, &opts, &mut obs)) {
                 Ok(ChunkOutcome::Done(_)) => {}
                 Ok(ChunkOutcome::Stopped) => {
                     outcome = Ok(Some(obs.last));
@@ -446,86 +269,68 @@ fn run(
         outcome
     };
     display.finish();
+    let last = run.checkpoint(Which::Last);
     match outcome? {
         Some(at) => {
-            let (chunk, epoch, step) = at.unwrap_or((
-                trainer.cursor.chunk,
-                trainer.cursor.epoch_in_chunk,
-                trainer.step,
-            ));
+            let t = &session.trainer;
+            let (chunk, epoch, step) =
+                at.unwrap_or((t.cursor.chunk, t.cursor.epoch_in_chunk, t.step));
             Err(Failure::Interrupted(format!(
-                "interrupted at chunk {}/{}, epoch {}, step {step}; the checkpoint is {}. Continue with: accrete resume {}",
+                "stopped at chunk {}/{}, epoch {}, step {step}; the checkpoint is {}. Continue with: accrete resume {}",
                 (chunk + 1).min(data.chunks.len() as u64),
                 data.chunks.len(),
                 epoch + 1,
-                ckpt_dir.join(LAST).display(),
-                dir.display()
+                last.display(),
+                run.dir.display()
             )))
         }
         None => {
-            let summary = report::write_report(gpu, dir, config, data, LAST)?;
-            display.line(&format!(
+            let summary = report::write_report(gpu, run, config, data, Which::Last)?;
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
                 "done: {} accuracy {:.2}% on {} samples; report in {}",
                 summary.data_name,
                 100.0 * summary.accuracy,
                 summary.samples,
                 summary.report_md.display()
-            ));
+            )?;
             Ok(())
         }
     }
 }
 
-/// Writes checkpoints, evaluates the validation split at each epoch end, logs metrics
-/// and progress, and turns Ctrl-C into [`Control::Stop`].
+/// Writes checkpoints and the history, logs progress and epochs, and turns a stop signal
+/// into [`Control::Stop`].
 struct RunObserver<'a> {
     config: &'a RunConfig,
-    dir: &'a Path,
-    ckpt_dir: &'a Path,
+    run: &'a RunDir,
     display: &'a mut Display,
-    /// The validation stats of the epoch that just ended, until its checkpoint arrives.
-    val: Option<Stats>,
+    /// The best validation accuracy so far.
     best: Option<f64>,
-    /// The stats of an epoch that just ended, until its checkpoint arrives.
-    pending: Option<Stats>,
+    /// The epoch that just ended is the best so far: its checkpoint becomes best.safetensors.
+    best_pending: bool,
     chunk: usize,
     chunks: usize,
     preprocessing: Option<serde_json::Value>,
+    /// History events already in metrics.jsonl.
+    written: usize,
     /// (chunk, epoch in chunk, step) of the last checkpoint.
     last: Option<(u64, u64, u64)>,
 }
 
 impl RunObserver<'_> {
-    fn append_metrics(&self, row: &MetricsRow) -> accrete::Result<()> {
-        let path = self.dir.join(METRICS_FILE);
-        let io = |e: std::io::Error| Error::Io {
-            path: path.display().to_string(),
-            detail: e.to_string(),
-        };
-        let mut f = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io)?;
-        let mut line = serde_json::to_string(row).expect("serialisable");
-        line.push('\n');
-        f.write_all(line.as_bytes()).map_err(io)?;
-        f.sync_data().map_err(io)
-    }
-
     /// Keeps the `keep_last` newest `step-N.safetensors`.
     fn rotate(&self, bytes: &[u8], step: u64) -> accrete::Result<()> {
         let keep = self.config.checkpoint.keep_last;
         if keep == 0 {
             return Ok(());
         }
-        write_atomic(
-            &self.ckpt_dir.join(format!("step-{step}.safetensors")),
-            bytes,
-        )?;
-        let mut steps: Vec<u64> = fs::read_dir(self.ckpt_dir)
-            .map_err(|e| Error::Io {
-                path: self.ckpt_dir.display().to_string(),
+        write_atomic(&self.run.step_checkpoint(step), bytes)?;
+        let dir = self.run.checkpoints();
+        let mut steps: Vec<u64> = fs::read_dir(&dir)
+            .map_err(|e| accrete::Error::Io {
+                path: dir.display().to_string(),
                 detail: e.to_string(),
             })?
             .filter_map(|e| e.ok())
@@ -540,7 +345,7 @@ impl RunObserver<'_> {
             .collect();
         steps.sort_unstable();
         for s in &steps[..steps.len().saturating_sub(keep)] {
-            let _ = fs::remove_file(self.ckpt_dir.join(format!("step-{s}.safetensors")));
+            let _ = fs::remove_file(self.run.step_checkpoint(*s));
         }
         Ok(())
     }
@@ -550,20 +355,38 @@ impl Observer for RunObserver<'_> {
     fn progress(&mut self, p: &Progress) -> Control {
         self.display.progress(p);
         if STOP.load(Ordering::SeqCst) {
-            self.display
-                .line("Ctrl-C: stopping after a checkpoint (press it again to quit at once)");
+            self.display.line(
+                "stop requested (Ctrl-C or a signal): stopping after a checkpoint (once more to quit at once)",
+            );
             Control::Stop
         } else {
             Control::Continue
         }
     }
 
-    fn epoch_end(&mut self, stats: &Stats) {
-        self.pending = Some(*stats);
-    }
-
-    fn validated(&mut self, val: &Stats) {
-        self.val = Some(*val);
+    fn epoch_record(&mut self, r: &EpochRecord) {
+        let epochs = self.config.train.epochs;
+        let mut line = format!(
+            "chunk {}/{} epoch {}/{epochs}: train loss {:.4} acc {:.2}%",
+            self.chunk + 1,
+            self.chunks,
+            r.epoch_in_chunk,
+            r.train_loss,
+            100.0 * r.train_accuracy
+        );
+        if let (Some(loss), Some(acc)) = (r.val_loss, r.val_accuracy) {
+            line += &format!(" | val loss {loss:.4} acc {:.2}%", 100.0 * acc);
+            if self.best.is_none_or(|b| acc > b) {
+                self.best = Some(acc);
+                self.best_pending = true;
+                line += " (best)";
+            }
+        }
+        if let (Some(scale), Some(skipped)) = (r.loss_scale, r.skipped_steps) {
+            line += &format!(" | loss scale {scale} ({skipped} skipped)");
+        }
+        line += &format!(" | {:.0} samples/s", r.samples_per_sec);
+        self.display.line(&line);
     }
 
     fn checkpoint(&mut self, c: &Checkpoint) -> accrete::Result<()> {
@@ -571,63 +394,16 @@ impl Observer for RunObserver<'_> {
         c.meta.preprocessing = self.preprocessing.clone();
         let bytes = c.to_bytes()?;
         let m = &c.meta;
-        if let Some(stats) = self.pending.take() {
-            // The checkpoint at the end of an epoch: validate, log, keep the best.
-            let val = self.val.take();
-            let epochs = self.config.train.epochs as u64;
-            let epoch_in_chunk = if m.cursor.chunk as usize > self.chunk {
-                epochs
-            } else {
-                m.cursor.epoch_in_chunk
-            };
-            let lr = m
-                .history
-                .iter()
-                .rev()
-                .find(|h| h.get("event").is_none())
-                .and_then(|h| h["lr"].as_f64())
-                // The rate is an f32: write its shortest decimal form (0.001, not 0.0010000000474974513).
-                .map(|lr| (lr as f32).to_string().parse().unwrap_or(lr))
-                .unwrap_or(f64::NAN);
-            let row = MetricsRow {
-                chunk: self.chunk as u64,
-                epoch: m.epoch,
-                epoch_in_chunk,
-                step: m.step,
-                train_loss: stats.loss,
-                train_accuracy: stats.accuracy,
-                val_loss: val.map(|v| v.loss),
-                val_accuracy: val.map(|v| v.accuracy),
-                lr,
-                samples_per_sec: stats.samples_per_second(),
-                loss_scale: m.loss_scale.as_ref().map(|l| l.scale),
-                skipped_steps: m.loss_scale.as_ref().map(|l| l.skipped_steps),
-            };
-            self.append_metrics(&row)?;
-            let mut line = format!(
-                "chunk {}/{} epoch {}/{epochs}: train loss {:.4} acc {:.2}%",
-                self.chunk + 1,
-                self.chunks,
-                epoch_in_chunk,
-                stats.loss,
-                100.0 * stats.accuracy
-            );
-            if let Some(v) = val {
-                line += &format!(" | val loss {:.4} acc {:.2}%", v.loss, 100.0 * v.accuracy);
-                if self.best.is_none_or(|b| v.accuracy > b) {
-                    self.best = Some(v.accuracy);
-                    write_atomic(&self.ckpt_dir.join(BEST), &bytes)?;
-                    line += " (best)";
-                }
-            }
-            if let Some(l) = &m.loss_scale {
-                line += &format!(" | loss scale {} ({} skipped)", l.scale, l.skipped_steps);
-            }
-            line += &format!(" | {:.0} samples/s", stats.samples_per_second());
-            self.display.line(&line);
+        if std::mem::take(&mut self.best_pending) {
+            write_atomic(&self.run.checkpoint(Which::Best), &bytes)?;
         }
-        write_atomic(&self.ckpt_dir.join(LAST), &bytes)?;
+        write_atomic(&self.run.checkpoint(Which::Last), &bytes)?;
         self.rotate(&bytes, m.step)?;
+        // The history up to this checkpoint; the file never runs ahead of last.safetensors.
+        if m.history.len() > self.written {
+            self.run.append_events(&m.history[self.written..])?;
+            self.written = m.history.len();
+        }
         self.last = Some((m.cursor.chunk, m.cursor.epoch_in_chunk, m.step));
         Ok(())
     }

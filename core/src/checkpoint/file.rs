@@ -1,8 +1,7 @@
-//! Atomic checkpoint files: write to a temporary file in the same folder, fsync it, rename
-//! it over the target, fsync the folder. A crash at any instant leaves either the old file
-//! or the new one, never a half-written one.
+//! Checkpoint files on disk. Writes are atomic: write to a temporary file in the same
+//! folder, fsync it, rename it over the target, fsync the folder. A crash at any instant
+//! leaves either the old file or the new one, never a half-written one.
 
-use super::Checkpoint;
 use crate::error::{Error, Result};
 use std::io::Write;
 use std::path::Path;
@@ -14,24 +13,31 @@ fn io(path: &Path, e: std::io::Error) -> Error {
     }
 }
 
+fn write_error(path: &Path, e: std::io::Error) -> Error {
+    Error::Write {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    }
+}
+
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| write_error(dir, e))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "checkpoint".into());
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| io(&tmp, e))?;
-        f.sync_all().map_err(|e| io(&tmp, e))?;
+        let mut f = std::fs::File::create(&tmp).map_err(|e| write_error(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| write_error(&tmp, e))?;
+        f.sync_all().map_err(|e| write_error(&tmp, e))?;
         drop(f);
-        std::fs::rename(&tmp, path).map_err(|e| io(path, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| write_error(path, e))?;
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
@@ -43,8 +49,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result
 }
 
-/// Reads and verifies a checkpoint file.
-pub fn read_file(path: &Path) -> Result<Checkpoint> {
-    let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
-    Checkpoint::from_bytes(&bytes, &path.display().to_string())
+/// Reads a file's bytes.
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| io(path, e))
 }

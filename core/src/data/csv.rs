@@ -19,13 +19,17 @@ pub struct CsvOptions {
     pub label_column: String,
     /// Number of classes; `None` takes the largest label + 1.
     pub classes: Option<usize>,
+    /// Whether the label column must be present (default true). When false and it is
+    /// absent, every column is a feature and every label is 0 (inputs to predict).
+    pub require_label: bool,
 }
 
 impl Default for CsvOptions {
     fn default() -> Self {
         CsvOptions {
-            label_column: "label".into(),
+            label_column: crate::defaults::LABEL_COLUMN.into(),
             classes: None,
+            require_label: true,
         }
     }
 }
@@ -33,6 +37,12 @@ impl Default for CsvOptions {
 /// Parses a CSV table into a dataset with sample shape `[features]`. `source_name` (e.g. the
 /// file name) prefixes every error message.
 pub fn parse(text: &str, source_name: &str, opts: &CsvOptions) -> Result<Dataset> {
+    Ok(parse_table(text, source_name, opts)?.0)
+}
+
+/// [`parse`], also telling whether the label column was present (it can be absent only
+/// when `opts.require_label` is false).
+pub fn parse_table(text: &str, source_name: &str, opts: &CsvOptions) -> Result<(Dataset, bool)> {
     let err = |detail: String| Error::data(source_name, detail);
     if opts.classes == Some(0) {
         return Err(Error::invalid(
@@ -62,18 +72,16 @@ pub fn parse(text: &str, source_name: &str, opts: &CsvOptions) -> Result<Dataset
             )));
         }
     }
-    let label_col = names
-        .iter()
-        .position(|n| *n == opts.label_column)
-        .ok_or_else(|| {
-            let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
-            err(format!(
-                "no column named {:?}; the columns are {}; set the label column to the one holding the class indices",
-                opts.label_column,
-                list.join(", ")
-            ))
-        })?;
-    let feature_cols: Vec<usize> = (0..names.len()).filter(|&c| c != label_col).collect();
+    let label_col = names.iter().position(|n| *n == opts.label_column);
+    if label_col.is_none() && opts.require_label {
+        let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+        return Err(err(format!(
+            "no column named {:?}; the columns are {}; set the label column to the one holding the class indices",
+            opts.label_column,
+            list.join(", ")
+        )));
+    }
+    let feature_cols: Vec<usize> = (0..names.len()).filter(|&c| Some(c) != label_col).collect();
     if feature_cols.is_empty() {
         return Err(err(format!(
             "the only column is the label column {:?}; there are no feature columns",
@@ -94,6 +102,10 @@ pub fn parse(text: &str, source_name: &str, opts: &CsvOptions) -> Result<Dataset
         for &c in &feature_cols {
             features.push(parse_feature(&fields[c], line, &names[c]).map_err(&err)?);
         }
+        let Some(label_col) = label_col else {
+            labels.push(0);
+            continue;
+        };
         let label = parse_label(&fields[label_col], line, &names[label_col]).map_err(&err)?;
         if let Some(classes) = opts.classes {
             if label as usize >= classes {
@@ -113,9 +125,11 @@ pub fn parse(text: &str, source_name: &str, opts: &CsvOptions) -> Result<Dataset
     }
     let classes = opts
         .classes
-        .unwrap_or_else(|| labels.iter().max().map_or(0, |&m| m as usize + 1));
-    Dataset::new(features, labels, vec![feature_cols.len()], classes)
-        .map_err(|e| Error::data(source_name, e.to_string()))
+        .unwrap_or_else(|| labels.iter().max().map_or(0, |&m| m as usize + 1))
+        .max(1);
+    let data = Dataset::new(features, labels, vec![feature_cols.len()], classes)
+        .map_err(|e| Error::data(source_name, e.to_string()))?;
+    Ok((data, label_col.is_some()))
 }
 
 /// Reads and parses a CSV file (UTF-8).

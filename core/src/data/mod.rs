@@ -4,10 +4,12 @@
 
 pub mod csv;
 pub mod idx;
+pub mod inputs;
 pub mod preprocess;
 pub mod split;
 
 pub use csv::CsvOptions;
+pub use inputs::{parse_inputs, Inputs};
 pub use preprocess::Standardizer;
 pub use split::SplitBy;
 

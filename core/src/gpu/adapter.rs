@@ -169,37 +169,69 @@ async fn candidates(options: &GpuOptions) -> Vec<wgpu::Adapter> {
     adapters
 }
 
-pub(super) async fn select(options: &GpuOptions) -> Result<wgpu::Adapter> {
-    let adapters = candidates(options).await;
-    if adapters.is_empty() {
-        let detail = match options.backends {
-            Some(b) => format!("searched backends {b:?} from WGPU_BACKEND"),
-            None => "searched all backends".to_string(),
-        };
-        return Err(Error::NoAdapter {
-            detail,
-            hint: NO_ADAPTER_HINT,
-        });
-    }
-    match &options.adapter {
-        None => Ok(adapters.into_iter().next().expect("non-empty")),
-        Some(wanted) => {
-            let needle = wanted.to_lowercase();
-            let names: Vec<String> = adapters
-                .iter()
-                .map(|a| {
-                    let i = a.get_info();
-                    format!("{} ({:?})", i.name, i.backend)
-                })
-                .collect();
-            adapters
-                .into_iter()
-                .find(|a| a.get_info().name.to_lowercase().contains(&needle))
-                .ok_or_else(|| Error::AdapterNotFound {
-                    wanted: wanted.clone(),
-                    available: names.join(", "),
-                })
+/// Which adapter [`crate::Gpu::new`] opens, and why: the rule of adapter selection, shared
+/// by device creation and `accrete devices`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdapterChoice {
+    /// The best-ranked adapter (no `ACCRETE_ADAPTER`): index 0 of the list, best first.
+    Best(usize),
+    /// The first adapter whose name contains `ACCRETE_ADAPTER` (case-insensitive).
+    Matched(usize, String),
+    /// `ACCRETE_ADAPTER` matches no adapter: opening a device fails.
+    NoMatch(String),
+    /// No adapter at all.
+    None,
+}
+
+impl AdapterChoice {
+    /// The index of the chosen adapter in the list, if one is chosen.
+    pub fn index(&self) -> Option<usize> {
+        match self {
+            AdapterChoice::Best(i) | AdapterChoice::Matched(i, _) => Some(*i),
+            AdapterChoice::NoMatch(_) | AdapterChoice::None => None,
         }
+    }
+}
+
+/// Chooses among `adapters` (best first, as [`list_adapters`] gives them): the first whose
+/// name contains `wanted` (case-insensitive), else the best.
+pub fn choose_adapter(adapters: &[AdapterSummary], wanted: Option<&str>) -> AdapterChoice {
+    match wanted {
+        _ if adapters.is_empty() => AdapterChoice::None,
+        None => AdapterChoice::Best(0),
+        Some(w) => {
+            let needle = w.to_lowercase();
+            match adapters
+                .iter()
+                .position(|a| a.name.to_lowercase().contains(&needle))
+            {
+                Some(i) => AdapterChoice::Matched(i, w.to_string()),
+                None => AdapterChoice::NoMatch(w.to_string()),
+            }
+        }
+    }
+}
+
+pub(super) async fn select(options: &GpuOptions) -> Result<wgpu::Adapter> {
+    let mut adapters = candidates(options).await;
+    let summaries: Vec<AdapterSummary> = adapters.iter().map(AdapterSummary::of).collect();
+    match choose_adapter(&summaries, options.adapter.as_deref()) {
+        AdapterChoice::Best(i) | AdapterChoice::Matched(i, _) => Ok(adapters.swap_remove(i)),
+        AdapterChoice::NoMatch(wanted) => Err(Error::AdapterNotFound {
+            wanted,
+            available: summaries
+                .iter()
+                .map(|a| format!("{} ({})", a.name, a.backend))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+        AdapterChoice::None => Err(Error::NoAdapter {
+            detail: match options.backends {
+                Some(b) => format!("searched backends {b:?} from WGPU_BACKEND"),
+                None => "searched all backends".to_string(),
+            },
+            hint: NO_ADAPTER_HINT,
+        }),
     }
 }
 

@@ -9,7 +9,9 @@ mod pool;
 mod tensor;
 mod timing;
 
-pub use adapter::{feature_names, list_adapters, AdapterSummary, GpuOptions};
+pub use adapter::{
+    choose_adapter, feature_names, list_adapters, AdapterChoice, AdapterSummary, GpuOptions,
+};
 pub use autotune::{
     cache_path_from_env, default_cache_path, AutotuneCache, AutotuneMode, TunedEntry,
     AUTOTUNE_CACHE_VERSION,

@@ -65,10 +65,18 @@ impl Rule {
 
     /// Number of state tensors (each shaped like the parameter).
     pub fn state_count(&self) -> usize {
+        self.state_names().len()
+    }
+
+    /// PyTorch's names for the state tensors, in the order the kernels bind them
+    /// (checkpoints store them as `optimizer.{parameter}.{name}`).
+    pub fn state_names(&self) -> &'static [&'static str] {
         match self {
-            Rule::Sgd => 0,
-            Rule::Momentum { .. } | Rule::Adagrad { .. } | Rule::RmsProp { .. } => 1,
-            Rule::Adam { .. } | Rule::AdamW { .. } => 2,
+            Rule::Sgd => &[],
+            Rule::Momentum { .. } => &["momentum_buffer"],
+            Rule::Adagrad { .. } => &["sum"],
+            Rule::RmsProp { .. } => &["square_avg"],
+            Rule::Adam { .. } | Rule::AdamW { .. } => &["exp_avg", "exp_avg_sq"],
         }
     }
 

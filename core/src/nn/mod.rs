@@ -1,6 +1,7 @@
 //! Layers and models: the spec ([`ModelSpec`]), GPU parameters ([`Model`]) and the
 //! recorded forward/backward passes ([`Graph`]).
 
+pub mod fit;
 pub mod graph;
 pub mod init;
 pub mod model;
@@ -8,6 +9,7 @@ pub mod presets;
 pub mod reference;
 pub mod spec;
 
+pub use fit::{check_fits, fitting_batch};
 pub use graph::Graph;
 pub use model::{Model, Param, ParamKind};
 pub use spec::{LayerShapes, LayerSpec, ModelSpec};

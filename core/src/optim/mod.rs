@@ -8,10 +8,13 @@
 //! schedule = { type = "cosine", warmup_steps = 100 }
 //! ```
 
+mod plan;
 mod schedule;
 
-pub use schedule::{LrState, Schedule};
+pub use plan::{ChunkSpan, LrPlan};
+pub use schedule::{CosineCycle, LrState, Schedule};
 
+use crate::defaults;
 use crate::error::{Error, Result};
 use crate::kernels::optim::{Penalty, Rule};
 use serde::{Deserialize, Serialize};
@@ -31,7 +34,7 @@ pub enum OptimKind {
 }
 
 fn default_lr() -> f32 {
-    1e-3
+    defaults::LR
 }
 
 /// Everything about how parameters are updated. Unset hyper-parameters take PyTorch's
@@ -156,26 +159,26 @@ impl OptimizerSpec {
         let rule = match self.kind {
             Sgd => Rule::Sgd,
             Momentum | Nesterov => Rule::Momentum {
-                momentum: self.momentum.unwrap_or(0.9),
+                momentum: self.momentum.unwrap_or(defaults::MOMENTUM),
                 nesterov: self.kind == Nesterov,
             },
             Adagrad => Rule::Adagrad {
-                eps: self.eps.unwrap_or(1e-10),
+                eps: self.eps.unwrap_or(defaults::ADAGRAD_EPS),
             },
             Rmsprop => Rule::RmsProp {
-                alpha: self.alpha.unwrap_or(0.99),
-                eps: self.eps.unwrap_or(1e-8),
+                alpha: self.alpha.unwrap_or(defaults::RMSPROP_ALPHA),
+                eps: self.eps.unwrap_or(defaults::EPS),
             },
             Adam => Rule::Adam {
-                beta1: self.beta1.unwrap_or(0.9),
-                beta2: self.beta2.unwrap_or(0.999),
-                eps: self.eps.unwrap_or(1e-8),
+                beta1: self.beta1.unwrap_or(defaults::BETA1),
+                beta2: self.beta2.unwrap_or(defaults::BETA2),
+                eps: self.eps.unwrap_or(defaults::EPS),
             },
             Adamw => Rule::AdamW {
-                beta1: self.beta1.unwrap_or(0.9),
-                beta2: self.beta2.unwrap_or(0.999),
-                eps: self.eps.unwrap_or(1e-8),
-                weight_decay: self.weight_decay.unwrap_or(0.01),
+                beta1: self.beta1.unwrap_or(defaults::BETA1),
+                beta2: self.beta2.unwrap_or(defaults::BETA2),
+                eps: self.eps.unwrap_or(defaults::EPS),
+                weight_decay: self.weight_decay.unwrap_or(defaults::ADAMW_WEIGHT_DECAY),
             },
         };
         rule.validate()?;

@@ -1,17 +1,34 @@
-//! Learning-rate schedules. The trainer evaluates them on the host once per step and uploads
-//! a whole chunk's rates as a table the optimizer kernels index on the GPU.
+//! Learning-rate schedules: what a user configures. [`super::LrPlan`] turns one into the
+//! rate of every step; the trainer uploads an epoch's rates as a table the optimizer
+//! kernels index on the GPU, and logs the same numbers.
 
+use crate::defaults;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 fn half() -> f32 {
-    0.5
+    defaults::PLATEAU_FACTOR
 }
 fn ten() -> usize {
-    10
+    defaults::PLATEAU_PATIENCE
 }
 fn small() -> f32 {
-    1e-4
+    defaults::PLATEAU_THRESHOLD
+}
+
+/// What one cosine cycle spans.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CosineCycle {
+    /// One decay over the whole run: to `total_steps` when set, else to the run's planned
+    /// steps where the caller knows them (the CLI: every chunk's steps × epochs). Where
+    /// neither is known (the library or the browser, where chunks keep arriving), each
+    /// chunk is one cycle, as with `chunk`.
+    #[default]
+    Run,
+    /// Every chunk is one cycle that starts again at the base rate (SGDR's warm restarts,
+    /// with cycles the length of a chunk).
+    Chunk,
 }
 
 /// How the learning rate changes over training.
@@ -24,8 +41,10 @@ pub enum Schedule {
     Step { step_epochs: usize, gamma: f32 },
     /// lr · gamma^epoch.
     Exponential { gamma: f32 },
-    /// Linear warm-up over `warmup_steps`, then cosine decay to `min_lr` at `total_steps`
-    /// (0 = the end of the configured training).
+    /// Linear warm-up over the run's first `warmup_steps` steps, then cosine decay to
+    /// `min_lr` over one cycle (`cycle`, default `"run"`: to `total_steps`, 0 = the end of
+    /// the run's planned steps, see [`CosineCycle`]); past the cycle's end the rate stays
+    /// at `min_lr`.
     Cosine {
         #[serde(default)]
         warmup_steps: u64,
@@ -33,6 +52,8 @@ pub enum Schedule {
         total_steps: u64,
         #[serde(default)]
         min_lr: f32,
+        #[serde(default)]
+        cycle: CosineCycle,
     },
     /// Multiply by `factor` when the validation loss has not improved by `threshold`
     /// (relative) for `patience` epochs; never below `min_lr`.
@@ -71,7 +92,30 @@ impl Schedule {
     pub fn validate(&self) -> Result<()> {
         let bad = |k: &str, d: String| Err(Error::invalid(format!("optimizer.schedule.{k}"), d));
         match *self {
-            Schedule::Constant | Schedule::Cosine { .. } => Ok(()),
+            Schedule::Constant => Ok(()),
+            Schedule::Cosine {
+                warmup_steps,
+                total_steps,
+                min_lr,
+                cycle,
+            } => {
+                if !(min_lr >= 0.0 && min_lr.is_finite()) {
+                    return bad("min_lr", format!("{min_lr} must be ≥ 0"));
+                }
+                if total_steps > 0 && warmup_steps >= total_steps {
+                    return bad(
+                        "warmup_steps",
+                        format!("{warmup_steps} leaves nothing of the {total_steps} total_steps to decay over; make it smaller than total_steps"),
+                    );
+                }
+                if total_steps > 0 && cycle == CosineCycle::Chunk {
+                    return bad(
+                        "total_steps",
+                        "sets the end of one run-long cycle, but cycle = \"chunk\" makes every chunk a cycle; remove one of them".into(),
+                    );
+                }
+                Ok(())
+            }
             Schedule::Step { step_epochs, gamma } => {
                 if step_epochs == 0 {
                     return bad("step_epochs", "must be ≥ 1".into());
@@ -96,38 +140,6 @@ impl Schedule {
                 }
             }
         }
-    }
-
-    /// The learning rate at 0-based global `step` in `epoch`, for a run of `total_steps`.
-    pub fn lr(&self, base: f32, step: u64, epoch: u64, total_steps: u64, state: &LrState) -> f32 {
-        let base = base as f64;
-        let lr = match *self {
-            Schedule::Constant | Schedule::ReduceOnPlateau { .. } => base,
-            Schedule::Step { step_epochs, gamma } => {
-                base * (gamma as f64).powi((epoch / step_epochs as u64) as i32)
-            }
-            Schedule::Exponential { gamma } => base * (gamma as f64).powi(epoch as i32),
-            Schedule::Cosine {
-                warmup_steps,
-                total_steps: t,
-                min_lr,
-            } => {
-                let total = if t == 0 { total_steps } else { t }.max(1);
-                if step < warmup_steps {
-                    base * (step + 1) as f64 / warmup_steps as f64
-                } else {
-                    let span = total.saturating_sub(warmup_steps).max(1);
-                    let p = ((step - warmup_steps) as f64 / span as f64).min(1.0);
-                    min_lr as f64
-                        + (base - min_lr as f64) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
-                }
-            }
-        };
-        let lr = lr * state.scale as f64;
-        if let Schedule::ReduceOnPlateau { min_lr, .. } = *self {
-            return lr.max(min_lr as f64) as f32;
-        }
-        lr as f32
     }
 
     /// Feeds an epoch's validation loss to reduce-on-plateau; returns true if it cut the rate.

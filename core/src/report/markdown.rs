@@ -1,6 +1,6 @@
 //! The text of a run's `report.md`.
 
-use super::{best_validation, Evaluation, MetricsRow};
+use super::{best_validation, Evaluation, EpochRecord};
 use std::fmt::Write;
 
 /// What the report says about the run besides the numbers.
@@ -45,7 +45,7 @@ fn cell(s: &str) -> String {
 
 /// `report.md`: a summary, the training history, per-class precision / recall / F1 and
 /// ROC AUC, the most frequent confusions, and links to the images.
-pub fn markdown(info: &ReportInfo, eval: &Evaluation, rows: &[MetricsRow]) -> String {
+pub fn markdown(info: &ReportInfo, eval: &Evaluation, rows: &[EpochRecord]) -> String {
     let name = |c: usize| {
         info.class_names
             .get(c)

@@ -1,7 +1,7 @@
 //! The data of a run's report, as pure functions of host arrays (no GPU, no files, no
 //! clocks), shared by the CLI (`accrete report`, which draws the images) and the browser:
 //!
-//! - [`MetricsRow`]: one line of a run's `metrics.jsonl` (one per epoch), [`parse_metrics`];
+//! - [`parse_metrics`]: the epoch rows ([`EpochRecord`]) of a run's `metrics.jsonl`;
 //! - [`Evaluation`]: loss, accuracy, confusion matrix, per-class precision / recall / F1 and
 //!   one-vs-rest ROC AUC of a classifier's probabilities, [`evaluate`];
 //! - [`Curves`]: per-epoch training and validation curves with the chunk boundaries;
@@ -12,68 +12,20 @@ mod markdown;
 
 pub use markdown::{markdown, ReportInfo};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::metrics::{macro_auc, one_vs_rest_auc, ConfusionMatrix, Report};
-use serde::{Deserialize, Deserializer, Serialize};
+pub use crate::train::history::EpochRecord;
+use crate::train::history::{epochs, parse_events};
+use serde::Serialize;
 
-/// JSON has no NaN: serde_json writes a non-finite f64 as `null`; read it back as NaN.
-fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
-    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
-}
-
-/// One epoch of a run, as written to `metrics.jsonl`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MetricsRow {
-    /// Chunk index (0-based).
-    pub chunk: u64,
-    /// Epochs completed in the whole run, this one included (1-based).
-    pub epoch: u64,
-    /// Epoch within the chunk (1-based).
-    pub epoch_in_chunk: u64,
-    /// Optimizer steps taken in the whole run at the end of this epoch.
-    pub step: u64,
-    /// Mean training loss and accuracy over the epoch.
-    #[serde(deserialize_with = "nan_if_null")]
-    pub train_loss: f64,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub train_accuracy: f64,
-    /// Loss and accuracy on the validation split after the epoch (absent without one).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub val_loss: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub val_accuracy: Option<f64>,
-    /// Learning rate of the next step.
-    #[serde(deserialize_with = "nan_if_null")]
-    pub lr: f64,
-    /// Training throughput over the epoch.
-    #[serde(deserialize_with = "nan_if_null")]
-    pub samples_per_sec: f64,
-    /// Mixed precision only: the loss scale after the epoch, and the steps skipped so far
-    /// because their gradients overflowed f16.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub loss_scale: Option<f32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skipped_steps: Option<u32>,
-}
-
-/// Reads `metrics.jsonl` text (one JSON object per line; blank lines are skipped).
-pub fn parse_metrics(text: &str, source: &str) -> Result<Vec<MetricsRow>> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| {
-                Error::data(
-                    source,
-                    format!("line {}: not a metrics record ({e})", i + 1),
-                )
-            })
-        })
-        .collect()
+/// Reads the epoch rows of `metrics.jsonl` text (its other events — rollbacks, early stops
+/// — are skipped; see [`crate::train::history::parse_events`] for all of them).
+pub fn parse_metrics(text: &str, source: &str) -> Result<Vec<EpochRecord>> {
+    Ok(epochs(&parse_events(text, source)?))
 }
 
 /// The best validation accuracy among `rows` and the epoch it was reached in.
-pub fn best_validation(rows: &[MetricsRow]) -> Option<(f64, u64)> {
+pub fn best_validation(rows: &[EpochRecord]) -> Option<(f64, u64)> {
     rows.iter()
         .filter_map(|r| r.val_accuracy.map(|a| (a, r.epoch)))
         .filter(|(a, _)| a.is_finite())
@@ -219,7 +171,7 @@ impl Curves {
 }
 
 /// The curves of `rows` (in file order).
-pub fn curves(rows: &[MetricsRow]) -> Curves {
+pub fn curves(rows: &[EpochRecord]) -> Curves {
     let mut c = Curves::default();
     for (i, r) in rows.iter().enumerate() {
         c.epoch.push(r.epoch as f64);
@@ -295,8 +247,8 @@ impl Grid {
 mod tests {
     use super::*;
 
-    fn row(chunk: u64, epoch: u64, val: Option<f64>) -> MetricsRow {
-        MetricsRow {
+    fn row(chunk: u64, epoch: u64, val: Option<f64>) -> EpochRecord {
+        EpochRecord {
             chunk,
             epoch,
             epoch_in_chunk: 1,
@@ -320,10 +272,9 @@ mod tests {
             row(1, 3, Some(0.6)),
         ];
         rows[1].train_loss = f64::NAN;
-        let text: String = rows
-            .iter()
-            .map(|r| serde_json::to_string(r).unwrap() + "\n")
-            .collect();
+        let events: Vec<crate::train::Event> =
+            rows.iter().cloned().map(crate::train::Event::Epoch).collect();
+        let text = crate::train::history::to_jsonl(&events);
         let back = parse_metrics(&text, "m").unwrap();
         assert!(back[1].train_loss.is_nan());
         assert_eq!(back[2], rows[2]);

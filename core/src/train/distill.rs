@@ -9,10 +9,10 @@ use crate::nn::Model;
 use serde::{Deserialize, Serialize};
 
 fn half() -> f32 {
-    0.5
+    crate::defaults::DISTILL_ALPHA
 }
 fn four() -> f32 {
-    4.0
+    crate::defaults::DISTILL_TEMPERATURE
 }
 
 /// Distillation weights: `alpha` on the hard labels, temperature `temperature`.

@@ -2,14 +2,13 @@
 //! by `min_delta` for `patience` epochs, and optionally restore the best epoch's weights.
 //! Reduce-on-plateau schedules are fed the validation loss here too.
 
+use super::history::{BestRestored, Event};
 use super::{GpuDataset, Stats, Trainer};
 use crate::data::Dataset;
+use crate::defaults;
 use crate::error::{Error, Result};
+use crate::optim::ChunkSpan;
 use serde::{Deserialize, Serialize};
-
-/// Checkpoint tensors holding the best epoch's weights and optimizer state of the current
-/// chunk (early stopping with `restore_best` inside incremental runs).
-pub(crate) const BEST_PREFIX: &str = "early_stopping.best.";
 
 /// Which validation metric to watch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,10 +20,10 @@ pub enum Monitor {
 }
 
 fn five() -> usize {
-    5
+    defaults::EARLY_STOPPING_PATIENCE
 }
 fn yes() -> bool {
-    true
+    defaults::EARLY_STOPPING_RESTORE_BEST
 }
 
 /// Early-stopping settings.
@@ -82,7 +81,19 @@ impl Trainer {
     ) -> Result<FitReport> {
         let tr = GpuDataset::upload(self.gpu(), train)?;
         let va = GpuDataset::upload(self.gpu(), val)?;
-        let eval_batch = self.train.batch_size.max(256);
+        let eval_batch = self.inference_batch(va.len);
+        // The call is one chunk of max_epochs epochs for the learning-rate plan.
+        self.cursor.chunk_start_step = Some(self.step);
+        let steps_per_epoch = train.len().div_ceil(self.train.batch_size) as u64;
+        self.plan = Some(crate::optim::LrPlan::new(
+            &self.optimizer,
+            self.model.spec.layers.len(),
+            ChunkSpan {
+                start: self.step,
+                steps: steps_per_epoch * max_epochs as u64,
+            },
+            self.planned_steps,
+        )?);
         let better = |m: Monitor, a: f64, b: f64, delta: f64| match m {
             Monitor::ValLoss => a < b - delta,
             Monitor::ValAccuracy => a > b + delta,
@@ -100,12 +111,8 @@ impl Trainer {
             let ts = self.fit_epoch(&tr).await?;
             let vs = self.evaluate(&va, eval_batch).await?;
             self.optimizer.schedule.observe(vs.loss, &mut self.lr_state);
-            self.history.push(serde_json::json!({
-                "chunk": self.cursor.chunk, "epoch": self.epoch, "step": self.step,
-                "train_loss": ts.loss, "train_accuracy": ts.accuracy,
-                "val_loss": vs.loss, "val_accuracy": vs.accuracy,
-                "samples_per_sec": ts.samples_per_second(), "lr": self.current_lr(),
-            }));
+            self.cursor.epoch_in_chunk = epoch as u64;
+            self.record(&ts, Some(&vs)).await?;
             report.epochs.push((ts, vs));
             report.epochs_run = epoch;
             let Some(es) = stopping else { continue };
@@ -129,13 +136,24 @@ impl Trainer {
                 }
             }
         }
+        self.cursor.epoch_in_chunk = 0;
+        self.cursor.chunk_start_step = None;
+        self.plan = None;
         if let Some(b) = &best {
             if report.best_epoch != report.epochs_run {
-                let (history, epoch, step) = (self.history.clone(), self.epoch, self.step);
+                let (history, epoch, step, cursor) =
+                    (self.history.clone(), self.epoch, self.step, self.cursor.clone());
                 self.restore(b)?;
                 // Keep counting forward: the run's history and counters are not rewound.
-                (self.history, self.epoch, self.step) = (history, epoch, step);
-                self.history.push(serde_json::json!({"event": "early_stop", "best_epoch": report.best_epoch, "best_value": report.best_value}));
+                (self.history, self.epoch, self.step, self.cursor) = (history, epoch, step, cursor);
+                self.history.push(Event::BestRestored(BestRestored {
+                    chunk: self.cursor.chunk,
+                    epoch: self.epoch,
+                    step: self.step,
+                    restored_epochs_back: (report.epochs_run - report.best_epoch) as u64,
+                    best_value: Some(report.best_value),
+                    best_epoch: Some(report.best_epoch as u64),
+                }));
             }
         }
         Ok(report)
@@ -184,7 +202,7 @@ impl Trainer {
                 stop_chunk: false,
             });
         };
-        let batch = self.train.batch_size.max(256).min(val.len.max(1));
+        let batch = self.inference_batch(val.len);
         let vs = self.evaluate(&val, batch).await;
         self.validation = Some(val);
         let vs = vs?;
@@ -208,15 +226,7 @@ impl Trainer {
             self.cursor.best_val = Some(value);
             self.cursor.since_best = 0;
             if es.restore_best {
-                let c = self.checkpoint().await?;
-                self.best_snapshot = Some(
-                    c.tensors
-                        .into_iter()
-                        .filter(|t| {
-                            t.name.starts_with("layers.") || t.name.starts_with("optimizer.")
-                        })
-                        .collect(),
-                );
+                self.best_snapshot = Some(self.parameter_tensors().await?);
             }
         } else {
             self.cursor.since_best += 1;
@@ -232,22 +242,14 @@ impl Trainer {
     pub(crate) fn finish_chunk_early_stopping(&mut self) -> Result<()> {
         let since = self.cursor.since_best;
         if let (Some(best), true) = (self.best_snapshot.take(), since > 0) {
-            let names = crate::checkpoint::state_names(&self.rule);
-            for p in &self.model.params {
-                let get = |name: &str| {
-                    best.iter().find(|t| t.name == name).ok_or_else(|| {
-                        Error::data("early stopping", format!("the best snapshot lacks {name}"))
-                    })
-                };
-                let w = get(&p.name)?;
-                self.model.load(&p.name, &w.shape, &w.data)?;
-                for (s, n) in p.state.iter().zip(names) {
-                    s.write_f32(&get(&format!("optimizer.{}.{n}", p.name))?.data)?;
-                }
-            }
-            self.history.push(serde_json::json!({
-                "event": "early_stop", "chunk": self.cursor.chunk, "epoch": self.epoch,
-                "step": self.step, "restored_epochs_back": since, "best_value": self.cursor.best_val,
+            self.load_parameter_tensors(&best, "early stopping's best snapshot")?;
+            self.history.push(Event::BestRestored(BestRestored {
+                chunk: self.cursor.chunk,
+                epoch: self.epoch,
+                step: self.step,
+                restored_epochs_back: since,
+                best_value: self.cursor.best_val,
+                best_epoch: None,
             }));
         }
         self.best_snapshot = None;

@@ -30,11 +30,11 @@ pub struct MixedPrecision {
 }
 
 fn default_init_scale() -> f32 {
-    65536.0
+    crate::defaults::LOSS_SCALE_INIT
 }
 
 fn default_growth_interval() -> u32 {
-    2000
+    crate::defaults::LOSS_SCALE_GROWTH_INTERVAL
 }
 
 impl Default for MixedPrecision {

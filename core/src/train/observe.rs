@@ -2,10 +2,30 @@
 //! checkpoints every N steps, and a way to stop cleanly (Ctrl-C in the CLI, a button in
 //! the browser).
 
-use super::Stats;
-use crate::checkpoint::Checkpoint;
+use super::history::EpochRecord;
+use super::Checkpoint;
 use crate::error::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// Loss and accuracy over a pass.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub loss: f64,
+    pub accuracy: f64,
+    pub samples: usize,
+    pub seconds: f64,
+    /// Host time spent recording the steps and finishing their command buffers (the
+    /// per-step CPU cost that whole-epoch recording keeps small; not the queue submission,
+    /// which may wait for the GPU), in seconds; 0 for evaluation.
+    #[serde(default)]
+    pub host_seconds: f64,
+}
+
+impl Stats {
+    pub fn samples_per_second(&self) -> f64 {
+        self.samples as f64 / self.seconds.max(1e-9)
+    }
+}
 
 /// Where training is, with the running loss and accuracy of the current epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -39,6 +59,8 @@ pub trait Observer {
     /// After `epoch_end`, the validation set's loss and accuracy for that epoch (when the
     /// trainer has one: [`super::Trainer::set_validation`]).
     fn validated(&mut self, _val: &Stats) {}
+    /// After `validated`: the epoch's record, as it was appended to the history.
+    fn epoch_record(&mut self, _record: &EpochRecord) {}
     /// Every `checkpoint_every_steps` steps, at each epoch's end (when checkpointing is on),
     /// and before stopping.
     fn checkpoint(&mut self, _c: &Checkpoint) -> Result<()> {
@@ -51,11 +73,16 @@ pub struct NoObserver;
 
 impl Observer for NoObserver {}
 
-/// How often to report and checkpoint (in global steps); `None` = never mid-epoch.
+/// How one call of [`super::Trainer::fit_chunk_with`] runs.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ChunkOptions {
+    /// Report progress every this many global steps, and at every epoch's end; `None` =
+    /// never.
     pub report_every_steps: Option<u64>,
+    /// Checkpoint every this many global steps (and at every epoch's end); `None` = never.
     pub checkpoint_every_steps: Option<u64>,
+    /// Epochs over this chunk; `None` = `train.epochs`.
+    pub epochs: Option<usize>,
 }
 
 /// How a chunk ended.

@@ -4,19 +4,20 @@
 //! After `max_rollbacks` rollbacks in a row training stops with [`Error::Diverged`]. Every
 //! rollback is written to the history.
 
-use super::{LossScaleState, Stats, Trainer};
-use crate::checkpoint::Checkpoint;
+use super::history::{Event, Loss, Rollback};
+use super::{Checkpoint, Stats, Trainer};
+use crate::defaults;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 fn spike() -> f64 {
-    3.0
+    defaults::RECOVERY_SPIKE_FACTOR
 }
 fn half() -> f32 {
-    0.5
+    defaults::RECOVERY_LR_FACTOR
 }
 fn five() -> usize {
-    5
+    defaults::RECOVERY_MAX_ROLLBACKS
 }
 
 /// When and how to roll back.
@@ -77,14 +78,13 @@ impl Trainer {
         *rollbacks += 1;
         self.restore(snapshot)?;
         self.lr_state.scale *= policy.lr_factor;
-        self.history.push(serde_json::json!({
-            "event": "rollback",
-            "chunk": self.cursor.chunk,
-            "epoch": self.epoch,
-            "step": self.step,
-            "bad_loss": if loss.is_finite() { serde_json::json!(loss) } else { serde_json::json!(loss.to_string()) },
-            "last_good_loss": self.last_good_loss,
-            "new_lr": self.current_lr(),
+        self.history.push(Event::Rollback(Rollback {
+            chunk: self.cursor.chunk,
+            epoch: self.epoch,
+            step: self.step,
+            bad_loss: Loss(loss),
+            last_good_loss: self.last_good_loss,
+            new_lr: self.current_lr(),
         }));
         if *rollbacks > policy.max_rollbacks {
             return Err(Error::Diverged {
@@ -100,52 +100,4 @@ impl Trainer {
         Ok(false)
     }
 
-    /// Overwrites this trainer's parameters, optimizer state and counters with `ckpt`'s
-    /// (same architecture and optimizer).
-    pub fn restore(&mut self, ckpt: &Checkpoint) -> Result<()> {
-        let names = crate::checkpoint::state_names(&self.rule);
-        for p in &self.model.params {
-            let find = |name: &str| {
-                ckpt.tensor(name).ok_or_else(|| {
-                    Error::data(
-                        "checkpoint",
-                        format!("tensor {name} is missing; the file does not match the model"),
-                    )
-                })
-            };
-            let w = find(&p.name)?;
-            self.model.load(&p.name, &w.shape, &w.data)?;
-            for (s, n) in p.state.iter().zip(names) {
-                let st = find(&format!("optimizer.{}.{n}", p.name))?;
-                if st.shape != p.value.shape() {
-                    return Err(Error::data(
-                        "checkpoint",
-                        format!(
-                            "optimizer state {} is {:?}, expected {:?}",
-                            st.name,
-                            st.shape,
-                            p.value.shape()
-                        ),
-                    ));
-                }
-                s.write_f32(&st.data)?;
-            }
-        }
-        let m = &ckpt.meta;
-        self.step = m.step;
-        self.epoch = m.epoch;
-        self.lr_state = m.lr_state.clone();
-        self.cursor = m.cursor.clone();
-        self.history = m.history.clone();
-        self.last_good_loss = m.last_good_loss;
-        if let Some((mp, scaler)) = &self.mixed {
-            // A checkpoint saved without mixed precision starts from the initial scale.
-            let st = m
-                .loss_scale
-                .clone()
-                .unwrap_or_else(|| LossScaleState::initial(mp));
-            scaler.write_u32(&[st.scale.to_bits(), st.good_steps, st.skipped_steps, 0])?;
-        }
-        Ok(())
-    }
 }

@@ -34,9 +34,8 @@ impl Default for StepKernels {
 }
 
 /// The segment table of each arena: its trainable parameters with their lr multipliers
-/// (frozen layers are left out, so they are never updated).
-fn arena_segments(model: &Model, optimizer: &OptimizerSpec) -> Result<Vec<Vec<Segment>>> {
-    let layers = model.spec.layers.len();
+/// `layer_scales[layer]` (frozen layers are left out, so they are never updated).
+fn arena_segments(model: &Model, layer_scales: &[f32]) -> Vec<Vec<Segment>> {
     let mut out = vec![Vec::new(); model.arenas.len()];
     for p in &model.params {
         if !model.spec.layers[p.layer].trainable() {
@@ -45,22 +44,22 @@ fn arena_segments(model: &Model, optimizer: &OptimizerSpec) -> Result<Vec<Vec<Se
         out[p.arena].push(Segment {
             offset: p.offset,
             len: p.value.len(),
-            lr_scale: optimizer.lr_scale(p.layer, layers)?,
+            lr_scale: layer_scales.get(p.layer).copied().unwrap_or(1.0),
         });
     }
-    Ok(out)
+    out
 }
 
 /// Mixed precision: the unscaling of every arena's trainable gradients (one dispatch per
 /// arena), flagging the step when one overflowed (see kernels::loss_scale).
 pub(crate) fn unscale_dispatches(
     model: &Model,
-    optimizer: &OptimizerSpec,
     scaler: &Tensor,
     counter: &Tensor,
 ) -> Result<Vec<Dispatch>> {
     let mut out = Vec::new();
-    for (a, segs) in model.arenas.iter().zip(arena_segments(model, optimizer)?) {
+    let ones = vec![1.0; model.spec.layers.len()];
+    for (a, segs) in model.arenas.iter().zip(arena_segments(model, &ones)) {
         out.extend(loss_scale::unscale_into(&a.grads, &segs, scaler, counter)?);
     }
     Ok(out)
@@ -77,7 +76,8 @@ pub(crate) fn clip_dispatches(
     };
     let gpu = model.gpu();
     if kernels.multi_tensor_update {
-        let segs = arena_segments(model, optimizer)?;
+        let ones = vec![1.0; model.spec.layers.len()];
+        let segs = arena_segments(model, &ones);
         let sets: Vec<(&Tensor, &[Segment])> = model
             .arenas
             .iter()
@@ -96,18 +96,21 @@ pub(crate) fn clip_dispatches(
     }
 }
 
-/// The update dispatches reading the learning rate from row `counter[0]` of `sched`.
+/// The update dispatches reading the learning rate from row `counter[0]` of `sched`, each
+/// layer's scaled by `layer_scales[layer]` (the plan's `layer_lr` factors).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn update_dispatches(
     model: &Model,
     optimizer: &OptimizerSpec,
     rule: &Rule,
     kernels: &StepKernels,
+    layer_scales: &[f32],
     sched: &Tensor,
     counter: &Tensor,
 ) -> Result<Vec<Dispatch>> {
     let mut out = Vec::new();
     if kernels.multi_tensor_update {
-        for (a, segs) in model.arenas.iter().zip(arena_segments(model, optimizer)?) {
+        for (a, segs) in model.arenas.iter().zip(arena_segments(model, layer_scales)) {
             if segs.is_empty() {
                 continue;
             }
@@ -125,7 +128,6 @@ pub(crate) fn update_dispatches(
         }
         return Ok(out);
     }
-    let layers = model.spec.layers.len();
     for p in &model.params {
         if !model.spec.layers[p.layer].trainable() {
             continue;
@@ -134,7 +136,7 @@ pub(crate) fn update_dispatches(
         out.push(update_scheduled_into(
             rule,
             optimizer.penalty(),
-            optimizer.lr_scale(p.layer, layers)?,
+            layer_scales.get(p.layer).copied().unwrap_or(1.0),
             &p.value,
             &p.grad,
             &state,

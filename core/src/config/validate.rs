@@ -1,0 +1,229 @@
+//! What the types alone cannot check: ranges, keys that only apply to one data format, a
+//! model and optimizer that can be built, layers to freeze that exist.
+
+use super::{DataFormat, RunConfig};
+use crate::error::{Error, Result};
+use crate::train::Meta;
+use serde_json::Value;
+
+/// The first place where `a` and `b` differ, as (path, a's value, b's value); `None` when
+/// equal. Paths read like config keys: `layers[1].units`.
+fn first_difference(a: &Value, b: &Value, path: &str) -> Option<(String, String, String)> {
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    let short = |v: Option<&Value>| match v {
+        None => "absent".to_string(),
+        Some(v) => {
+            let t = v.to_string();
+            if t.chars().count() > 60 {
+                format!("{}…", t.chars().take(60).collect::<String>())
+            } else {
+                t
+            }
+        }
+    };
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|k| match (x.get(k), y.get(k)) {
+                (Some(p), Some(q)) => first_difference(p, q, &join(k)),
+                (p, q) => Some((join(k), short(p), short(q))),
+            })
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (p, q))| first_difference(p, q, &format!("{path}[{i}]"))),
+        (Value::Array(x), Value::Array(y)) => Some((
+            format!("{path} (length)"),
+            x.len().to_string(),
+            y.len().to_string(),
+        )),
+        _ if a == b => None,
+        _ => Some((path.to_string(), short(Some(a)), short(Some(b)))),
+    }
+}
+
+impl RunConfig {
+    /// Refuses a checkpoint written for another run: its model (with `[finetune] freeze`),
+    /// optimizer, `[train]` settings and seed must be this configuration's. The message
+    /// names the first field that differs and both values, after `source` (the file).
+    pub fn check_resumable(&self, meta: &Meta, source: &str) -> Result<()> {
+        let spec = self.model_spec()?;
+        fn to<T: serde::Serialize>(v: &T) -> Value {
+            serde_json::to_value(v).unwrap_or(Value::Null)
+        }
+        let pairs: [(&str, Value, Value); 4] = [
+            ("model", to(&meta.model), to(&spec)),
+            ("optimizer", to(&meta.optimizer), to(&self.optimizer)),
+            ("train", to(&meta.train), to(&self.train)),
+            ("seed", Value::from(meta.seed), Value::from(self.seed)),
+        ];
+        for (table, theirs, ours) in pairs {
+            if let Some((path, a, b)) = first_difference(&theirs, &ours, table) {
+                return Err(Error::data(
+                    source,
+                    format!("this checkpoint belongs to another run: its {path} is {a} but config.toml has {b}; restore the run's config.toml or start a new run"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks what the types alone cannot: ranges, keys that only apply to one data
+    /// format, a model and optimizer that can be built, layers to freeze that exist.
+    /// Messages start with the key (`data.validation_fraction: …`).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, detail: String| Err(Error::invalid(key, detail));
+        if self.train.loss == crate::train::LossKind::Mse {
+            return bad(
+                "train.loss",
+                "\"mse\" trains on real-valued targets, but runs read class labels (IDX or a CSV label column); use \"softmax_cross_entropy\" here, or the library's Dataset::regression for regression".into(),
+            );
+        }
+        let d = &self.data;
+        match d.format {
+            DataFormat::Idx => {
+                for (key, set) in [
+                    ("train_file", d.train_file.is_some()),
+                    ("test_file", d.test_file.is_some()),
+                    ("label_column", d.label_column.is_some()),
+                ] {
+                    if set {
+                        return bad(
+                            &format!("data.{key}"),
+                            "only applies to format = \"csv\"; with format = \"idx\" set data.dir to the folder holding the IDX files".into(),
+                        );
+                    }
+                }
+            }
+            DataFormat::Csv => {
+                if d.dir.is_some() {
+                    return bad(
+                        "data.dir",
+                        "only applies to format = \"idx\"; with format = \"csv\" set data.train_file (and data.test_file)".into(),
+                    );
+                }
+                if d.train_file.is_none() {
+                    return bad(
+                        "data.train_file",
+                        "is required with format = \"csv\": the path of the training table".into(),
+                    );
+                }
+            }
+        }
+        if d.train_limit == Some(0) {
+            return bad("data.train_limit", "0 samples leaves nothing to train on; use at least 1, or remove the key to use all".into());
+        }
+        if d.test_limit == Some(0) {
+            return bad(
+                "data.test_limit",
+                "0 samples leaves nothing to test on; use at least 1, or remove the key to use all"
+                    .into(),
+            );
+        }
+        if let Some(mp) = &self.train.mixed_precision {
+            mp.check_settings()?;
+        }
+        if self.train.early_stopping.is_some() && d.validation_fraction == 0.0 {
+            return bad(
+                "train.early_stopping",
+                "watches the validation split, but data.validation_fraction is 0; set it to e.g. 0.1, or remove train.early_stopping".into(),
+            );
+        }
+        if !(0.0..1.0).contains(&d.validation_fraction) {
+            return bad(
+                "data.validation_fraction",
+                format!(
+                    "{} is outside [0, 1); use e.g. 0.1 for 10% of the training data, or 0 for no validation",
+                    d.validation_fraction
+                ),
+            );
+        }
+        self.model
+            .shapes()
+            .map_err(|e| Error::invalid("model", e.to_string()))?;
+        let outputs = self.model.outputs()?;
+        if outputs < 2 {
+            return bad(
+                "model.layers",
+                format!("the last layer gives {outputs} output; a classifier needs one output per class (at least 2)"),
+            );
+        }
+        if let Some(names) = &d.class_names {
+            if names.len() != outputs {
+                return bad(
+                    "data.class_names",
+                    format!(
+                        "{} names for the {outputs} classes the model's last layer predicts; give one name per class",
+                        names.len()
+                    ),
+                );
+            }
+        }
+        self.optimizer
+            .rule()
+            .map_err(|e| Error::invalid("optimizer", e.to_string()))?;
+        self.optimizer.schedule.validate()?;
+        let layers = self.model.layers.len();
+        for i in 0..layers {
+            self.optimizer.lr_scale(i, layers)?;
+        }
+        if self.train.batch_size == 0 {
+            return bad("train.batch_size", "must be at least 1".into());
+        }
+        if self.train.epochs == 0 {
+            return bad(
+                "train.epochs",
+                "must be at least 1 (epochs per chunk)".into(),
+            );
+        }
+        if !(0.0..1.0).contains(&self.train.label_smoothing) {
+            return bad(
+                "train.label_smoothing",
+                format!("{} is outside [0, 1)", self.train.label_smoothing),
+            );
+        }
+        if self.incremental.chunks == 0 {
+            return bad(
+                "incremental.chunks",
+                "must be at least 1 (1 = ordinary training on all the data)".into(),
+            );
+        }
+        if let Some(r) = &self.recovery {
+            if r.spike_factor.is_nan() || r.spike_factor <= 1.0 {
+                return bad(
+                    "recovery.spike_factor",
+                    format!("{} must be greater than 1", r.spike_factor),
+                );
+            }
+            if !(r.lr_factor > 0.0 && r.lr_factor < 1.0) {
+                return bad(
+                    "recovery.lr_factor",
+                    format!("{} must be in (0, 1)", r.lr_factor),
+                );
+            }
+        }
+        if let Some(f) = &self.finetune {
+            if f.from.trim().is_empty() {
+                return bad(
+                    "finetune.from",
+                    "is empty; give the path of a .safetensors file".into(),
+                );
+            }
+            let mut spec = self.model.clone();
+            spec.freeze(&f.freeze)
+                .map_err(|e| Error::invalid("finetune.freeze", e.to_string()))?;
+        }
+        Ok(())
+    }
+
+}

@@ -1,0 +1,283 @@
+//! The history of a run: one typed [`Event`] per epoch, rollback and early stop, in the
+//! order they happened. It travels in checkpoints (`Meta::history`) and is what the CLI
+//! writes to `metrics.jsonl`, one event per line, so a resumed run can always rebuild that
+//! file from its checkpoint.
+//!
+//! Each event is serialised as a JSON object with an `event` tag (`"epoch"`, `"rollback"`,
+//! `"early_stop"`, `"early_stop_chunk"`). Files written before the tag existed have epoch
+//! rows without one; [`event_from_value`] reads them as epochs.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// JSON has no NaN: serde_json writes a non-finite f64 as `null`; read it back as NaN.
+fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// One epoch of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Chunk index (0-based).
+    pub chunk: u64,
+    /// Epochs completed in the whole run, this one included (1-based).
+    pub epoch: u64,
+    /// Epoch within the chunk (1-based; 0 in histories written before it was recorded).
+    #[serde(default)]
+    pub epoch_in_chunk: u64,
+    /// Optimizer steps taken in the whole run at the end of this epoch.
+    pub step: u64,
+    /// Mean training loss and accuracy over the epoch (accuracy NaN for regression).
+    #[serde(deserialize_with = "nan_if_null")]
+    pub train_loss: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub train_accuracy: f64,
+    /// Loss and accuracy on the validation split after the epoch (absent without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_accuracy: Option<f64>,
+    /// The learning rate of the epoch's last step, as the update kernels used it (the
+    /// schedule, the plateau and recovery multipliers included; before a per-layer
+    /// `layer_lr` factor). Written in its shortest decimal form (an f32).
+    #[serde(deserialize_with = "nan_if_null", serialize_with = "short_f32")]
+    pub lr: f64,
+    /// Training throughput over the epoch.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub samples_per_sec: f64,
+    /// Mixed precision only: the loss scale after the epoch, and the steps skipped so far
+    /// because their gradients overflowed f16.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_steps: Option<u32>,
+}
+
+/// The rate is an f32: write 0.001, not 0.0010000000474974513.
+fn short_f32<S: Serializer>(v: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    let short: f64 = (*v as f32).to_string().parse().unwrap_or(*v);
+    s.serialize_f64(short)
+}
+
+/// A loss that may be non-finite: a number, or its text ("NaN", "inf") where JSON has none.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Loss(pub f64);
+
+impl Serialize for Loss {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if self.0.is_finite() {
+            s.serialize_f64(self.0)
+        } else {
+            s.serialize_str(&self.0.to_string())
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Loss {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Number(n) => Ok(Loss(n.as_f64().unwrap_or(f64::NAN))),
+            serde_json::Value::String(s) => Ok(Loss(s.parse().unwrap_or(f64::NAN))),
+            _ => Ok(Loss(f64::NAN)),
+        }
+    }
+}
+
+/// An epoch whose loss diverged was rolled back and the learning rate lowered
+/// (`[recovery]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rollback {
+    pub chunk: u64,
+    /// Epochs completed (the rolled-back epoch is not counted).
+    pub epoch: u64,
+    pub step: u64,
+    /// The loss that triggered the rollback.
+    pub bad_loss: Loss,
+    pub last_good_loss: Option<f64>,
+    /// The learning rate the epoch is retried with.
+    pub new_lr: f32,
+}
+
+/// Early stopping put back the weights of the best epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BestRestored {
+    #[serde(default)]
+    pub chunk: u64,
+    #[serde(default)]
+    pub epoch: u64,
+    #[serde(default)]
+    pub step: u64,
+    /// Epochs between the best one and the last one run (0 where not recorded).
+    #[serde(default)]
+    pub restored_epochs_back: u64,
+    /// The best value of the monitored metric.
+    pub best_value: Option<f64>,
+    /// `fit_with_validation` only: the 1-based epoch (of that call) that was best.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_epoch: Option<u64>,
+}
+
+/// Early stopping ended a chunk before its configured epochs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChunkStopped {
+    pub chunk: u64,
+    /// Epochs the chunk ran.
+    pub epochs_run: u64,
+    pub epoch: u64,
+    pub step: u64,
+}
+
+/// Something that happened in a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Epoch(EpochRecord),
+    Rollback(Rollback),
+    #[serde(rename = "early_stop")]
+    BestRestored(BestRestored),
+    #[serde(rename = "early_stop_chunk")]
+    ChunkStopped(ChunkStopped),
+}
+
+impl Event {
+    /// The epoch record, if this is one.
+    pub fn as_epoch(&self) -> Option<&EpochRecord> {
+        match self {
+            Event::Epoch(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The epoch records among `events`, in order.
+pub fn epochs(events: &[Event]) -> Vec<EpochRecord> {
+    events.iter().filter_map(Event::as_epoch).cloned().collect()
+}
+
+/// Reads one event from JSON; an object without an `event` tag is an epoch row as written
+/// before the tag existed.
+pub fn event_from_value(mut v: serde_json::Value) -> std::result::Result<Event, serde_json::Error> {
+    if let Some(obj) = v.as_object_mut() {
+        obj.entry("event").or_insert_with(|| "epoch".into());
+    }
+    serde_json::from_value(v)
+}
+
+/// Deserialises a history list, accepting untagged epoch rows (see [`event_from_value`]).
+pub(crate) fn deserialize_events<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<Event>, D::Error> {
+    Vec::<serde_json::Value>::deserialize(d)?
+        .into_iter()
+        .map(|v| event_from_value(v).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+/// Reads `metrics.jsonl` text: one event per line (blank lines skipped), untagged epoch rows
+/// accepted. `source` names the file in errors, which give the line.
+pub fn parse_events(text: &str, source: &str) -> Result<Vec<Event>> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .and_then(event_from_value)
+                .map_err(|e| {
+                    Error::data(
+                        source,
+                        format!("line {}: not a metrics record ({e})", i + 1),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// `events` as `metrics.jsonl` text: one JSON object per line.
+pub fn to_jsonl(events: &[Event]) -> String {
+    let mut out = String::new();
+    for e in events {
+        out += &serde_json::to_string(e).expect("an event serialises");
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch(chunk: u64, epoch: u64) -> EpochRecord {
+        EpochRecord {
+            chunk,
+            epoch,
+            epoch_in_chunk: 1,
+            step: 10 * epoch,
+            train_loss: 0.5,
+            train_accuracy: f64::NAN,
+            val_loss: Some(0.6),
+            val_accuracy: None,
+            lr: 0.001f32 as f64,
+            samples_per_sec: 100.0,
+            loss_scale: None,
+            skipped_steps: None,
+        }
+    }
+
+    #[test]
+    fn events_round_trip_with_their_tags() {
+        let events = vec![
+            Event::Epoch(epoch(0, 1)),
+            Event::Rollback(Rollback {
+                chunk: 0,
+                epoch: 1,
+                step: 10,
+                bad_loss: Loss(f64::NAN),
+                last_good_loss: Some(0.5),
+                new_lr: 5e-4,
+            }),
+            Event::BestRestored(BestRestored {
+                chunk: 1,
+                epoch: 3,
+                step: 30,
+                restored_epochs_back: 1,
+                best_value: Some(0.4),
+                best_epoch: None,
+            }),
+            Event::ChunkStopped(ChunkStopped {
+                chunk: 1,
+                epochs_run: 2,
+                epoch: 3,
+                step: 30,
+            }),
+        ];
+        let text = to_jsonl(&events);
+        assert!(text.starts_with(r#"{"event":"epoch","chunk":0,"#), "{text}");
+        assert!(text.contains(r#""lr":0.001,"#), "{text}");
+        assert!(text.contains(r#""bad_loss":"NaN""#), "{text}");
+        assert!(text.contains(r#"{"event":"early_stop","#), "{text}");
+        let back = parse_events(&text, "m").unwrap();
+        assert_eq!(back.len(), 4);
+        // NaN != NaN: compare the non-NaN parts.
+        let Event::Epoch(e) = &back[0] else { panic!() };
+        assert!(e.train_accuracy.is_nan() && e.train_loss == 0.5);
+        let Event::Rollback(r) = &back[1] else { panic!() };
+        assert!(r.bad_loss.0.is_nan() && r.new_lr == 5e-4);
+        assert_eq!(back[2..], events[2..]);
+    }
+
+    #[test]
+    fn untagged_rows_of_older_files_are_epochs() {
+        let old = r#"{"chunk":2,"epoch":5,"epoch_in_chunk":1,"step":50,"train_loss":0.3,"train_accuracy":0.9,"lr":0.01,"samples_per_sec":12.5}"#;
+        let rows = parse_events(old, "old.jsonl").unwrap();
+        assert_eq!(rows[0].as_epoch().unwrap().chunk, 2);
+        // A history row from a checkpoint of the previous format (no epoch_in_chunk).
+        let v = serde_json::json!({"chunk":0,"epoch":1,"step":3,"train_loss":1.0,
+            "train_accuracy":0.5,"samples_per_sec":1.0,"lr":0.001});
+        let e = event_from_value(v).unwrap();
+        assert_eq!(e.as_epoch().unwrap().epoch_in_chunk, 0);
+        let v = serde_json::json!({"event":"early_stop","best_epoch":2,"best_value":0.25});
+        assert!(matches!(event_from_value(v).unwrap(), Event::BestRestored(b) if b.best_epoch == Some(2)));
+        let e = parse_events("\n{\"chunk\": 1}\n", "bad.jsonl").unwrap_err();
+        assert!(e.to_string().starts_with("bad.jsonl: line 2: not a metrics record"), "{e}");
+    }
+}
