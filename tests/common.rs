@@ -282,13 +282,27 @@ pub fn all_rules() -> Vec<accrete::kernels::optim::Rule> {
 }
 
 /// An observer keeping every checkpoint it is given, round-tripped through bytes.
-pub struct KeepCheckpoints(pub Vec<accrete::checkpoint::Checkpoint>);
+pub struct KeepCheckpoints(pub Vec<accrete::train::Checkpoint>);
 
 impl accrete::train::Observer for KeepCheckpoints {
-    fn checkpoint(&mut self, c: &accrete::checkpoint::Checkpoint) -> accrete::Result<()> {
+    fn checkpoint(&mut self, c: &accrete::train::Checkpoint) -> accrete::Result<()> {
         let bytes = c.to_bytes()?;
         self.0
-            .push(accrete::checkpoint::Checkpoint::from_bytes(&bytes, "kept")?);
+            .push(accrete::train::Checkpoint::from_bytes(&bytes, "kept")?);
         Ok(())
+    }
+}
+
+/// The history as the JSON objects it is saved as (one per event, with its `event` tag).
+pub trait HistoryJson {
+    fn history_json(&self) -> Vec<serde_json::Value>;
+}
+
+impl HistoryJson for Trainer {
+    fn history_json(&self) -> Vec<serde_json::Value> {
+        self.history
+            .iter()
+            .map(|e| serde_json::to_value(e).expect("an event serialises"))
+            .collect()
     }
 }

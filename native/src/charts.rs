@@ -30,13 +30,15 @@ macro_rules! save {
             let area = BitMapBackend::new(&png, $size).into_drawing_area();
             let $a = &area;
             $body.map_err(|e| $crate::charts::draw_failure(&png, e))?;
-            area.present().map_err(|e| $crate::charts::draw_failure(&png, e))?;
+            area.present()
+                .map_err(|e| $crate::charts::draw_failure(&png, e))?;
         }
         {
             let area = SVGBackend::new(&svg, $size).into_drawing_area();
             let $a = &area;
             $body.map_err(|e| $crate::charts::draw_failure(&svg, e))?;
-            area.present().map_err(|e| $crate::charts::draw_failure(&svg, e))?;
+            area.present()
+                .map_err(|e| $crate::charts::draw_failure(&svg, e))?;
         }
     }};
 }

@@ -106,7 +106,11 @@ pub fn write_report(
     let mut images = Vec::new();
     let c = curves(&rows);
     if !rows.is_empty() {
-        save!(out, "loss", (900, 540), |a| draw_curves(a, &c, Metric::Loss));
+        save!(out, "loss", (900, 540), |a| draw_curves(
+            a,
+            &c,
+            Metric::Loss
+        ));
         save!(out, "accuracy", (900, 540), |a| draw_curves(
             a,
             &c,

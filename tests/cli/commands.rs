@@ -7,8 +7,8 @@
 //! The binary is built (or found up to date) by `cargo build -p accrete-cli` in the same
 //! target directory and profile as this test.
 
-use accrete::checkpoint::read_file;
 use accrete::config::RunConfig;
+use accrete::train::Checkpoint;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -175,8 +175,11 @@ fn blobs_run() -> &'static Path {
 }
 
 fn tensors_equal(a: &Path, b: &Path) {
-    let (a, b) = (read_file(a).unwrap(), read_file(b).unwrap());
-    let names = |c: &accrete::checkpoint::Checkpoint| -> Vec<String> {
+    let (a, b) = (
+        Checkpoint::read_file(a).unwrap(),
+        Checkpoint::read_file(b).unwrap(),
+    );
+    let names = |c: &accrete::train::Checkpoint| -> Vec<String> {
         c.tensors.iter().map(|t| t.name.clone()).collect()
     };
     assert_eq!(names(&a), names(&b));
@@ -240,7 +243,7 @@ fn train_writes_config_metrics_checkpoints_and_report() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     files.sort();
-    let last = read_file(&ck.join("last.safetensors")).unwrap();
+    let last = Checkpoint::read_file(&ck.join("last.safetensors")).unwrap();
     let steps = last.meta.step;
     assert_eq!(steps, rows[3]["step"].as_u64().unwrap());
     assert_eq!(&files[..2], ["best.safetensors", "last.safetensors"]);
@@ -594,12 +597,12 @@ fn resume_after_sigkill_matches_an_uninterrupted_run() {
     );
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let at = read_file(&dir.join("killed/checkpoints/last.safetensors")).unwrap();
+    let at = Checkpoint::read_file(&dir.join("killed/checkpoints/last.safetensors")).unwrap();
     assert!(
         !dir.join("killed/report").exists(),
         "the run finished before the kill"
     );
-    let total = read_file(&dir.join("straight/checkpoints/last.safetensors"))
+    let total = Checkpoint::read_file(&dir.join("straight/checkpoints/last.safetensors"))
         .unwrap()
         .meta
         .step;

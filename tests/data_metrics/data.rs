@@ -80,6 +80,7 @@ fn csv_label_column_first_or_named_and_lf_without_final_newline() {
         &CsvOptions {
             label_column: "y".into(),
             classes: Some(5),
+            require_label: true,
         },
     )
     .unwrap();

@@ -1,8 +1,9 @@
 //! Checkpoints: PyTorch-layout safetensors with verified metadata, exact resume, refusal of
 //! truncated / corrupted / mismatched files, atomic writes.
 
-use accrete::checkpoint::{read_file, write_atomic, Checkpoint};
+use accrete::checkpoint::write_atomic;
 use accrete::optim::OptimizerSpec;
+use accrete::train::Checkpoint;
 use accrete::train::{GpuDataset, TrainSpec, Trainer};
 use accrete::Error;
 use accrete_tests::*;
@@ -151,14 +152,14 @@ fn atomic_write_replaces_and_leaves_no_temporary() {
     let c = pollster::block_on(t.checkpoint()).unwrap();
     write_atomic(&path, b"old contents").unwrap();
     write_atomic(&path, &c.to_bytes().unwrap()).unwrap();
-    assert_eq!(read_file(&path).unwrap(), c);
+    assert_eq!(Checkpoint::read_file(&path).unwrap(), c);
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
         .collect();
     assert!(leftovers.is_empty());
-    let err = read_file(&dir.join("missing.safetensors")).unwrap_err();
+    let err = Checkpoint::read_file(&dir.join("missing.safetensors")).unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -174,9 +175,9 @@ fn a_crash_mid_write_leaves_the_previous_checkpoint_loadable() {
     // beside the target (the rename, which is atomic, never happened).
     let partial = &good.to_bytes().unwrap()[..1000];
     std::fs::write(dir.join(".last.safetensors.tmp-99999"), partial).unwrap();
-    assert_eq!(read_file(&path).unwrap(), good);
+    assert_eq!(Checkpoint::read_file(&path).unwrap(), good);
     // The next save still succeeds and replaces the file whole.
     write_atomic(&path, &good.to_bytes().unwrap()).unwrap();
-    assert_eq!(read_file(&path).unwrap(), good);
+    assert_eq!(Checkpoint::read_file(&path).unwrap(), good);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -2,8 +2,9 @@
 //! back; transfer learning loads matching layers, re-initialises a new head and leaves
 //! frozen layers byte-identical.
 
-use accrete::checkpoint::{weights_from_bytes, Checkpoint};
+use accrete::checkpoint::weights_from_bytes;
 use accrete::optim::OptimizerSpec;
+use accrete::train::Checkpoint;
 use accrete::train::{
     ChunkOptions, ChunkOutcome, Control, Observer, Progress, RecoverySpec, TrainSpec, Trainer,
 };
@@ -48,6 +49,7 @@ fn mid_epoch_checkpoints_and_stops_resume_exactly() {
     let opts = ChunkOptions {
         report_every_steps: Some(4),
         checkpoint_every_steps: Some(3),
+        ..ChunkOptions::default()
     };
     let mut straight = trainer(3);
     let mut keep = Keeper {
@@ -92,8 +94,8 @@ fn mid_epoch_checkpoints_and_stops_resume_exactly() {
     assert!(pollster::block_on(weight_bytes(&resumed)) == want);
     // The resumed run's per-epoch loss matches too (the partial accumulator travelled).
     assert_eq!(
-        resumed.history.last().unwrap()["train_loss"],
-        straight.history.last().unwrap()["train_loss"]
+        resumed.history_json().last().unwrap()["train_loss"],
+        straight.history_json().last().unwrap()["train_loss"]
     );
 }
 
@@ -117,8 +119,8 @@ fn an_injected_divergence_is_rolled_back() {
     t.inject_lr_spike(1e4, 10);
     let stats = pollster::block_on(t.fit_chunk(&chunk)).unwrap();
     let rollbacks: Vec<_> = t
-        .history
-        .iter()
+        .history_json()
+        .into_iter()
         .filter(|h| h["event"] == "rollback")
         .collect();
     eprintln!("rollbacks: {rollbacks:?}");

@@ -37,7 +37,7 @@ fn stops_after_patience_and_restores_the_best_weights() {
     let now =
         pollster::block_on(t.evaluate(&GpuDataset::upload(gpu(), &val).unwrap(), 256)).unwrap();
     assert_eq!(now.loss, best_loss);
-    assert_eq!(t.history.last().unwrap()["event"], "early_stop");
+    assert_eq!(t.history_json().last().unwrap()["event"], "early_stop");
 }
 
 #[test]
@@ -55,7 +55,7 @@ fn without_early_stopping_all_epochs_run() {
     let report = pollster::block_on(t.fit_with_validation(&train, &train, 4, None)).unwrap();
     assert_eq!((report.epochs_run, report.stopped_early), (4, false));
     assert_eq!(t.history.len(), 4);
-    assert!(t.history[3]["val_accuracy"].is_number());
+    assert!(t.history_json()[3]["val_accuracy"].is_number());
 }
 
 /// Early stopping inside `fit_chunk` (what the CLI runs): the chunk ends after `patience`
@@ -87,6 +87,7 @@ fn chunks_stop_early_and_resume_exactly() {
     let opts = ChunkOptions {
         report_every_steps: None,
         checkpoint_every_steps: Some(1),
+        ..ChunkOptions::default()
     };
     let mut t = fresh();
     let mut keep = KeepCheckpoints(Vec::new());
@@ -96,8 +97,8 @@ fn chunks_stop_early_and_resume_exactly() {
     };
     assert!(epochs.len() < 60, "ran all {} epochs", epochs.len());
     let rows: Vec<_> = t
-        .history
-        .iter()
+        .history_json()
+        .into_iter()
         .filter(|h| h.get("val_loss").is_some())
         .collect();
     assert_eq!(rows.len(), epochs.len());
@@ -105,7 +106,10 @@ fn chunks_stop_early_and_resume_exactly() {
         .iter()
         .map(|h| h["val_loss"].as_f64().unwrap())
         .fold(f64::INFINITY, f64::min);
-    assert!(t.history.iter().any(|h| h["event"] == "early_stop_chunk"));
+    assert!(t
+        .history_json()
+        .iter()
+        .any(|h| h["event"] == "early_stop_chunk"));
     // The restored weights give exactly the best epoch's validation loss.
     let now =
         pollster::block_on(t.evaluate(&GpuDataset::upload(gpu(), &val).unwrap(), 256)).unwrap();

@@ -2,9 +2,9 @@
 //! moments; rehearsal limits forgetting; checkpoints taken between chunks resume exactly,
 //! rehearsal buffer included.
 
-use accrete::checkpoint::Checkpoint;
 use accrete::data::Dataset;
 use accrete::optim::{OptimKind, OptimizerSpec};
+use accrete::train::Checkpoint;
 use accrete::train::{RehearsalSpec, Reservoir, TrainSpec, Trainer};
 use accrete_tests::*;
 
@@ -63,7 +63,7 @@ fn second_chunk_continues_from_the_first() {
         "the second chunk did not continue from the first chunk's state"
     );
     assert_eq!(a.history.len(), 4);
-    assert_eq!(a.history[3]["chunk"], 1);
+    assert_eq!(a.history_json()[3]["chunk"], 1);
 }
 
 #[test]

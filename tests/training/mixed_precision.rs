@@ -12,7 +12,6 @@
 //!   exactly, the scaler's state included;
 //! - clear errors for bad settings.
 
-use accrete::checkpoint::Checkpoint;
 use accrete::data::Dataset;
 use accrete::kernels::loss_scale;
 use accrete::kernels::optim::{
@@ -22,6 +21,7 @@ use accrete::kernels::step;
 use accrete::kernels::Activation;
 use accrete::nn::{LayerSpec, ModelSpec};
 use accrete::optim::OptimizerSpec;
+use accrete::train::Checkpoint;
 use accrete::train::{
     ChunkOptions, GpuDataset, LossKind, LossScaleState, MixedPrecision, NoObserver, TrainSpec,
     Trainer,
@@ -464,6 +464,7 @@ fn same_seed_same_bits_and_exact_resume_with_the_scaler() {
     let opts = ChunkOptions {
         report_every_steps: None,
         checkpoint_every_steps: Some(7),
+        ..ChunkOptions::default()
     };
     let mut a = make();
     let mut keep = KeepCheckpoints(Vec::new());

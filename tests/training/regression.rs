@@ -3,12 +3,12 @@
 //! trained weights); padding rows of the last batch do not count; resume and rehearsal keep
 //! the targets; a mismatch between the loss and the data is a clear error.
 
-use accrete::checkpoint::Checkpoint;
 use accrete::data::Dataset;
 use accrete::kernels::Activation;
 use accrete::nn::presets::mlp;
 use accrete::nn::reference::{forward, HostParams};
 use accrete::optim::OptimizerSpec;
+use accrete::train::Checkpoint;
 use accrete::train::{GpuDataset, LossKind, RehearsalSpec, TrainSpec, Trainer};
 use accrete_tests::*;
 

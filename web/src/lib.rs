@@ -25,128 +25,35 @@
 //! on a trainer while one is running rejects with a "busy" Error. Every failure rejects with
 //! an `Error` whose message says what was wrong and what to do.
 //!
-//! All logic lives in the `accrete` crate: the spec is parsed and checked by
-//! [`accrete::config::SessionSpec`], the arrays by [`accrete::config::dataset_for_model`],
-//! training is [`accrete::train::Trainer::fit_chunk_with`], checkpoints are
-//! [`accrete::checkpoint::Checkpoint`] bytes (the same files `accrete train` writes).
+//! All logic lives in the `accrete` crate's session layer, which the CLI calls too: the spec
+//! is parsed and checked by [`accrete::config::SessionSpec`], the session built by
+//! [`accrete::session::Session::from_spec`] (the same device-fit rule), the arrays by
+//! [`accrete::config::dataset_for_model`], training is
+//! [`accrete::session::Session::fit_chunk`] with per-call epochs in
+//! [`accrete::train::ChunkOptions`], inference batches follow
+//! [`accrete::train::Trainer::inference_batch`], and checkpoints are
+//! [`accrete::train::Checkpoint`] bytes (the same files `accrete train` writes). This crate
+//! marshals JavaScript values ([`args`]) and holds the browser's environment ([`browser`]).
 
-use accrete::checkpoint::Checkpoint;
-use accrete::config::{check_fits, dataset_for_model, SessionSpec};
-use accrete::data::{Dataset, Standardizer};
-use accrete::train::{
-    ChunkOptions, ChunkOutcome, Control, GpuDataset, Observer, Progress, Stats,
-    Trainer as CoreTrainer,
-};
-use accrete::Gpu;
-use js_sys::{Array, ArrayBuffer, Float32Array, Float64Array, Object, Reflect, Uint8Array};
+mod args;
+mod browser;
+
+use accrete::config::{dataset_for_model, SessionSpec};
+use accrete::session::Session;
+use accrete::train::{Checkpoint, ChunkOptions, ChunkOutcome, Control, Observer, Progress, Stats};
+use args::{bytes_arg, features_arg, fit_options, labels_arg, spec_text, to_js};
+pub use browser::adapter_info;
+use browser::{install_panic_hook, shared_gpu};
+use js_sys::{Float32Array, Uint8Array};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::future_to_promise;
 
 /// The version of this crate (and of the accrete workspace), e.g. `"0.1.0"`.
 #[wasm_bindgen]
 pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
-}
-
-/// Opens the preferred GPU adapter and resolves to a plain object describing it
-/// (name, backend, device type, driver, limits, features).
-///
-/// Rejects with an `Error` whose message says what to do when WebGPU is unavailable
-/// (no `navigator.gpu`, or no adapter) or the device cannot be created.
-///
-/// wgpu leaves the name and driver empty on WebGPU; they are filled from the browser's own
-/// `GPUAdapter.info` (vendor, architecture, device, description), also given as `browser`.
-#[wasm_bindgen(js_name = adapterInfo)]
-pub async fn adapter_info() -> Result<JsValue, JsError> {
-    let gpu = shared_gpu().await?;
-    let mut out = serde_json::to_value(gpu.summary()).map_err(|e| JsError::new(&e.to_string()))?;
-    if let Some(info) = browser_adapter_info().await {
-        let field = |k: &str| {
-            info.get(k)
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string()
-        };
-        let (vendor, arch, device, description) = (
-            field("vendor"),
-            field("architecture"),
-            field("device"),
-            field("description"),
-        );
-        let join = |parts: &[&String]| {
-            parts
-                .iter()
-                .filter(|p| !p.is_empty())
-                .map(|p| p.as_str())
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        if out["name"].as_str().is_none_or(str::is_empty) {
-            let name = if description.is_empty() {
-                join(&[&vendor, &arch, &device])
-            } else {
-                description.clone()
-            };
-            out["name"] = name.into();
-        }
-        if out["driver"].as_str().is_none_or(str::is_empty) {
-            out["driver"] = join(&[&vendor, &arch]).into();
-        }
-        out["browser"] = info;
-    }
-    to_js(&out)
-}
-
-/// The browser's description of its preferred adapter (`GPUAdapter.info`), if it gives one.
-async fn browser_adapter_info() -> Option<serde_json::Value> {
-    let get = |o: &JsValue, k: &str| {
-        Reflect::get(o, &k.into())
-            .ok()
-            .filter(|v| !v.is_undefined() && !v.is_null())
-    };
-    let navigator = get(&js_sys::global().into(), "navigator")?;
-    let gpu = get(&navigator, "gpu")?;
-    let request = get(&gpu, "requestAdapter")?
-        .dyn_into::<js_sys::Function>()
-        .ok()?;
-    let promise = request
-        .call0(&gpu)
-        .ok()?
-        .dyn_into::<js_sys::Promise>()
-        .ok()?;
-    let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
-    let info = get(&adapter, "info")?;
-    let mut out = serde_json::Map::new();
-    for k in ["vendor", "architecture", "device", "description"] {
-        if let Some(v) = get(&info, k).and_then(|v| v.as_string()) {
-            out.insert(k.into(), v.into());
-        }
-    }
-    Some(out.into())
-}
-
-thread_local! {
-    /// One device for every trainer of the page (opening one per trainer costs time and
-    /// memory, and tensors of different trainers never meet).
-    static GPU: RefCell<Option<Gpu>> = const { RefCell::new(None) };
-}
-
-async fn shared_gpu() -> Result<Gpu, JsError> {
-    install_panic_hook();
-    if let Some(problem) = webgpu_problem() {
-        return Err(JsError::new(problem));
-    }
-    if let Some(gpu) = GPU.with(|g| g.borrow().clone()) {
-        return Ok(gpu);
-    }
-    let gpu = Gpu::new()
-        .await
-        .map_err(|e| JsError::new(&format!("could not open a WebGPU device: {e}")))?;
-    GPU.with(|g| *g.borrow_mut() = Some(gpu.clone()));
-    Ok(gpu)
 }
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -191,16 +98,6 @@ export interface EvaluateResult {
   perClass: ClassScores[]; macroF1: number; macroAuc: number | null;
 }
 "#;
-
-/// What one trainer holds: the core trainer and the input preprocessing.
-struct Session {
-    trainer: CoreTrainer,
-    standardizer: Option<Standardizer>,
-    /// `data.standardize` was asked for and nothing has been trained yet: the first chunk
-    /// fits the standardizer.
-    fit_standardizer: bool,
-    gpu: Gpu,
-}
 
 /// Values the getters read while an operation has the session.
 #[derive(Default)]
@@ -304,25 +201,12 @@ impl Trainer {
         let text = spec_text(&spec)?;
         let spec = SessionSpec::from_json(&text, "Trainer.create: spec").map_err(err)?;
         let gpu = shared_gpu().await?;
-        let mut trainer = CoreTrainer::new(
-            &gpu,
-            spec.model.clone(),
-            spec.optimizer.clone(),
-            spec.train.clone(),
-            spec.seed,
-        )
-        .map_err(err)?;
-        trainer.recovery = spec.recovery.clone();
-        if let Some(r) = &spec.incremental.rehearsal {
-            trainer.enable_rehearsal(r.clone());
-        }
-        check_device(&trainer, &gpu, "Trainer.create")?;
-        Trainer::wrap(Session {
-            trainer,
-            standardizer: None,
-            fit_standardizer: spec.data.standardize,
-            gpu,
-        })
+        let session = Session::from_spec(&gpu, &spec).map_err(|e| {
+            JsError::new(&format!(
+                "Trainer.create: {e}; use a smaller model or batch_size"
+            ))
+        })?;
+        Trainer::wrap(session)
     }
 
     /// A trainer that continues exactly where a checkpoint left off: bytes from `save()`, or
@@ -334,23 +218,10 @@ impl Trainer {
         install_panic_hook();
         let bytes = bytes_arg(&bytes)?;
         let ckpt = Checkpoint::from_bytes(&bytes, "Trainer.load: checkpoint").map_err(err)?;
-        let standardizer = match &ckpt.meta.preprocessing {
-            Some(p) => Some(
-                Standardizer::from_json(p)
-                    .map_err(|e| JsError::new(&format!("Trainer.load: checkpoint: {e}")))?,
-            ),
-            None => None,
-        };
         let gpu = shared_gpu().await?;
-        let trainer = CoreTrainer::from_checkpoint(&gpu, &ckpt)
+        let session = Session::from_checkpoint(&gpu, &ckpt)
             .map_err(|e| JsError::new(&format!("Trainer.load: checkpoint: {e}")))?;
-        check_device(&trainer, &gpu, "Trainer.load")?;
-        Trainer::wrap(Session {
-            trainer,
-            standardizer,
-            fit_standardizer: false,
-            gpu,
-        })
+        Trainer::wrap(session)
     }
 
     fn wrap(s: Session) -> Result<Trainer, JsError> {
@@ -432,7 +303,7 @@ impl Trainer {
             let s = lease.get();
             let xs = features_arg(&x, "predict")?;
             let data = prepare(s, xs, None, "predict")?;
-            let probs = probabilities(s, &data).await?;
+            let probs = s.predict(&data).await.map_err(err)?;
             Ok(Float32Array::from(probs.as_slice()).into())
         })
     }
@@ -445,9 +316,11 @@ impl Trainer {
         promise(async move {
             let mut lease = lease?;
             let s = lease.get();
-            let mut ckpt = s.trainer.checkpoint().await.map_err(err)?;
-            ckpt.meta.preprocessing = s.standardizer.as_ref().map(|st| st.to_json());
-            let bytes = ckpt.to_bytes().map_err(err)?;
+            let bytes = s
+                .checkpoint()
+                .await
+                .and_then(|c| c.to_bytes())
+                .map_err(err)?;
             Ok(Uint8Array::from(bytes.as_slice()).into())
         })
     }
@@ -482,8 +355,9 @@ impl Trainer {
         self.shared.info.borrow().epoch as f64
     }
 
-    /// The metrics history as JSON: one object per epoch (chunk, epoch, step, train_loss,
-    /// train_accuracy, samples_per_sec, lr), and rollbacks when recovery is on.
+    /// The history as JSON: one object per event, tagged by `event` — `"epoch"` (chunk,
+    /// epoch, epoch_in_chunk, step, train_loss, train_accuracy, val_loss, val_accuracy, lr,
+    /// samples_per_sec), `"rollback"`, `"early_stop"`, `"early_stop_chunk"`.
     #[wasm_bindgen(getter)]
     pub fn history(&self) -> String {
         self.shared.info.borrow().history_json.clone()
@@ -496,172 +370,16 @@ impl Trainer {
     }
 }
 
-/// Refuses a model whose training batch would not fit the device's buffers.
-fn check_device(t: &CoreTrainer, gpu: &Gpu, op: &str) -> Result<(), JsError> {
-    let rows = t.train.batch_size + t.rehearsal.as_ref().map_or(0, |r| r.spec.per_batch);
-    check_fits(&t.model.spec, rows, gpu.max_binding_bytes())
-        .map_err(|e| JsError::new(&format!("{op}: {e}; use a smaller model or batch_size")))
-}
-
-/// The spec argument as JSON text: a string, or a plain object (stringified).
-fn spec_text(spec: &JsValue) -> Result<String, JsError> {
-    if let Some(s) = spec.as_string() {
-        return Ok(s);
-    }
-    if spec.is_object() && !Array::is_array(spec) {
-        if let Ok(s) = js_sys::JSON::stringify(spec) {
-            if let Some(s) = s.as_string() {
-                return Ok(s);
-            }
-        }
-    }
-    Err(JsError::new(&format!(
-        "Trainer.create: spec must be a JSON string (or a plain object) with at least a \"model\" key, e.g. {{\"model\":{{\"input\":[2],\"layers\":[{{\"type\":\"dense\",\"units\":2}}]}}}}; got {}",
-        describe(spec)
-    )))
-}
-
-/// A short description of a JS value's type for messages.
-fn describe(v: &JsValue) -> String {
-    if v.is_undefined() {
-        return "undefined".into();
-    }
-    if v.is_null() {
-        return "null".into();
-    }
-    if Array::is_array(v) {
-        return "an Array".into();
-    }
-    if v.is_object() {
-        let ctor = Reflect::get(v, &"constructor".into())
-            .ok()
-            .and_then(|c| Reflect::get(&c, &"name".into()).ok())
-            .and_then(|n| n.as_string());
-        return match ctor {
-            Some(name) => format!("a {name}"),
-            None => "an object".into(),
-        };
-    }
-    v.js_typeof()
-        .as_string()
-        .unwrap_or_else(|| "a value".into())
-}
-
-fn is_bigint_array(v: &JsValue) -> bool {
-    v.is_instance_of::<js_sys::BigInt64Array>() || v.is_instance_of::<js_sys::BigUint64Array>()
-}
-
-/// Typed arrays (not DataView, not BigInt arrays) and plain Arrays.
-fn is_array_like(v: &JsValue) -> bool {
-    Array::is_array(v)
-        || (ArrayBuffer::is_view(v)
-            && !v.is_instance_of::<js_sys::DataView>()
-            && !is_bigint_array(v))
-}
-
-fn features_arg(x: &JsValue, op: &str) -> Result<Vec<f32>, JsError> {
-    if let Some(a) = x.dyn_ref::<Float32Array>() {
-        return Ok(a.to_vec());
-    }
-    if is_array_like(x) {
-        // Numbers convert exactly as JS converts them; anything else becomes NaN and is
-        // refused by the finite check.
-        return Ok(Float32Array::new(x).to_vec());
-    }
-    Err(JsError::new(&format!(
-        "{op}: x must be a Float32Array (or an array of numbers) of n × features values, row-major; got {}",
-        describe(x)
-    )))
-}
-
-fn labels_arg(y: &JsValue, op: &str) -> Result<Vec<u32>, JsError> {
-    if let Some(a) = y.dyn_ref::<js_sys::Uint32Array>() {
-        return Ok(a.to_vec());
-    }
-    if is_array_like(y) {
-        let v = Float64Array::new(y).to_vec();
-        return v
-            .iter()
-            .enumerate()
-            .map(|(i, &l)| {
-                if l >= 0.0 && l.fract() == 0.0 && l <= u32::MAX as f64 {
-                    Ok(l as u32)
-                } else {
-                    Err(JsError::new(&format!(
-                        "{op}: label of sample {i} is {l}; labels must be class indices 0, 1, 2, … (non-negative integers)"
-                    )))
-                }
-            })
-            .collect();
-    }
-    Err(JsError::new(&format!(
-        "{op}: y must be a Uint32Array (or an array of non-negative integers) with one class index per sample; got {}",
-        describe(y)
-    )))
-}
-
-fn bytes_arg(b: &JsValue) -> Result<Vec<u8>, JsError> {
-    if let Some(a) = b.dyn_ref::<Uint8Array>() {
-        return Ok(a.to_vec());
-    }
-    if b.is_instance_of::<ArrayBuffer>() {
-        return Ok(Uint8Array::new(b).to_vec());
-    }
-    if ArrayBuffer::is_view(b) {
-        // Another typed array or a DataView: its bytes.
-        let get = |k: &str| Reflect::get(b, &k.into()).unwrap_or(JsValue::UNDEFINED);
-        let at = |k: &str| get(k).as_f64().unwrap_or(0.0) as u32;
-        let view = Uint8Array::new_with_byte_offset_and_length(
-            &get("buffer"),
-            at("byteOffset"),
-            at("byteLength"),
-        );
-        return Ok(view.to_vec());
-    }
-    Err(JsError::new(&format!(
-        "Trainer.load: bytes must be a Uint8Array or ArrayBuffer holding a .safetensors checkpoint (from save() or accrete train); got {}",
-        describe(b)
-    )))
-}
-
-/// A dataset for the session's model from the arrays, standardised when the session
-/// standardises (fitting the standardizer on it when `fit` and none is fitted yet).
+/// A dataset for the session's model from the arrays, prepared as the session prepares
+/// inputs (standardised when it standardises; `fitChunk` fits a pending standardizer).
 fn prepare(
     s: &mut Session,
     x: Vec<f32>,
     y: Option<Vec<u32>>,
     op: &str,
-) -> Result<Dataset, JsError> {
-    let mut data = dataset_for_model(&s.trainer.model.spec, x, y, op).map_err(err)?;
-    if s.fit_standardizer && s.standardizer.is_none() {
-        if op != "fitChunk" {
-            return Err(JsError::new(&format!(
-                "{op}: the spec asks for data.standardize, which is fitted on the first chunk trained; call fitChunk first"
-            )));
-        }
-        s.standardizer = Some(Standardizer::fit(&data));
-    }
-    if let Some(st) = &s.standardizer {
-        st.apply(&mut data)
-            .map_err(|e| JsError::new(&format!("{op}: {e}")))?;
-    }
-    Ok(data)
-}
-
-/// A batch size for inference: up to 256 samples, halved until the widest activation fits.
-fn inference_batch(s: &Session, n: usize) -> usize {
-    let limit = s.gpu.max_binding_bytes();
-    let mut b = n.clamp(1, 256);
-    while b > 1 && check_fits(&s.trainer.model.spec, b, limit).is_err() {
-        b /= 2;
-    }
-    b
-}
-
-async fn probabilities(s: &mut Session, data: &Dataset) -> Result<Vec<f32>, JsError> {
-    let d = GpuDataset::upload(&s.gpu, data).map_err(err)?;
-    let batch = inference_batch(s, data.len());
-    s.trainer.predict(&d, batch).await.map_err(err)
+) -> Result<accrete::data::Dataset, JsError> {
+    let data = dataset_for_model(&s.trainer.model.spec, x, y, op).map_err(err)?;
+    s.prepare(data, op == "fitChunk", op).map_err(err)
 }
 
 async fn evaluate(lease: &mut Lease, x: JsValue, y: JsValue) -> Result<JsValue, JsError> {
@@ -669,9 +387,8 @@ async fn evaluate(lease: &mut Lease, x: JsValue, y: JsValue) -> Result<JsValue, 
     let xs = features_arg(&x, "evaluate")?;
     let ys = labels_arg(&y, "evaluate")?;
     let data = prepare(s, xs, Some(ys), "evaluate")?;
-    let probs = probabilities(s, &data).await?;
     let classes = data.classes;
-    let e = accrete::report::evaluate(&data.labels, &probs, classes).map_err(err)?;
+    let e = s.evaluate(&data).await.map_err(err)?;
     let confusion: Vec<Vec<u64>> = (0..classes)
         .map(|t| (0..classes).map(|p| e.confusion.get(t, p)).collect())
         .collect();
@@ -684,65 +401,6 @@ async fn evaluate(lease: &mut Lease, x: JsValue, y: JsValue) -> Result<JsValue, 
         "macroF1": e.macro_f1,
         "macroAuc": e.macro_auc,
     }))
-}
-
-/// The `fitChunk` options: `epochs`, `onProgress`, `reportEvery`.
-struct FitOptions {
-    epochs: Option<usize>,
-    on_progress: Option<js_sys::Function>,
-    report_every: Option<u64>,
-}
-
-fn fit_options(o: &JsValue) -> Result<FitOptions, JsError> {
-    let mut out = FitOptions {
-        epochs: None,
-        on_progress: None,
-        report_every: None,
-    };
-    if o.is_undefined() || o.is_null() {
-        return Ok(out);
-    }
-    if !o.is_object() || Array::is_array(o) {
-        return Err(JsError::new(&format!(
-            "fitChunk: options must be an object like {{epochs: 5, onProgress: (p) => …, reportEvery: 10}}; got {}",
-            describe(o)
-        )));
-    }
-    let count = |key: &str, min: f64| -> Result<Option<f64>, JsError> {
-        let v = Reflect::get(o, &key.into()).unwrap_or(JsValue::UNDEFINED);
-        if v.is_undefined() {
-            return Ok(None);
-        }
-        match v.as_f64() {
-            Some(n) if n >= min && n.fract() == 0.0 && n <= 1e9 => Ok(Some(n)),
-            _ => Err(JsError::new(&format!(
-                "fitChunk: options.{key} must be an integer ≥ {min}; got {}",
-                v.as_f64()
-                    .map(|n| n.to_string())
-                    .unwrap_or_else(|| describe(&v))
-            ))),
-        }
-    };
-    for key in Object::keys(o.unchecked_ref::<Object>()).iter() {
-        let k = key.as_string().unwrap_or_default();
-        if !["epochs", "onProgress", "reportEvery"].contains(&k.as_str()) {
-            return Err(JsError::new(&format!(
-                "fitChunk: unknown option `{k}`; the options are epochs, onProgress and reportEvery"
-            )));
-        }
-    }
-    out.epochs = count("epochs", 1.0)?.map(|n| n as usize);
-    out.report_every = count("reportEvery", 0.0)?.map(|n| n as u64);
-    let f = Reflect::get(o, &"onProgress".into()).unwrap_or(JsValue::UNDEFINED);
-    if !f.is_undefined() && !f.is_null() {
-        out.on_progress = Some(f.dyn_into::<js_sys::Function>().map_err(|v| {
-            JsError::new(&format!(
-                "fitChunk: options.onProgress must be a function; got {}",
-                describe(&v)
-            ))
-        })?);
-    }
-    Ok(out)
 }
 
 /// Sends progress to the JS callback and honours `stop()`.
@@ -802,16 +460,8 @@ async fn fit(
     let xs = features_arg(&x, "fitChunk")?;
     let ys = labels_arg(&y, "fitChunk")?;
     let data = prepare(s, xs, Some(ys), "fitChunk")?;
-    let t = &mut s.trainer;
-    let configured = t.train.epochs;
-    let epochs = opts.epochs.unwrap_or(configured);
-    // A chunk stopped under another epoch count may be past this one's end: start over.
-    if t.cursor.epoch_in_chunk as usize >= epochs {
-        t.cursor.epoch_in_chunk = 0;
-        t.cursor.step_in_epoch = 0;
-        t.cursor.metrics = None;
-    }
-    let steps_per_epoch = data.len().div_ceil(t.train.batch_size) as u64;
+    let epochs = opts.epochs.unwrap_or(s.trainer.train.epochs);
+    let steps_per_epoch = data.len().div_ceil(s.trainer.train.batch_size) as u64;
     let report_every = match opts.report_every {
         Some(0) => None,
         Some(n) => Some(n),
@@ -821,6 +471,7 @@ async fn fit(
         // Without mid-epoch reports progress still comes at every epoch's end.
         report_every_steps: Some(report_every.unwrap_or(u64::MAX)),
         checkpoint_every_steps: None,
+        epochs: Some(epochs),
     };
     let mut obs = JsObserver {
         shared: &shared,
@@ -830,12 +481,11 @@ async fn fit(
         last: None,
         stats: Vec::new(),
     };
-    let step0 = t.step;
+    let step0 = s.trainer.step;
     let start = accrete::clock::now_seconds();
-    t.train.epochs = epochs;
-    let outcome = t.fit_chunk_with(&data, &chunk_opts, &mut obs).await;
-    t.train.epochs = configured;
+    let outcome = s.fit_chunk(&data, &chunk_opts, &mut obs).await;
     shared.stop.set(false);
+    let t = &s.trainer;
     let outcome = outcome.map_err(err)?;
     if let Some(thrown) = obs.thrown {
         return Err(thrown);
@@ -874,63 +524,4 @@ async fn fit(
         "stopped": stopped,
     }))
     .map_err(Into::into)
-}
-
-/// Converts any serialisable value to a plain JS object (through JSON, which keeps the
-/// dependency list short; the values here are small). Non-finite numbers become `null`.
-fn to_js<T: serde::Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
-    let text = serde_json::to_string(value).map_err(|e| JsError::new(&e.to_string()))?;
-    js_sys::JSON::parse(&text).map_err(|e| {
-        JsError::new(&format!(
-            "JSON.parse failed: {}",
-            e.as_string().unwrap_or_else(|| format!("{e:?}"))
-        ))
-    })
-}
-
-const NO_WEBGPU: &str = "WebGPU is not available here (navigator.gpu is missing). Use a browser \
-    with WebGPU enabled (Chrome/Edge 113+, Safari 26+, Firefox 141+ on Windows, or Chromium with \
-    --enable-unsafe-webgpu) and serve the page over https or from localhost.";
-
-const NOT_WINDOW_OR_WORKER: &str = "WebGPU can only be used in a browser, from a page's main \
-    thread or a dedicated worker (this global scope is neither a Window nor a worker).";
-
-/// Why WebGPU cannot be used from this global scope, if it cannot. wgpu itself panics (an
-/// opaque `unreachable` in wasm) when the global is neither a `Window` nor a worker scope.
-fn webgpu_problem() -> Option<&'static str> {
-    let global: JsValue = js_sys::global().into();
-    let has = |target: &JsValue, key: &str| {
-        js_sys::Reflect::get(target, &JsValue::from_str(key))
-            .map(|v| !v.is_undefined() && !v.is_null())
-            .unwrap_or(false)
-    };
-    if !has(&global, "Window") && !has(&global, "WorkerGlobalScope") {
-        return Some(NOT_WINDOW_OR_WORKER);
-    }
-    let navigator = js_sys::Reflect::get(&global, &JsValue::from_str("navigator"))
-        .unwrap_or(JsValue::UNDEFINED);
-    if navigator.is_undefined() || navigator.is_null() || !has(&navigator, "gpu") {
-        return Some(NO_WEBGPU);
-    }
-    None
-}
-
-#[cfg(target_arch = "wasm32")]
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_namespace = console, js_name = error)]
-    fn console_error(message: &str);
-}
-
-/// Sends Rust panics to `console.error` (wasm aborts with a bare `unreachable` otherwise).
-fn install_panic_hook() {
-    #[cfg(target_arch = "wasm32")]
-    {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            std::panic::set_hook(Box::new(|info| {
-                console_error(&format!("accrete-web: {info}"))
-            }));
-        });
-    }
 }

@@ -2,7 +2,9 @@
 //! model, the validation split, standardisation and the chunks. Pure and deterministic given
 //! the seed, so a resumed run rebuilds exactly the chunks it was trained on.
 
-use super::{DataFormat, RunConfig};
+#[cfg(not(target_arch = "wasm32"))]
+use super::DataFormat;
+use super::RunConfig;
 use crate::data::{split, Dataset, SplitBy, Standardizer};
 use crate::defaults::IMBALANCE_THRESHOLD;
 use crate::error::{Error, Result};
@@ -17,7 +19,9 @@ impl RunConfig {
             return Ok(None);
         };
         let bytes = crate::checkpoint::read_bytes(std::path::Path::new(&ft.from))?;
-        Ok(Some(crate::checkpoint::weights_from_bytes(&bytes, &ft.from)?))
+        Ok(Some(crate::checkpoint::weights_from_bytes(
+            &bytes, &ft.from,
+        )?))
     }
 
     /// Reads the training and (when there is one) test data named by `[data]`, unprepared.
@@ -265,4 +269,3 @@ impl Prepared {
         }
     }
 }
-

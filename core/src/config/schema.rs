@@ -1,12 +1,12 @@
 //! The run configuration's tables and keys. Every key documents its default; the values
 //! come from [`crate::defaults`].
 
+use crate::data::SplitBy;
 use crate::defaults;
 use crate::error::Result;
 use crate::nn::{presets, ModelSpec};
 use crate::optim::OptimizerSpec;
 use crate::train::{RecoverySpec, RehearsalSpec, TrainSpec};
-use crate::data::SplitBy;
 use serde::{Deserialize, Serialize};
 
 /// The ten Fashion-MNIST classes, in label order.
@@ -165,7 +165,9 @@ impl DataConfig {
 
     /// The CSV label column (`label_column`, or "label").
     pub fn label_column(&self) -> &str {
-        self.label_column.as_deref().unwrap_or(defaults::LABEL_COLUMN)
+        self.label_column
+            .as_deref()
+            .unwrap_or(defaults::LABEL_COLUMN)
     }
 }
 
@@ -293,5 +295,4 @@ impl RunConfig {
         }
         .unwrap_or_else(|| c.to_string())
     }
-
 }

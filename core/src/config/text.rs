@@ -35,7 +35,6 @@ impl RunConfig {
     pub fn to_toml(&self) -> Result<String> {
         toml::to_string(self).map_err(|e| Error::invalid("run configuration", e))
     }
-
 }
 
 /// A one-line message from a toml error: file, line and column, the key, toml's message.
@@ -202,4 +201,3 @@ freeze = [0]
         assert!(!e.contains('\n'), "{e}");
     }
 }
-

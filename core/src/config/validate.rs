@@ -225,5 +225,4 @@ impl RunConfig {
         }
         Ok(())
     }
-
 }

@@ -27,7 +27,10 @@ pub fn check_fits(spec: &ModelSpec, batch: usize, max_bytes: u64) -> Result<()> 
     let input = bytes(&spec.input, batch);
     if input > max_bytes {
         return over(
-            format!("the input of a batch of {batch} ({batch} × {:?})", spec.input),
+            format!(
+                "the input of a batch of {batch} ({batch} × {:?})",
+                spec.input
+            ),
             input,
         );
     }

@@ -146,7 +146,10 @@ mod tests {
     #[test]
     fn cosine_spans_the_run_when_it_is_known_and_each_chunk_otherwise() {
         // Chunk 2 of 3, 10 steps each: steps 10..20 of a 30-step run.
-        let c2 = ChunkSpan { start: 10, steps: 10 };
+        let c2 = ChunkSpan {
+            start: 10,
+            steps: 10,
+        };
         let run = plan(cosine(0, 0, CosineCycle::Run), c2, Some(30));
         let want = |t: f64| 0.05 * (1.0 + (std::f64::consts::PI * t / 30.0).cos());
         for s in 10..20 {
@@ -163,7 +166,14 @@ mod tests {
             assert_eq!(per_chunk.rate(s, 1, 1.0), want as f32);
         }
         // Warm-up happens once, at the run's start; total_steps wins over the run length.
-        let warm = plan(cosine(4, 40, CosineCycle::Run), ChunkSpan { start: 0, steps: 10 }, Some(30));
+        let warm = plan(
+            cosine(4, 40, CosineCycle::Run),
+            ChunkSpan {
+                start: 0,
+                steps: 10,
+            },
+            Some(30),
+        );
         assert_eq!(warm.rate(0, 0, 1.0), 0.025);
         assert_eq!(warm.rate(3, 0, 1.0), 0.1);
         assert_eq!(warm.rate(4, 0, 1.0), 0.1);
@@ -175,7 +185,14 @@ mod tests {
     #[test]
     fn epoch_schedules_count_global_epochs_and_the_scale_multiplies() {
         let c = ChunkSpan { start: 0, steps: 5 };
-        let step = plan(Schedule::Step { step_epochs: 2, gamma: 0.5 }, c, None);
+        let step = plan(
+            Schedule::Step {
+                step_epochs: 2,
+                gamma: 0.5,
+            },
+            c,
+            None,
+        );
         assert_eq!(step.rate(0, 0, 1.0), 0.1);
         assert_eq!(step.rate(0, 3, 1.0), 0.05);
         assert_eq!(step.rate(0, 4, 0.5), 0.0125);

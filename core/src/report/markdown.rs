@@ -1,6 +1,6 @@
 //! The text of a run's `report.md`.
 
-use super::{best_validation, Evaluation, EpochRecord};
+use super::{best_validation, EpochRecord, Evaluation};
 use std::fmt::Write;
 
 /// What the report says about the run besides the numbers.

@@ -272,8 +272,11 @@ mod tests {
             row(1, 3, Some(0.6)),
         ];
         rows[1].train_loss = f64::NAN;
-        let events: Vec<crate::train::Event> =
-            rows.iter().cloned().map(crate::train::Event::Epoch).collect();
+        let events: Vec<crate::train::Event> = rows
+            .iter()
+            .cloned()
+            .map(crate::train::Event::Epoch)
+            .collect();
         let text = crate::train::history::to_jsonl(&events);
         let back = parse_metrics(&text, "m").unwrap();
         assert!(back[1].train_loss.is_nan());

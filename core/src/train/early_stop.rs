@@ -141,8 +141,12 @@ impl Trainer {
         self.plan = None;
         if let Some(b) = &best {
             if report.best_epoch != report.epochs_run {
-                let (history, epoch, step, cursor) =
-                    (self.history.clone(), self.epoch, self.step, self.cursor.clone());
+                let (history, epoch, step, cursor) = (
+                    self.history.clone(),
+                    self.epoch,
+                    self.step,
+                    self.cursor.clone(),
+                );
                 self.restore(b)?;
                 // Keep counting forward: the run's history and counters are not rewound.
                 (self.history, self.epoch, self.step, self.cursor) = (history, epoch, step, cursor);

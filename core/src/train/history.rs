@@ -260,7 +260,9 @@ mod tests {
         // NaN != NaN: compare the non-NaN parts.
         let Event::Epoch(e) = &back[0] else { panic!() };
         assert!(e.train_accuracy.is_nan() && e.train_loss == 0.5);
-        let Event::Rollback(r) = &back[1] else { panic!() };
+        let Event::Rollback(r) = &back[1] else {
+            panic!()
+        };
         assert!(r.bad_loss.0.is_nan() && r.new_lr == 5e-4);
         assert_eq!(back[2..], events[2..]);
     }
@@ -276,8 +278,14 @@ mod tests {
         let e = event_from_value(v).unwrap();
         assert_eq!(e.as_epoch().unwrap().epoch_in_chunk, 0);
         let v = serde_json::json!({"event":"early_stop","best_epoch":2,"best_value":0.25});
-        assert!(matches!(event_from_value(v).unwrap(), Event::BestRestored(b) if b.best_epoch == Some(2)));
+        assert!(
+            matches!(event_from_value(v).unwrap(), Event::BestRestored(b) if b.best_epoch == Some(2))
+        );
         let e = parse_events("\n{\"chunk\": 1}\n", "bad.jsonl").unwrap_err();
-        assert!(e.to_string().starts_with("bad.jsonl: line 2: not a metrics record"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("bad.jsonl: line 2: not a metrics record"),
+            "{e}"
+        );
     }
 }

@@ -301,5 +301,4 @@ impl Trainer {
     pub fn inject_lr_spike(&mut self, factor: f32, steps: u64) {
         self.lr_spike = Some((factor, steps));
     }
-
 }

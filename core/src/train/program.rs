@@ -58,7 +58,10 @@ impl Phase {
 /// A list of dispatches with their phases.
 pub(crate) type Steps = Vec<(Phase, Dispatch)>;
 
-fn tagged(phase: Phase, ds: impl IntoIterator<Item = Dispatch>) -> impl Iterator<Item = (Phase, Dispatch)> {
+fn tagged(
+    phase: Phase,
+    ds: impl IntoIterator<Item = Dispatch>,
+) -> impl Iterator<Item = (Phase, Dispatch)> {
     ds.into_iter().map(move |d| (phase, d))
 }
 
@@ -152,9 +155,7 @@ impl Trainer {
         steps.push((
             Phase::Metrics,
             match self.train.loss {
-                LossKind::Mse => {
-                    metrics::regress_labelled_into(&loss_rows, labels, &self.metrics)?
-                }
+                LossKind::Mse => metrics::regress_labelled_into(&loss_rows, labels, &self.metrics)?,
                 LossKind::SoftmaxCrossEntropy => {
                     metrics::classify_into(&loss_rows, &logits, labels, &self.metrics)?
                 }
@@ -218,7 +219,12 @@ impl Trainer {
         let feats = data.features.reshape(&[data.len, per])?;
         let mut out = vec![(
             Phase::Gather,
-            gather_stepped_into(&feats, idx, &self.counter, &prog.graph.input.reshape(&[b, per])?)?,
+            gather_stepped_into(
+                &feats,
+                idx,
+                &self.counter,
+                &prog.graph.input.reshape(&[b, per])?,
+            )?,
         )];
         if let Some(tg) = &prog.teacher {
             let t_input = tg.input.reshape(&[b, per])?;
@@ -243,10 +249,16 @@ impl Trainer {
     /// The dispatches of one training step over `data`: gathers, the program's fixed part,
     /// updates (reading the learning rate from row `counter[0]` of `sched`), the loss-scale
     /// update and the counter advance.
-    pub(crate) fn step_list(&self, data: &GpuDataset, idx: &Tensor, sched: &Tensor) -> Result<Steps> {
-        let prog = self.program.as_ref().ok_or_else(|| {
-            Error::invalid("training step", "the step program is not built yet")
-        })?;
+    pub(crate) fn step_list(
+        &self,
+        data: &GpuDataset,
+        idx: &Tensor,
+        sched: &Tensor,
+    ) -> Result<Steps> {
+        let prog = self
+            .program
+            .as_ref()
+            .ok_or_else(|| Error::invalid("training step", "the step program is not built yet"))?;
         let mut list = self.gather_steps(prog, data, idx)?;
         list.extend(prog.steps.iter().cloned());
         list.extend(tagged(

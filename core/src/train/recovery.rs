@@ -99,5 +99,4 @@ impl Trainer {
         }
         Ok(false)
     }
-
 }

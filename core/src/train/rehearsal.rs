@@ -148,5 +148,4 @@ impl Trainer {
         debug_assert!(idx.iter().all(|&i| i == PAD_INDEX || (i as usize) < n + m));
         idx
     }
-
 }

@@ -15,10 +15,10 @@ use super::{LossScaleState, RehearsalSpec, Reservoir, TrainSpec, Trainer};
 use crate::checkpoint::{self, NamedTensor};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
 use crate::kernels::matmul::Precision;
 use crate::nn::ModelSpec;
 use crate::optim::{LrState, OptimizerSpec};
-use crate::gpu::Gpu;
 use serde::{Deserialize, Serialize};
 
 /// Version of the metadata layout; files with a newer version are refused.
@@ -177,10 +177,7 @@ impl Checkpoint {
     /// Reads and verifies a checkpoint file.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn read_file(path: &std::path::Path) -> Result<Checkpoint> {
-        Self::from_bytes(
-            &checkpoint::read_bytes(path)?,
-            &path.display().to_string(),
-        )
+        Self::from_bytes(&checkpoint::read_bytes(path)?, &path.display().to_string())
     }
 
     /// The best epoch's weights and optimizer state (early stopping), if the file has them.
@@ -202,8 +199,10 @@ impl Checkpoint {
     fn reservoir(&self, rs: &RehearsalState) -> Result<Reservoir> {
         let mut r = Reservoir::new(rs.spec.clone());
         r.seen = rs.seen;
-        let (Some(f), Some(l)) = (self.tensor(REHEARSAL_FEATURES), self.tensor(REHEARSAL_LABELS))
-        else {
+        let (Some(f), Some(l)) = (
+            self.tensor(REHEARSAL_FEATURES),
+            self.tensor(REHEARSAL_LABELS),
+        ) else {
             return Ok(r);
         };
         let labels = l.data.iter().map(|&v| v as u32).collect();
@@ -292,7 +291,11 @@ impl Trainer {
     /// Writes parameters and optimizer state from `tensors` (named as
     /// [`Self::parameter_tensors`] names them), checking every shape; `source` names them
     /// in errors.
-    pub(crate) fn load_parameter_tensors(&self, tensors: &[NamedTensor], source: &str) -> Result<()> {
+    pub(crate) fn load_parameter_tensors(
+        &self,
+        tensors: &[NamedTensor],
+        source: &str,
+    ) -> Result<()> {
         let find = |name: &str| {
             tensors.iter().find(|t| t.name == name).ok_or_else(|| {
                 Error::data(
@@ -421,5 +424,4 @@ impl Trainer {
         }
         Ok(())
     }
-
 }

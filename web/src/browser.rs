@@ -1,0 +1,154 @@
+//! The browser environment: the WebGPU device shared by every trainer of the page, why
+//! WebGPU may be unavailable here, the adapter's description, and panics sent to the console.
+
+use crate::args::to_js;
+use accrete::Gpu;
+use js_sys::Reflect;
+use std::cell::RefCell;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+/// Opens the preferred GPU adapter and resolves to a plain object describing it
+/// (name, backend, device type, driver, limits, features).
+///
+/// Rejects with an `Error` whose message says what to do when WebGPU is unavailable
+/// (no `navigator.gpu`, or no adapter) or the device cannot be created.
+///
+/// wgpu leaves the name and driver empty on WebGPU; they are filled from the browser's own
+/// `GPUAdapter.info` (vendor, architecture, device, description), also given as `browser`.
+#[wasm_bindgen(js_name = adapterInfo)]
+pub async fn adapter_info() -> Result<JsValue, JsError> {
+    let gpu = shared_gpu().await?;
+    let mut out = serde_json::to_value(gpu.summary()).map_err(|e| JsError::new(&e.to_string()))?;
+    if let Some(info) = browser_adapter_info().await {
+        let field = |k: &str| {
+            info.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let (vendor, arch, device, description) = (
+            field("vendor"),
+            field("architecture"),
+            field("device"),
+            field("description"),
+        );
+        let join = |parts: &[&String]| {
+            parts
+                .iter()
+                .filter(|p| !p.is_empty())
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        if out["name"].as_str().is_none_or(str::is_empty) {
+            let name = if description.is_empty() {
+                join(&[&vendor, &arch, &device])
+            } else {
+                description.clone()
+            };
+            out["name"] = name.into();
+        }
+        if out["driver"].as_str().is_none_or(str::is_empty) {
+            out["driver"] = join(&[&vendor, &arch]).into();
+        }
+        out["browser"] = info;
+    }
+    to_js(&out)
+}
+
+/// The browser's description of its preferred adapter (`GPUAdapter.info`), if it gives one.
+async fn browser_adapter_info() -> Option<serde_json::Value> {
+    let get = |o: &JsValue, k: &str| {
+        Reflect::get(o, &k.into())
+            .ok()
+            .filter(|v| !v.is_undefined() && !v.is_null())
+    };
+    let navigator = get(&js_sys::global().into(), "navigator")?;
+    let gpu = get(&navigator, "gpu")?;
+    let request = get(&gpu, "requestAdapter")?
+        .dyn_into::<js_sys::Function>()
+        .ok()?;
+    let promise = request
+        .call0(&gpu)
+        .ok()?
+        .dyn_into::<js_sys::Promise>()
+        .ok()?;
+    let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+    let info = get(&adapter, "info")?;
+    let mut out = serde_json::Map::new();
+    for k in ["vendor", "architecture", "device", "description"] {
+        if let Some(v) = get(&info, k).and_then(|v| v.as_string()) {
+            out.insert(k.into(), v.into());
+        }
+    }
+    Some(out.into())
+}
+
+thread_local! {
+    /// One device for every trainer of the page (opening one per trainer costs time and
+    /// memory, and tensors of different trainers never meet).
+    static GPU: RefCell<Option<Gpu>> = const { RefCell::new(None) };
+}
+
+pub(crate) async fn shared_gpu() -> Result<Gpu, JsError> {
+    install_panic_hook();
+    if let Some(problem) = webgpu_problem() {
+        return Err(JsError::new(problem));
+    }
+    if let Some(gpu) = GPU.with(|g| g.borrow().clone()) {
+        return Ok(gpu);
+    }
+    let gpu = Gpu::new()
+        .await
+        .map_err(|e| JsError::new(&format!("could not open a WebGPU device: {e}")))?;
+    GPU.with(|g| *g.borrow_mut() = Some(gpu.clone()));
+    Ok(gpu)
+}
+
+const NO_WEBGPU: &str = "WebGPU is not available here (navigator.gpu is missing). Use a browser \
+    with WebGPU enabled (Chrome/Edge 113+, Safari 26+, Firefox 141+ on Windows, or Chromium with \
+    --enable-unsafe-webgpu) and serve the page over https or from localhost.";
+
+const NOT_WINDOW_OR_WORKER: &str = "WebGPU can only be used in a browser, from a page's main \
+    thread or a dedicated worker (this global scope is neither a Window nor a worker).";
+
+/// Why WebGPU cannot be used from this global scope, if it cannot. wgpu itself panics (an
+/// opaque `unreachable` in wasm) when the global is neither a `Window` nor a worker scope.
+fn webgpu_problem() -> Option<&'static str> {
+    let global: JsValue = js_sys::global().into();
+    let has = |target: &JsValue, key: &str| {
+        js_sys::Reflect::get(target, &JsValue::from_str(key))
+            .map(|v| !v.is_undefined() && !v.is_null())
+            .unwrap_or(false)
+    };
+    if !has(&global, "Window") && !has(&global, "WorkerGlobalScope") {
+        return Some(NOT_WINDOW_OR_WORKER);
+    }
+    let navigator = js_sys::Reflect::get(&global, &JsValue::from_str("navigator"))
+        .unwrap_or(JsValue::UNDEFINED);
+    if navigator.is_undefined() || navigator.is_null() || !has(&navigator, "gpu") {
+        return Some(NO_WEBGPU);
+    }
+    None
+}
+
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(message: &str);
+}
+
+/// Sends Rust panics to `console.error` (wasm aborts with a bare `unreachable` otherwise).
+pub(crate) fn install_panic_hook() {
+    #[cfg(target_arch = "wasm32")]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            std::panic::set_hook(Box::new(|info| {
+                console_error(&format!("accrete-web: {info}"))
+            }));
+        });
+    }
+}
