@@ -94,6 +94,19 @@ fn ok(dir: &Path, args: &[&str]) -> String {
     text(&out.stdout)
 }
 
+/// Runs and asserts success, returning (stdout, stderr): results go to the first, progress
+/// and status lines to the second.
+fn ok_both(dir: &Path, args: &[&str]) -> (String, String) {
+    let out = run(dir, args);
+    assert!(
+        out.status.success(),
+        "accrete {args:?} failed ({}):\n{}",
+        out.status,
+        text(&out.stderr)
+    );
+    (text(&out.stdout), text(&out.stderr))
+}
+
 /// Deterministic noise in [-1, 1).
 fn noise(i: usize) -> f32 {
     let x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -163,13 +176,16 @@ fn blobs_run() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
     RUN.get_or_init(|| {
         let dir = blobs_dir("blobs", BLOBS_CONFIG);
-        let stdout = ok(&dir, &["train", "--config", "run.toml", "--out", "run"]);
-        // stdout is not a terminal: plain log lines, one per epoch at least.
+        let (stdout, stderr) = ok_both(&dir, &["train", "--config", "run.toml", "--out", "run"]);
+        // stderr is not a terminal: plain log lines, one per epoch at least; the summary is
+        // the one result, on stdout.
         assert!(
-            stdout.contains("chunk 2/2 epoch 2/2: train loss"),
-            "{stdout}"
+            stderr.contains("chunk 2/2 epoch 2/2: train loss"),
+            "{stderr}"
         );
-        assert!(stdout.contains("done: test accuracy"), "{stdout}");
+        assert!(!stderr.contains("done: "), "{stderr}");
+        assert!(stdout.starts_with("done: test accuracy"), "{stdout}");
+        assert_eq!(stdout.lines().count(), 1, "{stdout}");
         dir
     })
 }
@@ -197,8 +213,8 @@ fn tensors_equal(a: &Path, b: &Path) {
     );
 }
 
-/// metrics.jsonl without the timing column.
-fn metrics_without_timing(run: &Path) -> Vec<serde_json::Value> {
+/// Every event of metrics.jsonl, without the timing column.
+fn events_without_timing(run: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
         .lines()
@@ -207,6 +223,14 @@ fn metrics_without_timing(run: &Path) -> Vec<serde_json::Value> {
             v.as_object_mut().unwrap().remove("samples_per_sec");
             v
         })
+        .collect()
+}
+
+/// The epoch rows of metrics.jsonl, without the timing column.
+fn metrics_without_timing(run: &Path) -> Vec<serde_json::Value> {
+    events_without_timing(run)
+        .into_iter()
+        .filter(|v| v["event"] == "epoch")
         .collect()
 }
 
@@ -219,9 +243,11 @@ fn train_writes_config_metrics_checkpoints_and_report() {
     let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
     assert_eq!(RunConfig::from_toml(&saved, "saved").unwrap(), given);
     // One metrics row per epoch (2 chunks × 2 epochs), with validation.
-    let rows = metrics_without_timing(&run);
+    let rows = events_without_timing(&run);
     assert_eq!(rows.len(), 4);
     for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r["event"], "epoch", "{r}");
+        assert_eq!(r["epoch_in_chunk"], i as u64 % 2 + 1, "{r}");
         assert_eq!(r["epoch"], i as u64 + 1);
         assert_eq!(r["chunk"], i as u64 / 2);
         for key in [
@@ -320,6 +346,12 @@ fn train_stops_chunks_early_and_reduces_the_rate_on_plateaus() {
         lrs.last().unwrap() < &0.02,
         "the plateau never cut the rate: {lrs:?}"
     );
+    // The early stops are in the history too, tagged.
+    let stops = events_without_timing(&dir.join("run"))
+        .into_iter()
+        .filter(|v| v["event"] == "early_stop_chunk")
+        .count();
+    assert_eq!(stops, 2);
 }
 
 /// `train.mixed_precision = true` (lavapipe has SHADER_F16): the run trains, and every
@@ -331,8 +363,8 @@ fn mixed_precision_runs_report_the_loss_scale() {
         "epochs = 2\nmixed_precision = { init_scale = 1024, growth_interval = 5 }",
     );
     let dir = blobs_dir("mixed", &config);
-    let out = ok(&dir, &["train", "--config", "run.toml", "--out", "run"]);
-    assert!(out.contains("loss scale"), "{out}");
+    let (out, err) = ok_both(&dir, &["train", "--config", "run.toml", "--out", "run"]);
+    assert!(err.contains("loss scale"), "{err}");
     let rows = metrics_without_timing(&dir.join("run"));
     assert_eq!(rows.len(), 4, "{rows:?}");
     for r in &rows {
@@ -612,8 +644,8 @@ fn resume_after_sigkill_matches_an_uninterrupted_run() {
         at.meta.step
     );
 
-    let out = ok(&dir, &["resume", "killed"]);
-    assert!(out.contains("resuming"), "{out}");
+    let (_, err) = ok_both(&dir, &["resume", "killed"]);
+    assert!(err.contains("resuming"), "{err}");
     tensors_equal(
         &dir.join("straight/checkpoints/last.safetensors"),
         &dir.join("killed/checkpoints/last.safetensors"),
@@ -623,46 +655,75 @@ fn resume_after_sigkill_matches_an_uninterrupted_run() {
         &dir.join("killed/checkpoints/best.safetensors"),
     );
     assert_eq!(
-        metrics_without_timing(&dir.join("straight")),
-        metrics_without_timing(&dir.join("killed"))
+        events_without_timing(&dir.join("straight")),
+        events_without_timing(&dir.join("killed"))
     );
 }
 
+/// Ctrl-C (SIGINT), SIGTERM (`kill`, `docker stop`, a scheduler's preemption) and SIGHUP
+/// take the same path: a checkpoint, exit 130 with the resume command, and `accrete resume`
+/// ends byte-identical to an uninterrupted run — here with a cosine schedule over the run,
+/// whose plan must survive the stop.
 #[cfg(unix)]
 #[test]
-fn ctrl_c_checkpoints_stops_and_resumes_exactly() {
-    let dir = blobs_dir("ctrlc", &long_config());
+fn stop_signals_checkpoint_stop_and_resume_exactly() {
+    let config = long_config().replace(
+        "lr = 0.02",
+        "lr = 0.02\nschedule = { type = \"cosine\", warmup_steps = 3 }",
+    );
+    let dir = blobs_dir("signals", &config);
     ok(
         &dir,
         &[
             "train", "--config", "run.toml", "--out", "straight", "--quiet",
         ],
     );
-    let mut child = command(&dir, &["train", "--config", "run.toml", "--out", "stopped"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for(
-        &mut child,
-        &dir.join("stopped/checkpoints/last.safetensors"),
-    );
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{err}");
-    assert!(err.contains("accrete resume stopped"), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(!dir.join("stopped/report").exists());
-    ok(&dir, &["resume", "stopped", "--quiet"]);
-    tensors_equal(
-        &dir.join("straight/checkpoints/last.safetensors"),
-        &dir.join("stopped/checkpoints/last.safetensors"),
-    );
+    for signal in ["INT", "TERM", "HUP"] {
+        let name = format!("stopped-{signal}");
+        let mut child = command(&dir, &["train", "--config", "run.toml", "--out", &name])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for(
+            &mut child,
+            &dir.join(&name).join("checkpoints/last.safetensors"),
+        );
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = child.wait_with_output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "SIG{signal}: {err}");
+        assert!(
+            err.contains(&format!("accrete resume {name}")),
+            "SIG{signal}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            text(&out.stdout).is_empty(),
+            "progress belongs on stderr: {}",
+            text(&out.stdout)
+        );
+        assert!(
+            !dir.join(&name).join("report").exists(),
+            "SIG{signal} came too late"
+        );
+        // The checkpoint left behind loads.
+        Checkpoint::read_file(&dir.join(&name).join("checkpoints/last.safetensors")).unwrap();
+        ok(&dir, &["resume", &name, "--quiet"]);
+        tensors_equal(
+            &dir.join("straight/checkpoints/last.safetensors"),
+            &dir.join(&name).join("checkpoints/last.safetensors"),
+        );
+        assert_eq!(
+            events_without_timing(&dir.join("straight")),
+            events_without_timing(&dir.join(&name)),
+            "SIG{signal}"
+        );
+    }
 }
 
 /// A file in the scratch folder of the malformed-input table.

@@ -6,3 +6,4 @@ mod early_stop;
 mod incremental;
 mod mixed_precision;
 mod regression;
+mod schedules;

@@ -143,6 +143,14 @@ mod tests {
         }
     }
 
+    /// The base rate as the plan computes with it (an f32 widened to f64).
+    const BASE: f64 = 0.1f32 as f64;
+
+    /// cos-decay from BASE to 0 at fraction `p` of the cycle.
+    fn decay(p: f64) -> f32 {
+        (BASE * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())) as f32
+    }
+
     #[test]
     fn cosine_spans_the_run_when_it_is_known_and_each_chunk_otherwise() {
         // Chunk 2 of 3, 10 steps each: steps 10..20 of a 30-step run.
@@ -151,19 +159,17 @@ mod tests {
             steps: 10,
         };
         let run = plan(cosine(0, 0, CosineCycle::Run), c2, Some(30));
-        let want = |t: f64| 0.05 * (1.0 + (std::f64::consts::PI * t / 30.0).cos());
         for s in 10..20 {
-            assert_eq!(run.rate(s, 1, 1.0), want(s as f64) as f32, "step {s}");
+            assert_eq!(run.rate(s, 1, 1.0), decay(s as f64 / 30.0), "step {s}");
         }
         // No run length known: the chunk is the cycle, starting again at the base rate.
         let per_chunk = plan(cosine(0, 0, CosineCycle::Run), c2, None);
         assert_eq!(per_chunk.rate(10, 1, 1.0), 0.1);
         let sgdr = plan(cosine(0, 0, CosineCycle::Chunk), c2, Some(30));
         for s in 10..20 {
-            let t = (s - 10) as f64 / 10.0;
-            let want = 0.05 * (1.0 + (std::f64::consts::PI * t).cos());
-            assert_eq!(sgdr.rate(s, 1, 1.0), want as f32);
-            assert_eq!(per_chunk.rate(s, 1, 1.0), want as f32);
+            let want = decay((s - 10) as f64 / 10.0);
+            assert_eq!(sgdr.rate(s, 1, 1.0), want);
+            assert_eq!(per_chunk.rate(s, 1, 1.0), want);
         }
         // Warm-up happens once, at the run's start; total_steps wins over the run length.
         let warm = plan(
@@ -174,11 +180,10 @@ mod tests {
             },
             Some(30),
         );
-        assert_eq!(warm.rate(0, 0, 1.0), 0.025);
+        assert_eq!(warm.rate(0, 0, 1.0), (BASE / 4.0) as f32);
         assert_eq!(warm.rate(3, 0, 1.0), 0.1);
         assert_eq!(warm.rate(4, 0, 1.0), 0.1);
-        let mid = 0.05 * (1.0 + (std::f64::consts::PI * 18.0 / 36.0).cos());
-        assert_eq!(warm.rate(22, 2, 1.0), mid as f32);
+        assert_eq!(warm.rate(22, 2, 1.0), decay(18.0 / 36.0));
         assert_eq!(warm.rate(60, 5, 1.0), 0.0, "past the cycle: min_lr");
     }
 
@@ -197,7 +202,7 @@ mod tests {
         assert_eq!(step.rate(0, 3, 1.0), 0.05);
         assert_eq!(step.rate(0, 4, 0.5), 0.0125);
         let exp = plan(Schedule::Exponential { gamma: 0.9 }, c, None);
-        assert_eq!(exp.rate(7, 2, 1.0), (0.1f64 * 0.81) as f32);
+        assert_eq!(exp.rate(7, 2, 1.0), (BASE * (0.9f32 as f64).powi(2)) as f32);
         let plateau = plan(
             Schedule::ReduceOnPlateau {
                 factor: 0.5,

@@ -3,7 +3,7 @@
 //! per-call count, [`ChunkOptions::epochs`]), with rehearsal, divergence recovery,
 //! validation and early stopping. Every epoch is recorded in the history.
 
-use super::history::{ChunkStopped, EpochRecord, Event};
+use super::history::{f32_decimal, ChunkStopped, EpochRecord, Event};
 use super::rehearsal::concat;
 use super::{
     ChunkOptions, ChunkOutcome, EpochOutcome, GpuDataset, NoObserver, Observer, Stats, Trainer,
@@ -113,6 +113,7 @@ impl Trainer {
                 self.cursor.chunk += 1;
                 self.cursor.epoch_in_chunk = 0;
                 self.cursor.chunk_start_step = None;
+                self.plan = None;
             }
             if opts.checkpoint_every_steps.is_some() || self.stop_requested {
                 obs.checkpoint(&self.checkpoint().await?)?;
@@ -139,7 +140,10 @@ impl Trainer {
             train_accuracy: s.accuracy,
             val_loss: val.map(|v| v.loss),
             val_accuracy: val.map(|v| v.accuracy),
-            lr: self.epoch_rates.last().map_or(f64::NAN, |&r| r as f64),
+            lr: self
+                .epoch_rates
+                .last()
+                .map_or(f64::NAN, |&r| f32_decimal(r)),
             samples_per_sec: s.samples_per_second(),
             loss_scale: scale.as_ref().map(|l| l.scale),
             skipped_steps: scale.as_ref().map(|l| l.skipped_steps),

@@ -71,8 +71,8 @@ impl Trainer {
     }
 
     /// Trains one epoch on `data`; returns its mean training loss and accuracy (computed on
-    /// the GPU during the epoch, read once at the end). Outside a chunk, the epoch is its
-    /// own learning-rate plan's chunk.
+    /// the GPU during the epoch, read once at the end). Outside a chunk, the learning-rate
+    /// plan treats the run as one chunk of `train.epochs` epochs from step 0.
     pub async fn fit_epoch(&mut self, data: &GpuDataset) -> Result<Stats> {
         self.check_data(data)?;
         if data.len == 0 {
@@ -80,8 +80,18 @@ impl Trainer {
         }
         let b = self.train.batch_size;
         if self.plan.is_none() {
-            self.cursor.chunk_start_step = Some(self.step);
-            self.plan_chunk(data.len.div_ceil(b) as u64, self.train.epochs as u64)?;
+            // Outside a chunk the run is one chunk of train.epochs epochs from step 0 (or
+            // from where fit_with_validation started it).
+            let steps = data.len.div_ceil(b) as u64 * self.train.epochs as u64;
+            self.plan = Some(LrPlan::new(
+                &self.optimizer,
+                self.model.spec.layers.len(),
+                ChunkSpan {
+                    start: self.cursor.chunk_start_step.unwrap_or(0),
+                    steps,
+                },
+                self.planned_steps,
+            )?);
         }
         let idx = self.epoch_indices(data.len, b, true);
         match self

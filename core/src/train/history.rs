@@ -39,7 +39,7 @@ pub struct EpochRecord {
     pub val_accuracy: Option<f64>,
     /// The learning rate of the epoch's last step, as the update kernels used it (the
     /// schedule, the plateau and recovery multipliers included; before a per-layer
-    /// `layer_lr` factor). Written in its shortest decimal form (an f32).
+    /// `layer_lr` factor): an f32, held as its shortest decimal ([`f32_decimal`]).
     #[serde(deserialize_with = "nan_if_null", serialize_with = "short_f32")]
     pub lr: f64,
     /// Training throughput over the epoch.
@@ -53,10 +53,15 @@ pub struct EpochRecord {
     pub skipped_steps: Option<u32>,
 }
 
-/// The rate is an f32: write 0.001, not 0.0010000000474974513.
+/// An f32 as the f64 of its shortest decimal form: 0.001, not 0.0010000000474974513. Rates
+/// are recorded this way, so a history reads back from JSON equal to itself.
+pub fn f32_decimal(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(v as f64)
+}
+
+/// Writes an f32-valued rate in its shortest decimal form.
 fn short_f32<S: Serializer>(v: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
-    let short: f64 = (*v as f32).to_string().parse().unwrap_or(*v);
-    s.serialize_f64(short)
+    s.serialize_f64(f32_decimal(*v as f32))
 }
 
 /// A loss that may be non-finite: a number, or its text ("NaN", "inf") where JSON has none.
@@ -216,7 +221,7 @@ mod tests {
             train_accuracy: f64::NAN,
             val_loss: Some(0.6),
             val_accuracy: None,
-            lr: 0.001f32 as f64,
+            lr: f32_decimal(0.001),
             samples_per_sec: 100.0,
             loss_scale: None,
             skipped_steps: None,
