@@ -6,6 +6,8 @@
 //! plain form that allocates the output, runs it and returns the tensor.
 
 pub mod activation;
+#[cfg(test)]
+mod catalog;
 pub mod clip;
 pub mod conv;
 pub mod elementwise;
@@ -29,7 +31,7 @@ use serde::{Deserialize, Serialize};
 /// `shaders/entry.wgsl` and whose libraries are `shaders/lib/lib.wgsl`, …, in the order given
 /// (the order `Gpu::pipeline` prepends them), all from the crate `accrete_shaders`. The
 /// names are looked up at compile time: an unknown one fails the build.
-/// The entry shader's header lists the same libraries.
+/// The entry shader's header lists the same libraries (checked by `kernels::catalog`'s tests).
 macro_rules! shader {
     ($name:literal $(, $lib:literal)*) => {
         crate::gpu::Shader {

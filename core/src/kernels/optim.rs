@@ -155,7 +155,7 @@ pub struct Penalty {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     n: u32,
     nesterov: u32,
     lr_scale: f32,
@@ -389,7 +389,7 @@ pub fn update_multi_scheduled_into(
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ClipParams {
+pub(crate) struct ClipParams {
     n: u32,
     base: u32,
     max_norm: f32,
