@@ -4,6 +4,7 @@
 // entry `forward`:  out[i] = f(x[i])                   bindings 1 x, 3 out
 // entry `backward`: dx[i] = dy[i] · f'(x[i])           bindings 1 x, 2 dy, 3 out (= dx)
 // x is the pre-activation input. Shapes: all [n].
+// Libraries prepended by the launcher, in order: lib/common.wgsl, lib/activation_fns.wgsl.
 
 struct Params {
     n: u32,

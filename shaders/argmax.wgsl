@@ -3,6 +3,7 @@
 // out[r] = min { c : x[r, c] = max_c' x[r, c'] }. NaN never wins a comparison.
 // Shapes: x: [rows, cols] f32; out: [rows] u32. One workgroup (RW threads) per row.
 // Bindings: 0 params, 1 x, 2 out.
+// Libraries prepended by the launcher, in order: lib/common.wgsl, lib/row_reduce_lib.wgsl.
 
 struct Params {
     rows: u32,

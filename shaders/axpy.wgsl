@@ -3,6 +3,7 @@
 // entry `axpy`:  y[i] = alpha · x[i] + y[i]     (in place on y)
 // entry `scale`: y[i] = alpha · x[i]            (y may be a fresh buffer)
 // Shapes: x, y: [n]. Bindings: 0 params, 1 x, 2 y.
+// Libraries prepended by the launcher, in order: lib/common.wgsl.
 
 struct Params {
     n: u32,

@@ -4,6 +4,7 @@
 // entry `binary`:   out[i] = x[i] OP y[i]                 x, y, out: [n]
 // entry `bias_add`: out[r, c] = x[r, c] + y[c]            x, out: [n / cols, cols], y: [cols]
 // Bindings: 0 params, 1 x, 2 y, 3 out. Output may alias neither input.
+// Libraries prepended by the launcher, in order: lib/common.wgsl.
 
 struct Params {
     n: u32,

@@ -8,6 +8,7 @@
 //   apply:    g[i] *= scale
 // Bindings: 0 params, 1 g (read_write), 2 partials, 3 result [2].
 // Fixed summation order: the norm is bit-reproducible.
+// Libraries prepended by the launcher, in order: lib/common.wgsl.
 
 struct Params {
     n: u32,         // elements of g (sumsq, apply) or number of partials (finalize)

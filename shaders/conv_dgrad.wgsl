@@ -11,6 +11,8 @@
 // Grid: (ceil(B·H·W / BM), ceil(C / BN)); workgroup (BM / TM, BN / TN), x along m (the
 // GEMM: conv_gemm.wgsl).
 // Bindings: 0 params, 1 dy, 2 zin (dy again for the identity), 3 weights, 4 dx.
+// Libraries prepended by the launcher, in order: lib/activation_fns.wgsl, lib/conv_geom.wgsl,
+//   lib/conv_gemm.wgsl, lib/conv_dz.wgsl.
 
 @group(0) @binding(0) var<uniform> p: ConvParams;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;

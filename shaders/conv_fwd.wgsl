@@ -13,6 +13,8 @@
 // Grid: (ceil(M / BM), ceil(F / BN)); workgroup (BM / TM, BN / TN): x runs along m so that
 // neighbouring threads store neighbouring NCHW addresses (the GEMM: conv_gemm.wgsl).
 // Bindings: 0 params, 1 x, 2 weights, 3 bias (a dummy when !HAS_BIAS), 4 z, 5 y.
+// Libraries prepended by the launcher, in order: lib/activation_fns.wgsl, lib/conv_geom.wgsl,
+//   lib/conv_gemm.wgsl, lib/conv_tap.wgsl.
 
 @group(0) @binding(0) var<uniform> p: ConvParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;

@@ -17,6 +17,8 @@
 // (x along k: neighbouring threads store neighbouring partials). Grid reduce: 1-D, WG threads.
 // Bindings: 0 params, 1 x, 2 dy, 3 zin (dy again for the identity), 4 partials
 // [splits, F, C·KS·KS + 1], 5 dw [F, C, KS, KS], 6 db [F].
+// Libraries prepended by the launcher, in order: lib/common.wgsl, lib/activation_fns.wgsl,
+//   lib/conv_geom.wgsl, lib/conv_tap.wgsl, lib/conv_dz.wgsl.
 
 @group(0) @binding(0) var<uniform> p: ConvParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;

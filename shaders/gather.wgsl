@@ -8,6 +8,7 @@
 // Elements are copied as raw 32-bit words, so f32 features and u32 labels both work.
 // Shapes: src: [src_rows, cols]; idx: [≥ o + rows] u32; out: [rows, cols]; counter: [1] u32.
 // Bindings: 0 params, 1 src, 2 idx, 3 out, 4 counter.
+// Libraries prepended by the launcher, in order: lib/common.wgsl.
 
 struct Params {
     rows: u32,

@@ -13,6 +13,7 @@
 //
 // Shapes: src is x (im2col) or dcols (col2im); dst is cols (im2col) or dx (col2im).
 // One thread per element of dst. Bindings: 0 params, 1 src, 2 dst.
+// Libraries prepended by the launcher, in order: lib/common.wgsl.
 
 struct Params {
     batch: u32,

@@ -10,6 +10,7 @@
 // marks an unlabelled sample: only the soft term applies (α is treated as 0 for it).
 // Shapes: z, t, dz: [rows, cols]; labels: [rows] u32; loss: [rows]. One workgroup per row.
 // Bindings: 0 params, 1 z, 2 t, 3 labels, 4 loss, 5 dz.
+// Libraries prepended by the launcher, in order: lib/common.wgsl, lib/row_reduce_lib.wgsl.
 
 struct Params {
     rows: u32,

@@ -8,6 +8,7 @@
 // depend on how much of the batch is padding, and nothing is read back).
 // Shapes: y, t, dy: [rows, cols]; loss: [rows]; labels: [rows] u32. One workgroup per row.
 // Bindings: 0 params, 1 y, 2 t, 3 loss, 4 dy, 5 labels (masked only).
+// Libraries prepended by the launcher, in order: lib/common.wgsl, lib/row_reduce_lib.wgsl.
 
 struct Params {
     rows: u32,

@@ -13,6 +13,7 @@
 // S stays a power of two (growth 2, backoff 1/2) so scaling and unscaling are exact in f32;
 // it is kept within [2⁻²⁴, 2²⁴].
 // Bindings: 0 params, 1 x / grad (read_write), 2 scaler, 3 counter, 4 segs.
+// Libraries prepended by the launcher, in order: lib/common.wgsl, lib/optim_segments.wgsl.
 
 struct Params {
     n: u32,        // scale: elements; unscale: workgroups of the segment table

@@ -11,6 +11,7 @@
 // gradient NaN, so a bad label cannot pass silently.
 // Shapes: x, dx: [rows, cols]; labels: [rows] u32; loss: [rows]. One workgroup per row.
 // Bindings: 0 params, 1 x, 2 labels, 3 loss, 4 dx.
+// Libraries prepended by the launcher, in order: lib/common.wgsl, lib/row_reduce_lib.wgsl.
 
 struct Params {
     rows: u32,

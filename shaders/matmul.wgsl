@@ -10,6 +10,7 @@
 // that neighbouring threads write neighbouring columns). Any M, N, K: loads outside the
 // matrices read 0 and stores outside are skipped. Summation order over K is fixed, so the
 // result is deterministic; per element it is a chain of K fused multiply-adds.
+// Libraries prepended by the launcher, in order: lib/activation_fns.wgsl.
 
 struct Params {
     m: u32,

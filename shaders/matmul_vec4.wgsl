@@ -29,6 +29,7 @@
 // Every element is the same chain as matmul.wgsl: acc = fma(a_k, b_k, acc) for k = 0, 1, ...
 // from acc = 0, then + bias and the activation — so with f32 tiles the result is
 // bit-identical to matmul.wgsl whatever the tiles (zero padding adds exact zeros).
+// Libraries prepended by the launcher, in order: lib/activation_fns.wgsl.
 
 struct Params {
     m: u32,

@@ -10,6 +10,7 @@
 // One workgroup of RW threads; fixed-order tree sums, so the totals are bit-reproducible.
 // Shapes: loss: [rows]; logits: [rows, cols]; labels: [rows] u32; metrics: [4].
 // Bindings: 0 params, 1 loss, 2 logits, 3 labels, 4 metrics.
+// Libraries prepended by the launcher, in order: lib/common.wgsl, lib/row_reduce_lib.wgsl.
 
 struct Params {
     rows: u32,

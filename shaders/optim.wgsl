@@ -15,6 +15,7 @@
 // (lr, bc1, √bc2, unused), and lr is multiplied by the parameter group's lr_scale.
 // Shapes: w, grad, s1, s2: [n]; sched: [steps, 4]; counter: [1] u32.
 // Bindings: 0 params, 1 w, 2 grad, 3 s1 (b / s / v / m), 4 s2 (v), 5 sched, 6 counter.
+// Libraries prepended by the launcher, in order: lib/common.wgsl, lib/optim_rules.wgsl.
 
 @compute @workgroup_size(WG)
 fn sgd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

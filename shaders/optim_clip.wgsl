@@ -9,6 +9,7 @@
 //   apply: g[i] *= result[1] for every listed element
 // p.n = total workgroups of the table, p.segments = table rows (optim_segments.wgsl).
 // Bindings: 0 params, 1 g (read_write), 2 partials, 3 result [2], 4 segs.
+// Libraries prepended by the launcher, in order: lib/common.wgsl, lib/optim_segments.wgsl.
 
 struct Params {
     n: u32,

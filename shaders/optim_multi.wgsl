@@ -5,6 +5,8 @@
 // rule function as the per-tensor launch (optim_rules.wgsl), so results are bit-identical.
 // p.n = total workgroups, p.segments = table rows.
 // Bindings: 0 params, 1 w, 2 grad, 3 s1, 4 s2, 5 sched, 6 counter, 7 segs [rows] vec4<u32>.
+// Libraries prepended by the launcher, in order: lib/common.wgsl, lib/optim_rules.wgsl,
+//   lib/optim_segments.wgsl.
 
 @group(0) @binding(7) var<storage, read> segs: array<vec4<u32>>;
 

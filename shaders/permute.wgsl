@@ -9,6 +9,7 @@
 // sides are coalesced. Tiles are numbered t = (b·tiles_p + tp)·tiles_q + tq, spread over
 // the x and y workgroup dimensions by Gpu::grid; workgroups past the end return at once.
 // Bindings: 0 params, 1 x, 2 out.
+// Libraries prepended by the launcher, in order: lib/common.wgsl.
 
 const TILE: u32 = 16u;
 

@@ -16,6 +16,7 @@
 //
 // Bindings: 0 params, 1 src (x or dy), 2 dst (y or dx), 3 argmax (u32; max kernels only:
 // written by max_forward, read by max_backward).
+// Libraries prepended by the launcher, in order: lib/common.wgsl.
 
 struct Params {
     batch: u32,

@@ -4,6 +4,7 @@
 // entry `cols`: out[c] = scale · Σ_r x[r, c]   one thread per column, rows summed in order
 // Shapes: x: [rows, cols]; out: [rows] or [cols]. Bindings: 0 params, 1 x, 2 out.
 // Both orders are fixed, so results are bit-reproducible.
+// Libraries prepended by the launcher, in order: lib/common.wgsl, lib/row_reduce_lib.wgsl.
 
 struct Params {
     rows: u32,

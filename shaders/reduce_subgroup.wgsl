@@ -22,6 +22,7 @@
 // No `enable subgroups;` directive: naga 30 refuses it ("the `subgroups` enable-extension is
 // not yet supported") and accepts the builtins without it on a device with SUBGROUP. Browsers
 // require the directive, so this kernel is native-only (wasm builds use reduce.wgsl `cols`).
+// Libraries prepended by the launcher, in order: lib/common.wgsl.
 
 struct Params {
     rows: u32,

@@ -8,6 +8,7 @@
 //   bernoulli: out[i] = (w.x >> 8) ≥ threshold ? keep_value : 0      (dropout mask: threshold = round(rate·2²⁴),
 //              keep_value = 1/(1 − rate)); the comparison is integer, so masks match on every device.
 // Shapes: out: [n]; counter: [4] u32. Bindings: 0 params, 1 out, 2 counter.
+// Libraries prepended by the launcher, in order: lib/common.wgsl, lib/philox.wgsl.
 
 struct Params {
     n: u32,

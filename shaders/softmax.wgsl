@@ -3,6 +3,7 @@
 // out[r, c] = exp(x[r, c] − m_r) / Σ_c' exp(x[r, c'] − m_r),   m_r = max_c x[r, c]
 // Shapes: x, out: [rows, cols]. One workgroup (RW threads) per row; grid spread over x, y.
 // Bindings: 0 params, 1 x, 2 out.
+// Libraries prepended by the launcher, in order: lib/common.wgsl, lib/row_reduce_lib.wgsl.
 
 struct Params {
     rows: u32,

@@ -5,6 +5,7 @@
 // entry `advance`: counter[0] += n, counter[1] += n (n = 1) — recorded last in every step, so
 // a chunk of steps is the same dispatch list recorded many times with no host work between.
 // Bindings: 0 params, 1 counter.
+// Libraries prepended by the launcher: none.
 
 struct Params {
     n: u32,

@@ -22,6 +22,22 @@ pub struct Shader {
     pub libs: &'static [&'static str],
 }
 
+impl Shader {
+    /// The WGSL module compiled for this shader with `consts` injected: the constants, then
+    /// each library in order, then the source (WGSL has no `#include`).
+    pub(crate) fn module_source(&self, consts: &str) -> String {
+        let mut src = String::with_capacity(consts.len() + self.source.len() + 1024);
+        src.push_str(consts);
+        src.push('\n');
+        for lib in self.libs {
+            src.push_str(lib);
+            src.push('\n');
+        }
+        src.push_str(self.source);
+        src
+    }
+}
+
 /// A ready-to-record kernel launch.
 #[derive(Clone, Debug)]
 pub struct Dispatch {
@@ -80,14 +96,7 @@ impl Gpu {
         {
             return Ok(p.clone());
         }
-        let mut src = String::with_capacity(consts.len() + shader.source.len() + 1024);
-        src.push_str(consts);
-        src.push('\n');
-        for lib in shader.libs {
-            src.push_str(lib);
-            src.push('\n');
-        }
-        src.push_str(shader.source);
+        let src = shader.module_source(consts);
         let dev = &self.inner.device;
         let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(shader.name),

@@ -10,7 +10,7 @@ pub const SHADER: Shader = shader!("activation", "common", "activation_fns");
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     n: u32,
     alpha: f32,
     _pad: [u32; 2],

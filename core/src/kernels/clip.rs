@@ -11,7 +11,7 @@ pub const SHADER: Shader = shader!("clip", "common");
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     n: u32,
     base: u32,
     max_norm: f32,

@@ -178,7 +178,7 @@ pub(crate) fn expect_elems(
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     batch: u32,
     channels: u32,
     height: u32,
@@ -449,7 +449,7 @@ impl ConvSpec {
 
     /// The injected prefix: `enable f16;` when needed (it must precede every declaration),
     /// the constants, and `TILE_S`, the element type of the GEMM tiles.
-    fn consts(&self, tiles: &ConvTiles, has_bias: bool) -> String {
+    pub(crate) fn consts(&self, tiles: &ConvTiles, has_bias: bool) -> String {
         let (enable, elem) = match self.precision {
             Precision::F32 => ("", "f32"),
             Precision::F16 => ("enable f16;\n", "f16"),
@@ -518,7 +518,7 @@ impl ConvSpec {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ConvParams {
+pub(crate) struct ConvParams {
     batch: u32,
     channels: u32,
     height: u32,

@@ -30,7 +30,7 @@ impl BinaryOp {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct BinParams {
+pub(crate) struct BinParams {
     n: u32,
     cols: u32,
     _pad: [u32; 2],
@@ -38,7 +38,7 @@ struct BinParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct AxpyParams {
+pub(crate) struct AxpyParams {
     n: u32,
     alpha: f32,
     _pad: [u32; 2],

@@ -14,7 +14,7 @@ pub const PAD_INDEX: u32 = u32::MAX;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     rows: u32,
     cols: u32,
     src_rows: u32,

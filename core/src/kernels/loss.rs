@@ -32,7 +32,7 @@ pub const PAD_LABEL: u32 = u32::MAX;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct XentParams {
+pub(crate) struct XentParams {
     rows: u32,
     cols: u32,
     smoothing: f32,

@@ -12,7 +12,7 @@ pub const SHADER: Shader = shader!("loss_scale", "common", "optim_segments");
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     n: u32,
     segments: u32,
     interval: u32,

@@ -439,7 +439,7 @@ impl Variant {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     m: u32,
     n: u32,
     k: u32,

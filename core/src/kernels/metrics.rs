@@ -9,7 +9,7 @@ pub const SHADER: Shader = shader!("metrics", "common", "row_reduce_lib");
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     rows: u32,
     cols: u32,
     valid: u32,

@@ -6,6 +6,8 @@
 //! plain form that allocates the output, runs it and returns the tensor.
 
 pub mod activation;
+#[cfg(test)]
+mod catalog;
 pub mod clip;
 pub mod conv;
 pub mod elementwise;
@@ -25,12 +27,23 @@ pub mod step;
 use crate::gpu::Shader;
 use serde::{Deserialize, Serialize};
 
+/// `shader!("entry", "lib", …)`: the [`Shader`] whose source is the entry shader
+/// `shaders/entry.wgsl` and whose libraries are `shaders/lib/lib.wgsl`, …, in the order given
+/// (the order `Gpu::pipeline` prepends them), all from the crate `accrete_shaders`. The
+/// names are looked up at compile time: an unknown one fails the build.
+/// The entry shader's header lists the same libraries (checked by `kernels::catalog`'s tests).
 macro_rules! shader {
     ($name:literal $(, $lib:literal)*) => {
         crate::gpu::Shader {
             name: $name,
-            source: include_str!(concat!("../../../shaders/", $name, ".wgsl")),
-            libs: &[$(include_str!(concat!("../../../shaders/", $lib, ".wgsl"))),*],
+            source: match accrete_shaders::entry($name) {
+                Some(source) => source,
+                None => panic!(concat!("no entry shader shaders/", $name, ".wgsl")),
+            },
+            libs: &[$(match accrete_shaders::library($lib) {
+                Some(source) => source,
+                None => panic!(concat!("no library shaders/lib/", $lib, ".wgsl")),
+            }),*],
         }
     };
 }

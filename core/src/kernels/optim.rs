@@ -2,7 +2,7 @@
 //! the rule's state tensors (see shaders/optim.wgsl for the formulas). The CPU twin in
 //! [`reference`] follows the same formulas in f64.
 //!
-//! Two launch shapes run the same per-element code (shaders/optim_rules.wgsl):
+//! Two launch shapes run the same per-element code (shaders/lib/optim_rules.wgsl):
 //! - per tensor ([`update_scheduled_into`]): one dispatch per parameter tensor;
 //! - multi-tensor ([`update_multi_scheduled_into`]): one dispatch updates every tensor of a
 //!   flat buffer listed in a [`Segment`] table (offset, length, lr multiplier) — a model
@@ -163,7 +163,7 @@ pub struct Penalty {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     n: u32,
     nesterov: u32,
     lr_scale: f32,
@@ -397,7 +397,7 @@ pub fn update_multi_scheduled_into(
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ClipParams {
+pub(crate) struct ClipParams {
     n: u32,
     base: u32,
     max_norm: f32,

@@ -15,7 +15,7 @@ const TILE: usize = 16;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     batch: u32,
     rows: u32,
     cols: u32,

@@ -78,7 +78,7 @@ impl PoolGeom {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     batch: u32,
     channels: u32,
     height: u32,

@@ -29,7 +29,7 @@ pub enum Distribution {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     n: u32,
     seed_lo: u32,
     seed_hi: u32,
