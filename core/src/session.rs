@@ -41,6 +41,8 @@ pub fn check_device(
     rehearsal: Option<&RehearsalSpec>,
     max_bytes: u64,
 ) -> Result<()> {
+    // Parameters and one sample first: their messages need no batch.
+    check_fits(spec, 1, max_bytes)?;
     let rows = training_rows(train, rehearsal);
     check_fits(spec, rows.max(1), max_bytes).map_err(|e| match e {
         Error::OverLimit {

@@ -286,15 +286,16 @@ fn train_run(
         }
         None => {
             let summary = report::write_report(gpu, run, config, data, Which::Last)?;
-            let mut out = std::io::stdout().lock();
-            writeln!(
-                out,
-                "done: {} accuracy {:.2}% on {} samples; report in {}",
-                summary.data_name,
-                100.0 * summary.accuracy,
-                summary.samples,
-                summary.report_md.display()
-            )?;
+            if display.mode != Mode::Quiet {
+                writeln!(
+                    std::io::stdout().lock(),
+                    "done: {} accuracy {:.2}% on {} samples; report in {}",
+                    summary.data_name,
+                    100.0 * summary.accuracy,
+                    summary.samples,
+                    summary.report_md.display()
+                )?;
+            }
             Ok(())
         }
     }

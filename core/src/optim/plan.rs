@@ -8,7 +8,7 @@
 //! [`OptimizerSpec`] → [`LrPlan::new`] at the start of each chunk → [`LrPlan::rate`] per
 //! step into the epoch's table (`train::epoch`, one `[lr, bias corrections…]` row per step,
 //! `kernels::optim::schedule_row`) → a GPU buffer → the update kernel reads row
-//! `counter[0]` of it (`hyper_scaled` in `optim_rules.wgsl`, called by
+//! `counter[0]` of it (`hyper_scaled` in `shaders/lib/optim_rules.wgsl`, called by
 //! `optim_multi.wgsl`) and multiplies by the segment's `layer_lr` factor
 //! ([`LrPlan::layer_scale`]).
 //!
