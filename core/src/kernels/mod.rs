@@ -25,12 +25,14 @@ pub mod step;
 use crate::gpu::Shader;
 use serde::{Deserialize, Serialize};
 
+// Paths from the crate root: `include_str!` resolves relative paths from the file that invokes
+// the macro, and kernel modules live at different depths (`kernels/x.rs`, `kernels/x/y.rs`).
 macro_rules! shader {
     ($name:literal $(, $lib:literal)*) => {
         crate::gpu::Shader {
             name: $name,
-            source: include_str!(concat!("../../../shaders/", $name, ".wgsl")),
-            libs: &[$(include_str!(concat!("../../../shaders/", $lib, ".wgsl"))),*],
+            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shaders/", $name, ".wgsl")),
+            libs: &[$(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shaders/", $lib, ".wgsl"))),*],
         }
     };
 }
