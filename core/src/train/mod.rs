@@ -327,7 +327,7 @@ impl Trainer {
     /// per-kernel profiling (`accrete bench train --profile`). The list may be recorded
     /// `steps` times from now: its batches walk `data` in order (wrapping) at the base
     /// learning rate. Running it trains this trainer, so profile a throwaway one.
-    pub fn profile_step(
+    pub async fn profile_step(
         &mut self,
         data: &GpuDataset,
         steps: usize,
@@ -335,6 +335,7 @@ impl Trainer {
         self.check_data(data)?;
         let b = self.train.batch_size;
         if self.program.as_ref().is_none_or(|p| p.graph.batch != b) {
+            self.tune_program(b, true).await;
             self.program = Some(self.build_program(b, true)?);
         }
         let (steps, n) = (steps.max(1), data.len.max(1));
@@ -434,6 +435,17 @@ impl Trainer {
             _ => {}
         }
         Ok(())
+    }
+
+    /// The autotuning pass for the `batch` program, awaited before [`Self::build_program`]:
+    /// the GEMMs of the model's graph and of a teacher's forward (nothing unless autotuning
+    /// is on; see [`crate::nn::graph::tune_gemms`]).
+    async fn tune_program(&self, batch: usize, train: bool) {
+        let conv = self.kernels.conv;
+        crate::nn::graph::tune_gemms(&self.model, batch, train, conv, self.precision()).await;
+        if let (Some((teacher, _)), true) = (&self.teacher, train) {
+            crate::nn::graph::tune_gemms(teacher, batch, false, conv, Precision::F32).await;
+        }
     }
 
     fn build_program(&self, batch: usize, train: bool) -> Result<Program> {
@@ -586,6 +598,7 @@ impl Trainer {
         let start = clock::now_seconds();
         let gpu = self.gpu().clone();
         if self.program.as_ref().is_none_or(|p| p.graph.batch != b) {
+            self.tune_program(b, true).await;
             self.program = Some(self.build_program(b, true)?);
         }
         let steps = idx.len() / b;
@@ -757,7 +770,7 @@ impl Trainer {
 
     /// The evaluation program for `batch`, the in-order index buffer padded to whole
     /// batches, and (steps, indices, dataset rows view, batch input view).
-    fn eval_setup(
+    async fn eval_setup(
         &mut self,
         data: &GpuDataset,
         batch: usize,
@@ -768,6 +781,7 @@ impl Trainer {
             .as_ref()
             .is_none_or(|p| p.graph.batch != batch)
         {
+            self.tune_program(batch, false).await;
             self.eval_program = Some(self.build_program(batch, false)?);
         }
         let prog = self.eval_program.as_ref().expect("built above");
@@ -787,7 +801,7 @@ impl Trainer {
     pub async fn evaluate(&mut self, data: &GpuDataset, batch: usize) -> Result<Stats> {
         let start = clock::now_seconds();
         let gpu = self.gpu().clone();
-        let (steps, idx, feats, input) = self.eval_setup(data, batch)?;
+        let (steps, idx, feats, input) = self.eval_setup(data, batch).await?;
         let prog = self.eval_program.as_ref().expect("built by eval_setup");
         let mut list = vec![
             gather_stepped_into(&feats, &idx, &self.counter, &input)?,
@@ -818,7 +832,7 @@ impl Trainer {
     /// Class probabilities for every sample of `data`, [n, classes] row-major.
     pub async fn predict(&mut self, data: &GpuDataset, batch: usize) -> Result<Vec<f32>> {
         let gpu = self.gpu().clone();
-        let (steps, idx, feats, input) = self.eval_setup(data, batch)?;
+        let (steps, idx, feats, input) = self.eval_setup(data, batch).await?;
         let prog = self.eval_program.as_ref().expect("built by eval_setup");
         let classes = self.model.spec.outputs()?;
         let probs = Tensor::uninit(&gpu, &[batch, classes], DType::F32)?;

@@ -19,8 +19,10 @@
 //! k = 0, 1, … from 0, then `+ bias` and the activation — so they give bit-identical results
 //! (the tests check this). Without an explicit choice, [`choose`] picks the variant with a
 //! deterministic rule of the device and shape ([`Variant::heuristic`]), or, when autotuning
-//! is on ([`crate::gpu::AutotuneMode`]), the fastest f32 candidate timed for the shape class
-//! ([`autotune`]). f16 is never picked automatically: it changes the rounding.
+//! is on ([`crate::gpu::AutotuneMode`]), the fastest f32 candidate that the tuning pass
+//! ([`tune_problems`], [`autotune`]) timed for the shape class. The pass is explicit and
+//! async, run before the dispatches are built; a launch only reads its choices. f16 is never
+//! picked automatically: it changes the rounding.
 //!
 //! The module's parts: the variant catalogue and its validation ([`Variant`], [`Tiles`],
 //! `variants.rs`), the launch (`launch.rs`), autotuning's class keys, cache lookup and timing
@@ -35,7 +37,7 @@ pub use launch::{dims, matmul, matmul_into, SHADER, SHADER_VEC4};
 // The uniform block, for tests of the shaders' layouts.
 #[allow(unused_imports)]
 pub(crate) use launch::Params;
-pub use tuning::{autotune, choose, class_key, Tuned};
+pub use tuning::{autotune, choose, class_key, tune_problems, MatmulProblem, Tuned};
 pub use variants::{Tiles, Variant};
 
 use super::Activation;

@@ -1,6 +1,12 @@
 //! matmul autotuning: the problem classes choices are kept for ([`class_key`]), the variant a
-//! launch uses ([`choose`]: explicit, cached or heuristic) and the timing of the candidates
-//! ([`autotune`]).
+//! launch uses ([`choose`]: explicit, else the cached choice, else the heuristic), and the
+//! tuning pass that times the candidates ([`tune_problems`] for the GEMMs a graph will launch,
+//! [`autotune`] for given operands).
+//!
+//! Tuning is a pass of its own, run (awaited) before the dispatches are built — the trainer
+//! runs it for its step and evaluation programs when autotuning is on, with the problems of
+//! `nn::graph::gemm_problems`. A launch never times anything: it only reads the cache, so
+//! building a dispatch stays synchronous and cheap natively and in the browser alike.
 
 use super::{dims, matmul_into, Kernel, MatmulSpec, Precision, Variant};
 use crate::error::{Error, Result};
@@ -10,8 +16,10 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// The variant [`matmul_into`] uses for these operands: `spec.variant`, else the tiled
-/// kernel with `spec.tiles`, else — when autotuning is on — the tuned choice for the shape
-/// class (tuning it now, natively, if it is new), else [`Variant::heuristic`].
+/// kernel with `spec.tiles`, else — when autotuning is on — the cached choice for the shape
+/// class, else [`Variant::heuristic`]. Nothing is timed here: a class that the tuning pass
+/// ([`tune_problems`], [`autotune`]) has not seen gets the heuristic, with a warning (once per
+/// class) when autotuning is on.
 pub fn choose(a: &Tensor, b: &Tensor, spec: &MatmulSpec) -> Result<Variant> {
     let gpu = a.gpu();
     let (m, k, n) = dims(a, b, spec)?;
@@ -40,19 +48,83 @@ pub fn choose(a: &Tensor, b: &Tensor, spec: &MatmulSpec) -> Result<Variant> {
     if let Some(v) = cached_choice(gpu, &class) {
         return Ok(v);
     }
-    #[cfg(not(target_arch = "wasm32"))]
-    match now_or_never(autotune(a, b, spec)) {
-        Some(Ok(t)) => return Ok(t.choice),
-        Some(Err(e)) => gpu.autotune_warning(format!(
-            "autotuning {class} failed ({e}); using {}",
+    gpu.autotune_untuned(
+        &class,
+        format!(
+            "autotuning is on but {class} was not tuned before this launch was built; using {} \
+             (run kernels::matmul::tune_problems first)",
             fallback.name()
-        )),
-        None => gpu.autotune_warning(format!(
-            "autotuning {class} did not complete synchronously; using {}",
-            fallback.name()
-        )),
-    }
+        ),
+    );
     Ok(fallback)
+}
+
+/// One GEMM `op(A)·op(B)` by its shape and transposes: what autotuning keys and times on.
+/// `op(A)` is [m, k], `op(B)` is [k, n] (A stored [k, m] with `trans_a`, B [n, k] with
+/// `trans_b`), as in [`MatmulSpec`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MatmulProblem {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+}
+
+impl MatmulProblem {
+    /// The spec of the automatic choice for this problem (no bias, identity epilogue, no
+    /// explicit kernel): the epilogue does not enter the class.
+    pub fn spec(&self) -> MatmulSpec {
+        MatmulSpec {
+            trans_a: self.trans_a,
+            trans_b: self.trans_b,
+            ..Default::default()
+        }
+    }
+
+    /// The problem's autotuning class ([`class_key`]).
+    pub fn class_key(&self) -> String {
+        class_key(self.m, self.k, self.n, &self.spec())
+    }
+
+    /// The stored shapes of A and B.
+    fn operand_shapes(&self) -> ([usize; 2], [usize; 2]) {
+        let a = if self.trans_a {
+            [self.k, self.m]
+        } else {
+            [self.m, self.k]
+        };
+        let b = if self.trans_b {
+            [self.n, self.k]
+        } else {
+            [self.k, self.n]
+        };
+        (a, b)
+    }
+}
+
+/// The tuning pass: for each problem, the cached choice of its class, or — for a class not
+/// tuned yet — the candidates timed on operands of the problem's shape (filled with a
+/// constant; the kernels' speed does not depend on the values) and the fastest recorded, as
+/// [`autotune`] does. One [`Tuned`] per problem, in order; a class met twice is timed once.
+/// Works whatever the autotune mode; launches use the choices only when the mode is on.
+pub async fn tune_problems(gpu: &Gpu, problems: &[MatmulProblem]) -> Result<Vec<Tuned>> {
+    let mut tuned = Vec::with_capacity(problems.len());
+    for p in problems {
+        let class = p.class_key();
+        let t = match cached_tuned(gpu, &class) {
+            Some(t) => t,
+            None if p.m == 0 || p.n == 0 => untimed(gpu, class, p.m, p.k, p.n),
+            None => {
+                let (sa, sb) = p.operand_shapes();
+                let a = Tensor::full(gpu, &sa, 0.5)?;
+                let b = Tensor::full(gpu, &sb, 0.5)?;
+                autotune(&a, &b, &p.spec()).await?
+            }
+        };
+        tuned.push(t);
+    }
+    Ok(tuned)
 }
 
 /// The autotuning class of a problem: transposes, each of M, N, K rounded up to a power of
@@ -82,7 +154,38 @@ fn cached_choice(gpu: &Gpu, class: &str) -> Option<Variant> {
     }
 }
 
-/// What [`autotune`] decided for one problem class.
+/// The cached choice for `class` with what was measured to make it, if the choice is usable
+/// ([`cached_choice`]).
+fn cached_tuned(gpu: &Gpu, class: &str) -> Option<Tuned> {
+    let choice = cached_choice(gpu, class)?;
+    let e = gpu.autotuned(class)?;
+    Some(Tuned {
+        class: class.to_string(),
+        choice,
+        name: choice.name(),
+        cached: true,
+        seconds: e.seconds,
+        timing: e.timing,
+        measured_on: e.measured_on,
+    })
+}
+
+/// The answer for a problem nothing is timed on (an empty product, or no candidate on this
+/// device): the heuristic, not recorded.
+fn untimed(gpu: &Gpu, class: String, m: usize, k: usize, n: usize) -> Tuned {
+    let choice = Variant::heuristic(gpu, m, k, n);
+    Tuned {
+        class,
+        choice,
+        name: choice.name(),
+        cached: false,
+        seconds: BTreeMap::new(),
+        timing: "none".into(),
+        measured_on: format!("{m}x{k}x{n}"),
+    }
+}
+
+/// What [`autotune`] (or [`tune_problems`]) decided for one problem class.
 #[derive(Clone, Debug, Serialize)]
 pub struct Tuned {
     /// The class key ([`class_key`]).
@@ -103,36 +206,19 @@ pub struct Tuned {
 /// a scratch tensor) and records the fastest for the shape class, in memory and — in
 /// `Persist` mode — in the cache file. A class already tuned is answered from the cache.
 /// Works whatever the autotune mode; [`matmul_into`] uses the choice only when the mode is on.
+/// (For the GEMMs of a graph, [`tune_problems`] does the same from their shapes.)
 pub async fn autotune(a: &Tensor, b: &Tensor, spec: &MatmulSpec) -> Result<Tuned> {
     let gpu = a.gpu();
     let (m, k, n) = dims(a, b, spec)?;
     let class = class_key(m, k, n, spec);
-    if let Some(choice) = cached_choice(gpu, &class) {
-        let e = gpu.autotuned(&class).expect("cached entry");
-        return Ok(Tuned {
-            class,
-            choice,
-            name: choice.name(),
-            cached: true,
-            seconds: e.seconds,
-            timing: e.timing,
-            measured_on: e.measured_on,
-        });
+    if let Some(t) = cached_tuned(gpu, &class) {
+        return Ok(t);
     }
-    let measured_on = format!("{m}x{k}x{n}");
     let candidates = Variant::candidates(gpu);
     if m == 0 || n == 0 || candidates.is_empty() {
-        let choice = Variant::heuristic(gpu, m, k, n);
-        return Ok(Tuned {
-            class,
-            choice,
-            name: choice.name(),
-            cached: false,
-            seconds: BTreeMap::new(),
-            timing: "none".into(),
-            measured_on,
-        });
+        return Ok(untimed(gpu, class, m, k, n));
     }
+    let measured_on = format!("{m}x{k}x{n}");
     let scratch = Tensor::uninit(gpu, &[m, n], crate::gpu::DType::F32)?;
     let timer = GpuTimer::new(gpu);
     let mut seconds = BTreeMap::new();
@@ -180,16 +266,4 @@ pub async fn autotune(a: &Tensor, b: &Tensor, spec: &MatmulSpec) -> Result<Tuned
         timing,
         measured_on,
     })
-}
-
-/// Polls a future once. Natively, GPU read-backs complete inside the poll (the device is
-/// waited on), so autotuning can run synchronously inside [`matmul_into`].
-#[cfg(not(target_arch = "wasm32"))]
-fn now_or_never<F: std::future::Future>(f: F) -> Option<F::Output> {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match f.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => Some(v),
-        std::task::Poll::Pending => None,
-    }
 }
