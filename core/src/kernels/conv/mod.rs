@@ -31,7 +31,7 @@
 //!
 //! The module's parts: the geometry and layer description (here), the im2col / col2im
 //! launchers (`im2col.rs`), the implicit-GEMM launchers (`implicit.rs`), their workgroup tiles
-//! ([`ConvTiles`], `tiles.rs`) and the f64 references ([`reference`]).
+//! ([`ConvTiles`], `tiles.rs`) and the f64 references ([`reference`](mod@reference)).
 
 mod im2col;
 mod implicit;

@@ -25,8 +25,9 @@
 //! picked automatically: it changes the rounding.
 //!
 //! The module's parts: the variant catalogue and its validation ([`Variant`], [`Tiles`],
-//! `variants.rs`), the launch (`launch.rs`), autotuning's class keys, cache lookup and timing
-//! (`tuning.rs`) and the f64 reference ([`reference`]).
+//! `variants.rs`), the launch (`launch.rs`), autotuning's class keys, cache lookup and tuning
+//! pass (`tuning.rs`), and the f64 reference with the f16 error model every f16 GEMM check
+//! uses ([`reference`](mod@reference)).
 
 mod launch;
 pub mod reference;
