@@ -278,7 +278,7 @@ fn load_finetune(
     if rep.loaded.is_empty() {
         let have: Vec<String> = source
             .iter()
-            .filter(|s| !s.name.starts_with("optimizer."))
+            .filter(|s| !crate::train::state::is_training_state(&s.name))
             .map(|s| format!("{} {:?}", s.name, s.shape))
             .collect();
         return Err(Error::data(

@@ -499,7 +499,8 @@ async fn measure(
 /// reference: correct when every |c - ref| <= (k + 2)·2^-23·Σ|a·b| — for f16 variants
 /// applied to the rounded operands, plus the rounding itself: with |x16 − x| ≤ 2^-10|x| +
 /// 2^-14 per operand, Σ|a16·b16 − a·b| is at most (2^-9 + 2^-20)·Σ|a·b| plus
-/// (2^-14 + 2^-24)·Σ(|a| + |b|) plus k·2^-28. Also returns the largest |c - ref| / Σ|a·b| (infinite for a NaN or a non-zero
+/// (2^-14 + 2^-24)·Σ(|a| + |b|) plus k·2^-28 (matmul's f16 model, `reference::f16_dot_bound`).
+/// Also returns the largest |c - ref| / Σ|a·b| (infinite for a NaN or a non-zero
 /// error where Σ|a·b| = 0).
 fn check(c: &[f32], n: usize, k: usize, expected: &Expected, precision: Precision) -> (bool, f64) {
     let factor = (k as f64 + 2.0) * f64::from(f32::EPSILON);
@@ -515,11 +516,7 @@ fn check(c: &[f32], n: usize, k: usize, expected: &Expected, precision: Precisio
         for (j, ((&want, &mag), &abs_sum)) in values.iter().zip(mags).zip(abs_sums).enumerate() {
             let input = match precision {
                 Precision::F32 => 0.0,
-                Precision::F16 => {
-                    (2f64.powi(-9) + 2f64.powi(-20)) * mag
-                        + (2f64.powi(-14) + 2f64.powi(-24)) * abs_sum
-                        + k as f64 * 2f64.powi(-28)
-                }
+                Precision::F16 => reference::f16_dot_bound(mag, abs_sum, k),
             };
             // A NaN or infinite output makes `err` NaN or infinite: never within tolerance.
             let err = (f64::from(c[i * n + j]) - want).abs();

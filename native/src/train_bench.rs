@@ -323,7 +323,7 @@ fn profile(
     t.set_step_kernels(step_kernels(args));
     let steps = args.profile_steps as usize;
     // Warm-up, per-dispatch timing and whole-step timing each advance the step counter.
-    let list = t.profile_step(data, WARMUP_STEPS + 2 * steps)?;
+    let list = pollster::block_on(t.profile_step(data, WARMUP_STEPS + 2 * steps))?;
     let refs: Vec<&Dispatch> = list.iter().map(|(_, d)| d).collect();
     let timer = match args.timing {
         TimingChoice::Auto => GpuTimer::new(gpu),

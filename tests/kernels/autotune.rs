@@ -1,13 +1,21 @@
 //! matmul autotuning: the environment's modes, the per-adapter JSON cache (round trip,
-//! atomic replacement, corrupted or foreign files ignored with a warning), tuning at first
-//! use and reuse of the cached choice, and that a tuned choice gives the same bits as the
-//! deterministic default. Each test that changes the autotune mode opens its own device, so
-//! the shared test device stays in the default mode (off).
+//! atomic replacement, corrupted or foreign files ignored with a warning), the explicit
+//! tuning pass and reuse of the cached choice (a launch never tunes; it reads the cache),
+//! that a tuned choice gives the same bits as the deterministic default, that the GEMMs a
+//! graph lists for the pass are the ones it launches, and that the trainer runs the pass.
+//! Each test that changes the autotune mode opens its own device, so the shared test device
+//! stays in the default mode (off).
 
 use accrete::gpu::{AutotuneCache, AutotuneMode, TunedEntry, AUTOTUNE_CACHE_VERSION};
 use accrete::kernels::matmul::{
-    autotune, choose, class_key, matmul_into, MatmulSpec, Precision, Variant,
+    autotune, choose, class_key, matmul_into, tune_problems, MatmulProblem, MatmulSpec, Precision,
+    Variant,
 };
+use accrete::kernels::step;
+use accrete::nn::graph::{gemm_problems, tune_gemms, ConvAlgo};
+use accrete::nn::{Graph, LayerSpec, Model, ModelSpec};
+use accrete::optim::OptimizerSpec;
+use accrete::train::{GpuDataset, TrainSpec, Trainer};
 use accrete::{Gpu, Tensor};
 use accrete_tests::*;
 use std::collections::BTreeMap;
@@ -197,7 +205,7 @@ fn corrupted_caches_are_ignored_with_a_warning() {
 }
 
 #[test]
-fn tuned_at_first_use_then_cached_and_persisted() {
+fn tuned_by_the_pass_then_cached_and_persisted() {
     let dir = scratch_dir("tune");
     let path = dir.join("autotune.json");
     let g = own_gpu();
@@ -215,11 +223,34 @@ fn tuned_at_first_use_then_cached_and_persisted() {
     let class = class_key(m, k, n, &spec);
     assert!(g.autotuned(&class).is_none());
 
-    // First use inside matmul_into: tuned synchronously, recorded, saved.
-    let c = Tensor::full(&g, &[m, n], f32::NAN).unwrap();
-    let d = matmul_into(&a, &b, None, &c, &spec).unwrap();
-    g.run(&[&d]).unwrap();
-    let e = g.autotuned(&class).expect("tuned at first use");
+    // A launch built before the pass times nothing: the heuristic, and one warning per class.
+    let heuristic = Variant::heuristic(&g, m, k, n);
+    assert_eq!(choose(&a, &b, &spec).unwrap(), heuristic);
+    let c0 = Tensor::full(&g, &[m, n], f32::NAN).unwrap();
+    let d0 = matmul_into(&a, &b, None, &c0, &spec).unwrap();
+    assert!(g.autotuned(&class).is_none(), "a launch tuned");
+    let warnings = g.take_autotune_warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains(&class), "{warnings:?}");
+    assert!(!AutotuneCache::load(&path)
+        .0
+        .adapters
+        .contains_key(&g.autotune_key()));
+
+    // The pass: tuned, recorded, saved.
+    let problem = MatmulProblem {
+        m,
+        k,
+        n,
+        trans_a: false,
+        trans_b: false,
+    };
+    assert_eq!(problem.class_key(), class);
+    let tuned = pollster::block_on(tune_problems(&g, &[problem, problem])).unwrap();
+    assert_eq!(tuned.len(), 2);
+    assert!(!tuned[0].cached && tuned[1].cached, "a class is timed once");
+    assert_eq!(tuned[1].choice, tuned[0].choice);
+    let e = g.autotuned(&class).expect("tuned by the pass");
     let candidates = Variant::candidates(&g);
     assert_eq!(e.seconds.len(), candidates.len());
     assert!(
@@ -227,21 +258,19 @@ fn tuned_at_first_use_then_cached_and_persisted() {
         "{e:?}"
     );
     let chosen: Variant = serde_json::from_value(e.choice.clone()).unwrap();
+    assert_eq!(chosen, tuned[0].choice);
     assert!(candidates.iter().any(|(_, v)| *v == chosen));
     assert_eq!(chosen.precision, Precision::F32);
     assert_eq!(e.measured_on, format!("{m}x{k}x{n}"));
     let (file, _) = AutotuneCache::load(&path);
     assert_same_entry(&file.adapters[&g.autotune_key()][&class], &e);
 
-    // The tuned result is bit-identical to the deterministic default's.
+    // Launches built now use the choice, bit-identical to the deterministic default's.
+    assert_eq!(choose(&a, &b, &spec).unwrap(), chosen);
+    let c = Tensor::full(&g, &[m, n], f32::NAN).unwrap();
+    let d = matmul_into(&a, &b, None, &c, &spec).unwrap();
+    g.run(&[&d, &d0]).unwrap();
     let got = pollster::block_on(c.read_f32()).unwrap();
-    let c0 = Tensor::full(&g, &[m, n], f32::NAN).unwrap();
-    let heuristic = MatmulSpec {
-        variant: Some(Variant::heuristic(&g, m, k, n)),
-        ..Default::default()
-    };
-    let d0 = matmul_into(&a, &b, None, &c0, &heuristic).unwrap();
-    g.run(&[&d0]).unwrap();
     let want = pollster::block_on(c0.read_f32()).unwrap();
     assert_eq!(
         got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
@@ -302,11 +331,23 @@ fn a_persisted_choice_is_used_as_is_and_bad_ones_are_not() {
     let a = Tensor::from_f32(&g, &[m, k], &vec![0.5; m * k]).unwrap();
     let b = Tensor::from_f32(&g, &[n, k], &vec![0.5; n * k]).unwrap();
     assert_eq!(choose(&a, &b, &spec).unwrap(), Variant::VEC4_32X32);
-    // The f16 and the unparsable entries are not used: those classes are tuned afresh
-    // among the f32 candidates.
+    // The f16 and the unparsable entries are not used: launches get the heuristic, and the
+    // pass tunes those classes afresh among the f32 candidates.
     for n2 in [300, 600] {
         let b2 = Tensor::from_f32(&g, &[n2, k], &vec![0.5; n2 * k]).unwrap();
+        let heuristic = Variant::heuristic(&g, m, k, n2);
+        assert_eq!(choose(&a, &b2, &spec).unwrap(), heuristic);
+        let problem = MatmulProblem {
+            m,
+            k,
+            n: n2,
+            trans_a: false,
+            trans_b: true,
+        };
+        let t = pollster::block_on(tune_problems(&g, &[problem])).unwrap();
+        assert!(!t[0].cached, "{:?}", t[0]);
         let v = choose(&a, &b2, &spec).unwrap();
+        assert_eq!(v, t[0].choice);
         assert_eq!(v.precision, Precision::F32);
         assert!(Variant::candidates(&g).iter().any(|(_, c)| *c == v));
     }
@@ -325,9 +366,155 @@ fn explicit_choices_bypass_autotuning() {
     };
     assert_eq!(choose(&a, &b, &spec).unwrap(), Variant::VEC4_64X64);
     assert!(g.autotune_entries().is_empty(), "nothing was tuned");
-    // Empty products are never timed.
+    // Empty products are never timed, by a launch or by the pass.
     let e = Tensor::from_f32(&g, &[0, 8], &[]).unwrap();
     let v = choose(&e, &b, &MatmulSpec::default()).unwrap();
     assert_eq!(v, Variant::heuristic(&g, 0, 8, 16));
+    let empty = MatmulProblem {
+        m: 0,
+        k: 8,
+        n: 16,
+        trans_a: false,
+        trans_b: false,
+    };
+    let t = pollster::block_on(tune_problems(&g, &[empty])).unwrap();
+    assert_eq!((t[0].choice, t[0].timing.as_str()), (v, "none"));
     assert!(g.autotune_entries().is_empty());
+    assert!(g.take_autotune_warnings().is_empty());
+}
+
+fn gemm(m: usize, k: usize, n: usize, trans_a: bool, trans_b: bool) -> MatmulProblem {
+    MatmulProblem {
+        m,
+        k,
+        n,
+        trans_a,
+        trans_b,
+    }
+}
+
+/// `small_cnn` with its first dense layer frozen: its weight gradient goes, its input
+/// gradient stays (the convolution below is trainable).
+fn frozen_dense_cnn() -> ModelSpec {
+    let mut spec = small_cnn();
+    match &mut spec.layers[3] {
+        LayerSpec::Dense { trainable, .. } => *trainable = false,
+        other => panic!("small_cnn changed: layer 3 is {other:?}"),
+    }
+    spec
+}
+
+/// The GEMM list of small_cnn at batch 4, derived by hand: conv 1→4 filters, 3×3, padding 1 on
+/// 8×8 (im2col: 4·64 = 256 rows of 9), max-pool to 4×4×4 = 64 features, dense 64→16, dense
+/// 16→4. Forward X·Wᵀ [rows, inner]·[cols, inner]ᵀ; weight gradient dZᵀ·X; input gradient
+/// dZ·W, except below the lowest trainable layer (the convolution).
+#[test]
+fn a_graph_lists_its_gemms() {
+    let g = gpu();
+    let cnn = Model::new(g, small_cnn(), 1).unwrap();
+    let f32_ = Precision::F32;
+    let conv = [gemm(256, 9, 4, false, true), gemm(4, 256, 9, true, false)];
+    let dense = [
+        gemm(4, 64, 16, false, true),
+        gemm(16, 4, 64, true, false),
+        gemm(4, 16, 64, false, false),
+        gemm(4, 16, 4, false, true),
+        gemm(4, 4, 16, true, false),
+        gemm(4, 4, 16, false, false),
+    ];
+    let im2col = gemm_problems(&cnn, 4, true, ConvAlgo::Im2col, f32_);
+    assert_eq!(im2col, [&conv[..], &dense[..]].concat());
+    assert_eq!(
+        gemm_problems(&cnn, 4, true, ConvAlgo::Implicit, f32_),
+        dense
+    );
+    assert_eq!(
+        gemm_problems(&cnn, 4, false, ConvAlgo::Im2col, f32_),
+        [conv[0], dense[0], dense[3]]
+    );
+    let frozen = Model::new(g, frozen_dense_cnn(), 1).unwrap();
+    let mut want = [&conv[..], &dense[..]].concat();
+    want.remove(3); // the frozen layer's weight gradient
+    assert_eq!(
+        gemm_problems(&frozen, 4, true, ConvAlgo::Im2col, f32_),
+        want
+    );
+    // Under mixed precision every GEMM names its f16 variant: nothing to tune.
+    assert!(gemm_problems(&cnn, 4, true, ConvAlgo::Im2col, Precision::F16).is_empty());
+}
+
+/// The pass covers every GEMM the graph launches: after `tune_gemms`, building the graph meets
+/// no untuned class (a launch would warn). Built before the pass, it does warn — once per
+/// class — so the check can fail.
+#[test]
+fn tuning_a_graph_leaves_no_launch_untuned() {
+    let g = own_gpu();
+    g.set_autotune(AutotuneMode::Memory);
+    let counter = step::counter(&g, 0).unwrap();
+    let build = |model: &Model, batch: usize, train: bool, conv: ConvAlgo| {
+        Graph::build(model, batch, train, &counter, 7, conv, Precision::F32).unwrap();
+    };
+    let cnn = Model::new(&g, small_cnn(), 1).unwrap();
+    build(&cnn, 4, true, ConvAlgo::Im2col);
+    let classes: std::collections::BTreeSet<String> =
+        gemm_problems(&cnn, 4, true, ConvAlgo::Im2col, Precision::F32)
+            .iter()
+            .map(MatmulProblem::class_key)
+            .collect();
+    let warnings = g.take_autotune_warnings();
+    assert_eq!(warnings.len(), classes.len(), "{warnings:?}");
+    assert!(g.autotune_entries().is_empty(), "building the graph tuned");
+    let frozen = Model::new(&g, frozen_dense_cnn(), 1).unwrap();
+    for (model, batch, train, conv) in [
+        (&cnn, 4, true, ConvAlgo::Im2col),
+        (&cnn, 4, false, ConvAlgo::Im2col),
+        (&cnn, 6, true, ConvAlgo::Implicit),
+        (&frozen, 4, true, ConvAlgo::Im2col),
+    ] {
+        pollster::block_on(tune_gemms(model, batch, train, conv, Precision::F32));
+        build(model, batch, train, conv);
+        let w = g.take_autotune_warnings();
+        assert!(w.is_empty(), "batch {batch} train {train} {conv:?}: {w:?}");
+    }
+    assert!(g.autotune_entries().len() >= classes.len());
+}
+
+/// With autotuning on, the trainer runs the pass before it builds its step and evaluation
+/// programs: their GEMM classes are tuned and no launch warns. Off, nothing is tuned.
+#[test]
+fn the_trainer_tunes_before_building_its_programs() {
+    let data = spirals(10, 3);
+    let spec = accrete::nn::presets::mlp(2, &[12], 3);
+    for on in [false, true] {
+        let g = own_gpu();
+        if on {
+            g.set_autotune(AutotuneMode::Memory);
+        }
+        let train = TrainSpec {
+            batch_size: 8,
+            ..Default::default()
+        };
+        let mut t = Trainer::new(&g, spec.clone(), OptimizerSpec::adam(0.01), train, 5).unwrap();
+        let d = GpuDataset::upload(&g, &data).unwrap();
+        pollster::block_on(t.fit_epoch(&d)).unwrap();
+        pollster::block_on(t.evaluate(&d, 5)).unwrap();
+        let entries = g.autotune_entries();
+        if !on {
+            assert!(entries.is_empty(), "tuned with autotuning off");
+            continue;
+        }
+        let f32_ = Precision::F32;
+        let implicit = ConvAlgo::Implicit;
+        let problems = [
+            gemm_problems(&t.model, 8, true, implicit, f32_),
+            gemm_problems(&t.model, 5, false, implicit, f32_),
+        ]
+        .concat();
+        assert_eq!(problems.len(), 5 + 2, "{problems:?}");
+        for p in problems {
+            assert!(entries.contains_key(&p.class_key()), "{p:?} not tuned");
+        }
+        let w = g.take_autotune_warnings();
+        assert!(w.is_empty(), "{w:?}");
+    }
 }

@@ -19,14 +19,15 @@
 //! every tile shape, identity and ReLU (the activation's backward fused into theirs):
 //! forward C·K·K + 1 terms; dW/db B·OH·OW terms plus one per split; dx F·K·K terms.
 //! With f16 tiles (operands rounded to f16 in workgroup memory) each product's operands
-//! add their f16 rounding, bounded per element from the actual operands as in
-//! matmul.rs; the f16 results must also leave the f32 bound somewhere (short sums),
+//! add their f16 rounding, bounded per element from the actual operands with matmul's f16
+//! error model (`matmul::reference`, as in matmul.rs); the f16 results must also leave the f32 bound somewhere (short sums),
 //! so a kernel that silently computes in f32 fails; db stays f32 (the f32 tiles' bits).
 
 use accrete::kernels::conv::{
     self, col2im_into, im2col_into, implicit_dgrad_into, implicit_forward_into,
     implicit_wgrad_into, ConvGeom, ConvSpec, ConvTiles,
 };
+use accrete::kernels::matmul::reference::f16_operand_bounds;
 use accrete::kernels::matmul::{matmul_into, MatmulSpec, Precision};
 use accrete::kernels::permute::{self, swap_last_two_into};
 use accrete::kernels::pool::{self, PoolGeom};
@@ -764,29 +765,6 @@ fn implicit_conv_errors_are_clear() {
     assert!(e.contains("threads must be a multiple of bm"), "{e}");
 }
 
-/// Worst-case error of one f16 conversion of x (as in matmul.rs): WGSL rounds to
-/// either neighbour (one f16 ulp, 2⁻¹⁰ relative, for normal values) and may flush f16
-/// subnormals (|x| < 2⁻¹⁴) to 0; 0 converts exactly.
-fn f16_err(x: f32) -> f64 {
-    if x == 0.0 {
-        0.0
-    } else {
-        (x as f64).abs() / 1024.0 + 1.0 / 16384.0
-    }
-}
-
-/// `v` as f32, rounded up (the references take f32 operands; a bound must not shrink).
-fn up(v: f64) -> f32 {
-    (v * (1.0 + 1e-6)) as f32
-}
-
-/// Per-element f16 conversion error bounds of `v`, and |v| plus them (as f32, rounded up).
-fn f16_bounds(v: &[f32]) -> (Vec<f32>, Vec<f32>) {
-    v.iter()
-        .map(|&x| (up(f16_err(x)), up((x as f64).abs() + f16_err(x))))
-        .unzip()
-}
-
 fn add(a: &[f64], b: &[f64], c: &[f64]) -> Vec<f64> {
     a.iter()
         .zip(b)
@@ -842,7 +820,8 @@ fn f16_supported(test: &str) -> bool {
 /// f16-tile forward (x and W rounded to f16 in workgroup memory, f32 sums, f32 bias and
 /// activation) against the direct f64 convolution, every tile shape, identity and ReLU, y
 /// and z NaN-poisoned. Bound per element: Σ over the products of the operands' f16
-/// rounding, |x16·w16 − x·w| ≤ e_x·|w| + |x|·e_w + e_x·e_w with e = f16_err, then the f32
+/// rounding, |x16·w16 − x·w| ≤ e_x·|w| + |x|·e_w + e_x·e_w with e matmul's f16 conversion
+/// error (`f16_operand_bounds`, summed through the bilinear reference), then the f32
 /// chain of C·K·K + 1 terms on the rounded values, (n + 2)·2⁻²³·Σ(|x| + e_x)(|w| + e_w) +
 /// |bias|. Somewhere the error must exceed the f32 bound, or the tiles did not round.
 #[test]
@@ -864,7 +843,7 @@ fn implicit_conv_f16_forward_matches_reference() {
         let want = conv::reference::conv2d(&x, &w, Some(&bias), &g, f);
         let (ax, aw, ab) = (abs(&x), abs(&w), abs(&bias));
         let mag = conv::reference::conv2d(&ax, &aw, Some(&ab), &g, f);
-        let ((ex, x16), (ew, w16)) = (f16_bounds(&x), f16_bounds(&w));
+        let ((ex, x16), (ew, w16)) = (f16_operand_bounds(&x), f16_operand_bounds(&w));
         let in_err = add(
             &conv::reference::conv2d(&ex, &aw, None, &g, f),
             &conv::reference::conv2d(&ax, &ew, None, &g, f),
@@ -932,7 +911,7 @@ fn implicit_conv_f16_backward_matches_reference() {
             upload(&[g.batch, f, oh, ow], &dy),
             upload(&[g.batch, f, oh, ow], &zv),
         );
-        let ((ex, x16), (ew, w16)) = (f16_bounds(&x), f16_bounds(&w));
+        let ((ex, x16), (ew, w16)) = (f16_operand_bounds(&x), f16_operand_bounds(&w));
         let (ax, aw) = (abs(&x), abs(&w));
         for tiles in TILES {
             for act in [Activation::Identity, Activation::Relu] {
@@ -966,7 +945,7 @@ fn implicit_conv_f16_backward_matches_reference() {
                 let (want_dx, want_dw, want_db) =
                     conv::reference::conv2d_backward(&x, &w, &dz, &g, f);
                 let adz = abs(&dz);
-                let (edz, dz16) = f16_bounds(&dz);
+                let (edz, dz16) = f16_operand_bounds(&dz);
                 let (mag_dx, mag_dw, mag_db) =
                     conv::reference::conv2d_backward(&ax, &aw, &adz, &g, f);
                 // Bilinear: dW pairs dz with x, dx pairs dz with W.

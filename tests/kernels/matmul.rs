@@ -4,7 +4,8 @@
 //! a kernel skips fails. Tolerance: a chain of K fused multiply-adds (plus the bias add) has
 //! |error| ≤ (K + 2)·2⁻²³·Σ_k |a_ik·b_kj| (Higham's γ bound with margin), followed by the
 //! activation's own error and its derivative's amplification. The f16 variants round each
-//! operand to f16 first (see `f16_input_error`) and then run the same f32 chain.
+//! operand to f16 first (the error model of `reference::f16_matmul_bound`: 2⁻¹⁰|x| + 2⁻¹⁴ per
+//! conversion) and then run the same f32 chain on the rounded values.
 
 use accrete::kernels::matmul::{
     choose, matmul, matmul_into, reference, Kernel, MatmulSpec, Precision, Tiles, Variant,
@@ -12,44 +13,6 @@ use accrete::kernels::matmul::{
 use accrete::kernels::Activation;
 use accrete::{DType, Error, Tensor};
 use accrete_tests::*;
-
-/// Worst-case error of one f16 conversion of x: WGSL rounds to either neighbour (one f16
-/// ulp, 2⁻¹⁰ relative, for normal values) and may flush f16 subnormals (|x| < 2⁻¹⁴) to 0.
-fn f16_err(x: f64) -> f64 {
-    x.abs() / 1024.0 + 1.0 / 16384.0
-}
-
-/// For each element of op(A)·op(B): the bound on |Σ a16·b16 − Σ a·b| from rounding the
-/// operands to f16, and Σ |a16·b16| (the magnitude the f32 chain then works on), both from
-/// per-operand bounds |a16 − a| ≤ f16_err(a).
-#[allow(clippy::too_many_arguments)]
-fn f16_input_error(
-    a: &[f32],
-    b: &[f32],
-    m: usize,
-    k: usize,
-    n: usize,
-    ta: bool,
-    tb: bool,
-) -> (Vec<f64>, Vec<f64>) {
-    let mut err = vec![0.0; m * n];
-    let mut mag = vec![0.0; m * n];
-    for i in 0..m {
-        for j in 0..n {
-            let (mut e, mut g) = (0.0, 0.0);
-            for kk in 0..k {
-                let av = if ta { a[kk * m + i] } else { a[i * k + kk] } as f64;
-                let bv = if tb { b[j * k + kk] } else { b[kk * n + j] } as f64;
-                let (da, db) = (f16_err(av), f16_err(bv));
-                e += da * bv.abs() + av.abs() * db + da * db;
-                g += (av.abs() + da) * (bv.abs() + db);
-            }
-            err[i * n + j] = e;
-            mag[i * n + j] = g;
-        }
-    }
-    (err, mag)
-}
 
 fn check(m: usize, k: usize, n: usize, spec: MatmulSpec, with_bias: bool, seed: u64) {
     check_result(m, k, n, spec, with_bias, seed);
@@ -93,7 +56,7 @@ fn check_result(
     let want_act: Vec<f64> = want.iter().map(|&x| act.forward_f64(x)).collect();
     let f16 = spec.variant.is_some_and(|v| v.precision == Precision::F16);
     let (in_err, mag16) = if f16 {
-        let (e, mut g) = f16_input_error(&a, &b, m, k, n, spec.trans_a, spec.trans_b);
+        let (e, mut g) = reference::f16_matmul_bound(&a, &b, m, k, n, spec.trans_a, spec.trans_b);
         if with_bias {
             for (i, g) in g.iter_mut().enumerate() {
                 *g += bias[i % n].abs() as f64;

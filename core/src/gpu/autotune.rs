@@ -3,8 +3,10 @@
 //!
 //! Autotuning is **opt-in** ([`AutotuneMode::Off`] is the default): without it every kernel
 //! picks its variant with a deterministic rule of the device and the shape, so "same seed on
-//! the same device ⇒ bit-identical results" holds without conditions. With it, a kernel times
-//! a few candidates the first time it meets a problem class and keeps the fastest; the
+//! the same device ⇒ bit-identical results" holds without conditions. With it, an explicit tuning pass run
+//! before the dispatches are built (for matmul, `kernels::matmul::tune_problems`, which the
+//! trainer runs for each program it builds) times a few candidates for each problem class not
+//! tuned yet and keeps the fastest; launches then only read these choices. The
 //! candidates a kernel offers must compute bit-identical results on a conforming device (the
 //! matmul candidates all evaluate the same fused multiply-add chain), and the persisted
 //! choice keeps later runs on the same choice even so.
@@ -22,7 +24,7 @@
 
 use super::{Gpu, TimeSource};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -35,7 +37,8 @@ pub enum AutotuneMode {
     /// No timing: every kernel uses its deterministic choice (the default).
     #[default]
     Off,
-    /// Time candidates at first use; keep the choices in memory for this device only.
+    /// The tuning pass times candidates for classes not tuned yet, and launches use the
+    /// choices; they are kept in memory for this device only.
     Memory,
     /// As `Memory`, and load and save the choices in this JSON file (native only).
     Persist(PathBuf),
@@ -290,6 +293,8 @@ struct TunerState {
     mode: AutotuneMode,
     entries: BTreeMap<String, TunedEntry>,
     warnings: Vec<String>,
+    /// Problem classes a launch met untuned (warned about once each).
+    untuned: BTreeSet<String>,
 }
 
 impl Tuner {
@@ -301,6 +306,7 @@ impl Tuner {
                 mode: AutotuneMode::Off,
                 entries: BTreeMap::new(),
                 warnings: Vec::new(),
+                untuned: BTreeSet::new(),
             }),
         };
         if let Some(w) = warning {
@@ -354,7 +360,8 @@ impl Gpu {
         adapter_key(&self.inner.summary)
     }
 
-    /// Whether kernels time their candidate variants (see [`AutotuneMode`]).
+    /// Whether launches use tuned choices and the tuning pass times candidates (see
+    /// [`AutotuneMode`]).
     pub fn autotune_mode(&self) -> AutotuneMode {
         self.inner.autotune.lock().mode.clone()
     }
@@ -366,8 +373,8 @@ impl Gpu {
         self.inner.autotune.set_mode(&self.autotune_key(), mode);
     }
 
-    /// Warnings from autotuning (unreadable cache, failed timing, failed save) since the
-    /// last call; natively each is also printed to stderr when it happens.
+    /// Warnings from autotuning (unreadable cache, failed timing, failed save, a launch built
+    /// for a class the tuning pass did not see) since the last call; natively each is also printed to stderr when it happens.
     pub fn take_autotune_warnings(&self) -> Vec<String> {
         std::mem::take(&mut self.inner.autotune.lock().warnings)
     }
@@ -406,10 +413,22 @@ impl Gpu {
         }
     }
 
-    /// Records a warning about autotuning (for kernel modules; only the native synchronous
-    /// tuning path has any).
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    /// Records a warning about autotuning (a tuning pass that failed).
     pub(crate) fn autotune_warning(&self, w: String) {
         self.inner.autotune.warn(w);
+    }
+
+    /// Records the warning `w` that a launch was built for `problem` before the tuning pass
+    /// saw it — once per problem class, so a graph rebuilt every epoch warns only once.
+    pub(crate) fn autotune_untuned(&self, problem: &str, w: String) {
+        let first = self
+            .inner
+            .autotune
+            .lock()
+            .untuned
+            .insert(problem.to_string());
+        if first {
+            self.inner.autotune.warn(w);
+        }
     }
 }

@@ -5,6 +5,10 @@
 //! (the loss writes `grads[L−1]`). Layer i's input is `input` for i = 0, else `acts[i−1]`.
 //! Backward computes a layer's parameter gradients when it is trainable, and its input
 //! gradient only when some trainable layer lies below it.
+//!
+//! [`gemm_problems`] lists the GEMMs a graph launches through matmul's automatic choice, and
+//! [`tune_gemms`] runs the autotuning pass on them; the trainer awaits it before it builds a
+//! graph, so that the launches find their tuned variants.
 
 use super::model::{Model, ParamKind};
 use super::spec::LayerSpec;
@@ -16,6 +20,9 @@ use crate::kernels::pool::{self, PoolGeom};
 use crate::kernels::reduce::{cols_into, Reduce};
 use crate::kernels::rng::{fill_stepped_into, Distribution, RngKey};
 use crate::kernels::{activation, elementwise, permute, Activation};
+
+mod gemms;
+pub use gemms::{gemm_problems, tune_gemms};
 
 /// Stream offset separating dropout masks from other uses of the seed.
 const DROPOUT_STREAM: u32 = 0x2000;
@@ -102,7 +109,7 @@ impl Graph {
         let spec = &model.spec;
         let n = spec.layers.len();
         let input = new(gpu, &with_batch(batch, &spec.input))?;
-        let lowest_trainable = spec.layers.iter().position(|l| l.trainable());
+        let plan = GradPlan::new(model, train);
         let mut acts: Vec<Tensor> = Vec::with_capacity(n);
         let mut grads: Vec<Option<Tensor>> = vec![None; n];
         let mut forward = Vec::new();
@@ -113,8 +120,7 @@ impl Graph {
         // grads[i] is a view of grads[i + 1]: no copy dispatch.
         if train {
             for (i, sh) in model.shapes.iter().enumerate().rev() {
-                let needed = i + 1 == n || lowest_trainable.is_some_and(|t| t <= i);
-                if !needed {
+                if !plan.output_grad(i) {
                     continue;
                 }
                 let shape = with_batch(batch, &sh.output);
@@ -135,8 +141,7 @@ impl Graph {
             };
             let out_shape = with_batch(batch, &sh.output);
             let dy = grads[i].clone();
-            // Input gradient wanted when a trainable layer lies below this one.
-            let dx = if train && lowest_trainable.is_some_and(|t| t < i) {
+            let dx = if plan.input_grad(i) {
                 grads[i - 1].clone()
             } else {
                 None
@@ -213,15 +218,7 @@ impl Graph {
                     activation: act,
                     trainable,
                 } => {
-                    let g = ConvGeom {
-                        batch,
-                        channels: sh.input[0],
-                        height: sh.input[1],
-                        width: sh.input[2],
-                        kernel: *kernel,
-                        stride: *stride,
-                        padding: *padding,
-                    };
+                    let g = conv_geom(batch, &sh.input, *kernel, *stride, *padding);
                     let (f, s, patch) = (*filters, g.out_h() * g.out_w(), g.patch());
                     let w = &model
                         .param(i, ParamKind::Weight)
@@ -446,6 +443,55 @@ impl Graph {
     pub fn output_grad(&self) -> Option<Tensor> {
         let g = self.grads.last()?.as_ref()?;
         g.reshape(&[self.batch, g.len() / self.batch.max(1)]).ok()
+    }
+}
+
+/// Which gradients a graph's backward computes (none unless training): ∂L/∂(output) of layer
+/// i for the last layer and wherever a trainable layer lies at or below i, and layer i's input
+/// gradient when a trainable layer lies below it.
+struct GradPlan {
+    train: bool,
+    layers: usize,
+    lowest_trainable: Option<usize>,
+}
+
+impl GradPlan {
+    fn new(model: &Model, train: bool) -> GradPlan {
+        let layers = &model.spec.layers;
+        GradPlan {
+            train,
+            layers: layers.len(),
+            lowest_trainable: layers.iter().position(|l| l.trainable()),
+        }
+    }
+
+    /// Whether ∂L/∂acts[i] exists.
+    fn output_grad(&self, i: usize) -> bool {
+        self.train && (i + 1 == self.layers || self.lowest_trainable.is_some_and(|t| t <= i))
+    }
+
+    /// Whether layer i computes its input gradient (∂L/∂acts[i − 1]).
+    fn input_grad(&self, i: usize) -> bool {
+        self.train && self.lowest_trainable.is_some_and(|t| t < i)
+    }
+}
+
+/// The geometry of a convolution layer over inputs of `shape` [C, H, W] in batches of `batch`.
+fn conv_geom(
+    batch: usize,
+    shape: &[usize],
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> ConvGeom {
+    ConvGeom {
+        batch,
+        channels: shape[0],
+        height: shape[1],
+        width: shape[2],
+        kernel,
+        stride,
+        padding,
     }
 }
 

@@ -144,7 +144,7 @@ impl Trainer {
     ) -> Result<EpochOutcome> {
         let start = clock::now_seconds();
         let gpu = self.gpu().clone();
-        self.ensure_program(b)?;
+        self.ensure_program(b).await?;
         let steps = idx.len() / b;
         let first = (self.cursor.step_in_epoch as usize).min(steps);
         let epoch_start_step = self.step - first as u64;

@@ -26,7 +26,7 @@ impl Trainer {
 
     /// Builds the evaluation program for `batch` if needed and uploads the in-order index
     /// buffer padded to whole batches; returns the number of steps and the index buffer.
-    fn eval_setup(&mut self, data: &GpuDataset, batch: usize) -> Result<(usize, Tensor)> {
+    async fn eval_setup(&mut self, data: &GpuDataset, batch: usize) -> Result<(usize, Tensor)> {
         self.check_data(data)?;
         if batch == 0 {
             return Err(Error::invalid("evaluation batch", "must be at least 1"));
@@ -36,6 +36,7 @@ impl Trainer {
             .as_ref()
             .is_none_or(|p| p.graph.batch != batch)
         {
+            self.tune_program(batch, false).await;
             self.eval_program = Some(self.build_program(batch, false)?);
         }
         let steps = data.len.div_ceil(batch);
@@ -51,7 +52,7 @@ impl Trainer {
     pub async fn evaluate(&mut self, data: &GpuDataset, batch: usize) -> Result<Stats> {
         let start = clock::now_seconds();
         let gpu = self.gpu().clone();
-        let (steps, idx) = self.eval_setup(data, batch)?;
+        let (steps, idx) = self.eval_setup(data, batch).await?;
         let prog = self.eval_program.as_ref().expect("built by eval_setup");
         let mut list: Vec<Dispatch> = self
             .gather_steps(prog, data, &idx)?
@@ -81,7 +82,7 @@ impl Trainer {
     /// [n, outputs] row-major, in batches of `batch`.
     pub async fn predict(&mut self, data: &GpuDataset, batch: usize) -> Result<Vec<f32>> {
         let gpu = self.gpu().clone();
-        let (steps, idx) = self.eval_setup(data, batch)?;
+        let (steps, idx) = self.eval_setup(data, batch).await?;
         let prog = self.eval_program.as_ref().expect("built by eval_setup");
         let classes = self.model.spec.outputs()?;
         let probs = Tensor::uninit(&gpu, &[batch, classes], DType::F32)?;

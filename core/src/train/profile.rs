@@ -13,14 +13,14 @@ impl Trainer {
     /// update, advance: [`super::Phase`]). The list may be recorded `steps` times from now:
     /// its batches walk `data` in order (wrapping) at the base learning rate. Running it
     /// trains this trainer, so profile a throwaway one.
-    pub fn profile_step(
+    pub async fn profile_step(
         &mut self,
         data: &GpuDataset,
         steps: usize,
     ) -> Result<Vec<(&'static str, Dispatch)>> {
         self.check_data(data)?;
         let b = self.train.batch_size;
-        self.ensure_program(b)?;
+        self.ensure_program(b).await?;
         let (steps, n) = (steps.max(1), data.len.max(1));
         let idx: Vec<u32> = (0..steps * b).map(|i| (i % n) as u32).collect();
         let idx = Tensor::from_u32(self.gpu(), &[steps * b], &idx)?;

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Tensor};
 use crate::kernels::gather::gather_stepped_into;
 use crate::kernels::loss::{distill_into, mse_masked_into, softmax_xent_into, GradScale};
+use crate::kernels::matmul::Precision;
 use crate::kernels::{loss_scale, metrics, step};
 use crate::nn::Graph;
 
@@ -289,9 +290,21 @@ impl Trainer {
         Ok(list)
     }
 
-    /// Makes sure the training program is built for batches of `rows`.
-    pub(crate) fn ensure_program(&mut self, rows: usize) -> Result<()> {
+    /// The autotuning pass for the `batch` program, awaited before [`Self::build_program`]:
+    /// the GEMMs of the model's graph and of a teacher's forward (nothing unless autotuning
+    /// is on; see [`crate::nn::graph::tune_gemms`]).
+    pub(crate) async fn tune_program(&self, batch: usize, train: bool) {
+        let conv = self.kernels.conv;
+        crate::nn::graph::tune_gemms(&self.model, batch, train, conv, self.precision()).await;
+        if let (Some((teacher, _)), true) = (&self.teacher, train) {
+            crate::nn::graph::tune_gemms(teacher, batch, false, conv, Precision::F32).await;
+        }
+    }
+
+    /// Makes sure the training program is built (tuned first) for batches of `rows`.
+    pub(crate) async fn ensure_program(&mut self, rows: usize) -> Result<()> {
         if self.program.as_ref().is_none_or(|p| p.graph.batch != rows) {
+            self.tune_program(rows, true).await;
             self.program = Some(self.build_program(rows, true)?);
         }
         Ok(())

@@ -36,6 +36,14 @@ pub(crate) fn optimizer_tensor(param: &str, state: &str) -> String {
     format!("optimizer.{param}.{state}")
 }
 
+/// Whether a checkpoint tensor is training state (optimizer state, the rehearsal buffer,
+/// early stopping's snapshot) rather than a parameter of the model.
+pub fn is_training_state(name: &str) -> bool {
+    name.starts_with("optimizer.")
+        || name.starts_with("rehearsal.")
+        || name.starts_with(BEST_PREFIX)
+}
+
 /// Where a run is in its data: enough to resume exactly.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cursor {
