@@ -7,9 +7,8 @@
 use crate::{environment_help, Failure};
 use accrete::gpu::{AutotuneMode, GpuTimer, TimeSource};
 use accrete::kernels::matmul::{
-    autotune, matmul_into, reference, Kernel, MatmulSpec, Precision, Tiles, Variant,
+    autotune, matmul_into, Kernel, MatmulSpec, Precision, SampledProduct, Tiles, Variant,
 };
-use accrete::kernels::Activation;
 use accrete::{Error, Gpu, Tensor};
 use clap::builder::PossibleValuesParser;
 use clap::Args;
@@ -128,15 +127,6 @@ struct Measurement {
     max_rel_err: f64,
 }
 
-/// The rows of C that are checked, their f64 reference values and Σ|a·b|, and per element
-/// Σ_k (|a_ik| + |b_kj|) (for the f16 bound).
-struct Expected {
-    rows: Vec<usize>,
-    values: Vec<Vec<f64>>,
-    magnitudes: Vec<Vec<f64>>,
-    abs_sums: Vec<Vec<f64>>,
-}
-
 async fn sweep(args: &MatmulArgs) -> Result<(), Failure> {
     let gpu = Gpu::new().await?;
     let timer = GpuTimer::new(&gpu);
@@ -217,7 +207,7 @@ async fn sweep(args: &MatmulArgs) -> Result<(), Failure> {
             }
             Err(e) => return Err(e.into()),
         };
-        let expected = expected_rows(&a_host, &b_host, n, rows);
+        let expected = SampledProduct::of(&a_host, &b_host, n, rows);
         drop((a_host, b_host));
         let line = choice_line(&gpu, &a, &b, n, args.autotune, &adapter).await?;
         // `out` is borrowed by `emit`; stdout's lock is re-entrant and shares its buffer.
@@ -429,46 +419,13 @@ fn sample_rows(rng: &mut impl Rng, n: usize, count: usize) -> Vec<usize> {
     rows
 }
 
-/// The f64 reference for the sampled rows of A·B (A and B n×n, row-major).
-fn expected_rows(a: &[f32], b: &[f32], n: usize, rows: Vec<usize>) -> Expected {
-    let (values, magnitudes) = rows
-        .iter()
-        .map(|&i| {
-            let a_row = &a[i * n..(i + 1) * n];
-            reference::matmul(a_row, b, None, 1, n, n, false, false, Activation::Identity)
-        })
-        .unzip();
-    let mut col_abs = vec![0.0f64; n];
-    for row in b.chunks_exact(n) {
-        for (s, &v) in col_abs.iter_mut().zip(row) {
-            *s += f64::from(v.abs());
-        }
-    }
-    let abs_sums = rows
-        .iter()
-        .map(|&i| {
-            let row_abs: f64 = a[i * n..(i + 1) * n]
-                .iter()
-                .map(|v| f64::from(v.abs()))
-                .sum();
-            col_abs.iter().map(|c| row_abs + c).collect()
-        })
-        .collect();
-    Expected {
-        rows,
-        values,
-        magnitudes,
-        abs_sums,
-    }
-}
-
 async fn measure(
     gpu: &Gpu,
     timer: &GpuTimer,
     (a, b, c): (&Tensor, &Tensor, &Tensor),
     variant: Variant,
     reps: u32,
-    expected: &Expected,
+    expected: &SampledProduct,
 ) -> accrete::Result<Measurement> {
     let n = c.shape()[1];
     let spec = MatmulSpec {
@@ -486,7 +443,7 @@ async fn measure(
     let total = timer.time(&[&dispatch], reps as usize).await?;
     let wall_seconds = start.elapsed().as_secs_f64();
     let out = c.read_f32().await?;
-    let (correct, max_rel_err) = check(&out, n, n, expected, variant.precision);
+    let (correct, max_rel_err) = expected.check(&out, n, n, variant.precision);
     Ok(Measurement {
         seconds: total / reps as f64,
         wall_seconds,
@@ -495,84 +452,9 @@ async fn measure(
     })
 }
 
-/// Compares the sampled rows of `c` (row-major, `n` columns, inner dimension `k`) with the
-/// reference: correct when every |c - ref| <= (k + 2)·2^-23·Σ|a·b| — for f16 variants
-/// applied to the rounded operands, plus the rounding itself: with |x16 − x| ≤ 2^-10|x| +
-/// 2^-14 per operand, Σ|a16·b16 − a·b| is at most (2^-9 + 2^-20)·Σ|a·b| plus
-/// (2^-14 + 2^-24)·Σ(|a| + |b|) plus k·2^-28 (matmul's f16 model, `reference::f16_dot_bound`).
-/// Also returns the largest |c - ref| / Σ|a·b| (infinite for a NaN or a non-zero
-/// error where Σ|a·b| = 0).
-fn check(c: &[f32], n: usize, k: usize, expected: &Expected, precision: Precision) -> (bool, f64) {
-    let factor = (k as f64 + 2.0) * f64::from(f32::EPSILON);
-    let mut correct = true;
-    let mut max_rel = 0.0f64;
-    for (((&i, values), mags), abs_sums) in expected
-        .rows
-        .iter()
-        .zip(&expected.values)
-        .zip(&expected.magnitudes)
-        .zip(&expected.abs_sums)
-    {
-        for (j, ((&want, &mag), &abs_sum)) in values.iter().zip(mags).zip(abs_sums).enumerate() {
-            let input = match precision {
-                Precision::F32 => 0.0,
-                Precision::F16 => reference::f16_dot_bound(mag, abs_sum, k),
-            };
-            // A NaN or infinite output makes `err` NaN or infinite: never within tolerance.
-            let err = (f64::from(c[i * n + j]) - want).abs();
-            let within = err <= input + factor * (mag + input);
-            correct &= within;
-            let rel = if err.is_nan() {
-                f64::INFINITY
-            } else if mag > 0.0 {
-                err / mag
-            } else if err == 0.0 {
-                0.0
-            } else {
-                f64::INFINITY
-            };
-            max_rel = max_rel.max(rel);
-        }
-    }
-    (correct, max_rel)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn expected_for(a: &[f32], b: &[f32], n: usize) -> Expected {
-        expected_rows(a, b, n, (0..n).collect())
-    }
-
-    #[test]
-    fn check_accepts_exact_and_rejects_wrong_or_nan() {
-        let a = [1.0f32, 2.0, 3.0, 4.0];
-        let b = [0.5f32, -1.0, 0.25, 2.0];
-        let e = expected_for(&a, &b, 2);
-        let good = [1.0f32, 3.0, 2.5, 5.0];
-        assert_eq!(check(&good, 2, 2, &e, Precision::F32), (true, 0.0));
-        let mut off = good;
-        off[3] += 0.01;
-        let (ok, rel) = check(&off, 2, 2, &e, Precision::F32);
-        assert!(!ok && rel > 5e-4, "{rel}");
-        let mut nan = good;
-        nan[0] = f32::NAN;
-        assert_eq!(
-            check(&nan, 2, 2, &e, Precision::F32),
-            (false, f64::INFINITY)
-        );
-        // f16 operand rounding (~1e-3 relative) passes the f16 bound but not the f32 one.
-        let mut rounded = good;
-        rounded[3] *= 1.0 + 1.0 / 1024.0;
-        assert!(!check(&rounded, 2, 2, &e, Precision::F32).0);
-        assert!(check(&rounded, 2, 2, &e, Precision::F16).0);
-        // 0.01 is within the f16 bound for Σ|a·b| = 11 (2^-9·11 ≈ 0.021), 0.1 is not.
-        assert!(check(&off, 2, 2, &e, Precision::F16).0);
-        let mut far = good;
-        far[3] += 0.1;
-        assert!(!check(&far, 2, 2, &e, Precision::F16).0);
-    }
 
     #[test]
     fn rows_are_distinct_and_include_the_edges() {

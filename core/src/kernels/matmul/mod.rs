@@ -31,6 +31,7 @@
 
 mod launch;
 pub mod reference;
+mod sampled;
 mod tuning;
 mod variants;
 
@@ -38,6 +39,7 @@ pub use launch::{dims, matmul, matmul_into, SHADER, SHADER_VEC4};
 // The uniform block, for tests of the shaders' layouts.
 #[cfg(test)]
 pub(crate) use launch::Params;
+pub use sampled::SampledProduct;
 pub use tuning::{autotune, choose, class_key, tune_problems, MatmulProblem, Tuned};
 pub use variants::{Tiles, Variant};
 
