@@ -43,7 +43,7 @@ async function readIdx(url, limit) {
 }
 
 /** The first `n` Fashion-MNIST training samples: x in [0, 1] (n × 784), y. */
-async function fashion(n) {
+export async function fashion(n) {
   const [images, labels] = await Promise.all([
     readIdx(`${DATA}/train-images-idx3-ubyte.gz`, n),
     readIdx(`${DATA}/train-labels-idx1-ubyte.gz`, n),

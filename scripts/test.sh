@@ -28,14 +28,18 @@ if ! compgen -G '/usr/share/vulkan/icd.d/lvp_icd*.json' >/dev/null \
     fi
 fi
 
-# The interop test recomputes predictions from a checkpoint with numpy + safetensors.
-if ! python3 -c 'import numpy, safetensors' >/dev/null 2>&1; then
-    echo "[scripts/test.sh] installing numpy and safetensors for the Python interop test" >&2
-    python3 -m pip install -q --disable-pip-version-check numpy safetensors
+# The interop tests recompute predictions from a checkpoint with numpy + safetensors, run
+# the ONNX export in onnxruntime (checked by onnx) and read the TensorBoard event files
+# with TensorBoard's own loader.
+if ! python3 -c 'import numpy, safetensors, onnx, onnxruntime, tensorboard' >/dev/null 2>&1; then
+    echo "[scripts/test.sh] installing numpy, safetensors, onnx, onnxruntime and tensorboard for the Python interop tests" >&2
+    python3 -m pip install -q --disable-pip-version-check numpy safetensors onnx onnxruntime tensorboard
 fi
 
-# accrete-web is a wasm32 front end; it is built (not tested) by web/build.sh.
-cargo test --workspace --exclude accrete-web "$@"
+# accrete-web is a wasm32 front end; it is built (not tested) by web/build.sh. Core's `ts`
+# feature (the TypeScript declarations of the spec, which accrete-web enables) is on so that
+# config::ts_types checks every spec field is declared.
+cargo test --workspace --exclude accrete-web --features accrete/ts "$@"
 
 # The wasm package in headless Chromium (WebGPU on SwiftShader), cross-checked against the
 # native CLI built above: builds web/pkg and installs Chromium and playwright-core if missing.

@@ -1,7 +1,10 @@
 // matmul.wgsl — C = act(op(A) · op(B) + bias), tiled in workgroup memory, register-blocked.
 //
 // Injected constants (core::kernels::matmul): BM, BN, BK (tile of C and depth step),
-// TM, TN (outputs per thread), TRANS_A, TRANS_B (bool), HAS_BIAS (bool), ACT (activation code).
+// TM, TN (outputs per thread), TRANS_A, TRANS_B (bool), HAS_BIAS (bool), ACT (activation code),
+// ONES_COL (bool): op(B) has a virtual column N of ones and the grid one more column, whose
+// outputs — the row sums Σ_k op(A)[i, k] — go to `store_row_sum(i, v)` (also injected: it
+// writes binding 5, `row_sums` [M], declared only then; without ONES_COL it does nothing).
 // Shapes: C is [M, N]. op(A) is [M, K]: A is stored [M, K], or [K, M] when TRANS_A.
 //         op(B) is [K, N]: B is stored [K, N], or [N, K] when TRANS_B. bias is [N].
 // Bindings: 0 params, 1 A, 2 B, 3 bias (a dummy when !HAS_BIAS), 4 C.
@@ -43,6 +46,9 @@ fn load_a(i: u32, kk: u32) -> f32 {
 }
 
 fn load_b(kk: u32, j: u32) -> f32 {
+    if (ONES_COL && j == p.n) {
+        return select(0.0, 1.0, kk < p.k);
+    }
     if (kk >= p.k || j >= p.n) {
         return 0.0;
     }
@@ -103,6 +109,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
                     v += bias[col];
                 }
                 c[r * p.n + col] = act_forward(ACT, v, p.alpha);
+            } else if (ONES_COL && col == p.n) {
+                store_row_sum(r, acc[i * TN + j]);
             }
         }
     }

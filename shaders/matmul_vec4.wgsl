@@ -8,6 +8,10 @@
 //   TM, TN       outputs per thread, multiples of 4
 //   STAGES       1 (load, barrier, compute, barrier) or 2 (double-buffered tiles)
 //   TRANS_A, TRANS_B, HAS_BIAS (bool), ACT (activation code)
+//   ONES_COL (bool): op(B) has a virtual column N of ones and the grid one more column,
+//                whose outputs — the row sums Σ_k op(A)[i, k] — go to `store_row_sum(i, v)`
+//                (also injected: it writes binding 7, `row_sums` [M], declared only then;
+//                without ONES_COL it does nothing). f32 tiles only.
 //   VEC_A, VEC_B (bool): the stored matrix's contiguous dimension is a multiple of 4, so a
 //                quad of consecutive elements is one aligned vec4 load; otherwise the four
 //                elements are loaded one by one (same values, same arithmetic).
@@ -89,6 +93,29 @@ fn fetch_a(r: u32, col: u32) -> vec4<f32> {
 
 // Quad of stored B at (row r, columns col..col+3); col is a multiple of 4.
 fn fetch_b(r: u32, col: u32) -> vec4<f32> {
+    if (ONES_COL) {
+        if (TRANS_B && r == p.n) {
+            // Stored row N of Bᵀ: the ones, for depths below K.
+            var ones = vec4<f32>(0.0);
+            for (var t = 0u; t < 4u; t++) {
+                if (col + t < p.k) {
+                    ones[t] = 1.0;
+                }
+            }
+            return ones;
+        }
+        if (!TRANS_B && r < p.k && col <= p.n && p.n < col + 4u) {
+            // The quad holding column N: its elements past N - 1 are outside B (zeros).
+            var v = fetch_b_stored(r, col);
+            v[p.n - col] = 1.0;
+            return v;
+        }
+    }
+    return fetch_b_stored(r, col);
+}
+
+// Quad of stored B itself (zeros outside it).
+fn fetch_b_stored(r: u32, col: u32) -> vec4<f32> {
     var rows = p.k;
     var cols = p.n;
     if (TRANS_B) {
@@ -258,6 +285,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
                             v += bias[col];
                         }
                         c[row * p.n + col] = act_forward(ACT, v, p.alpha);
+                    } else if (ONES_COL && col == p.n) {
+                        store_row_sum(row, v4[t]);
                     }
                 }
             }

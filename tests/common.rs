@@ -184,24 +184,34 @@ pub fn small_cnn() -> ModelSpec {
                 padding: 1,
                 activation: Activation::Relu,
                 trainable: true,
+                init: None,
+                bias_init: None,
             },
             LayerSpec::Maxpool2d {
                 size: 2,
                 stride: None,
             },
-            LayerSpec::Flatten,
+            LayerSpec::Flatten {},
             LayerSpec::Dense {
                 units: 16,
                 activation: Activation::Relu,
                 trainable: true,
+                init: None,
+                bias_init: None,
+                share: None,
             },
             LayerSpec::Dropout { rate: 0.25 },
             LayerSpec::Dense {
                 units: 4,
                 activation: Activation::Identity,
                 trainable: true,
+                init: None,
+                bias_init: None,
+                share: None,
             },
         ],
+        init: None,
+        bias_init: None,
     }
 }
 
@@ -279,6 +289,33 @@ pub fn all_rules() -> Vec<accrete::kernels::optim::Rule> {
             weight_decay: 0.01,
         },
     ]
+}
+
+/// Asserts that two checkpoints hold the same tensors, in the same order, bit for bit.
+pub fn assert_same_tensors(a: &accrete::train::Checkpoint, b: &accrete::train::Checkpoint) {
+    let names = |c: &accrete::train::Checkpoint| {
+        c.tensors.iter().map(|t| t.name.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(names(a), names(b));
+    for (x, y) in a.tensors.iter().zip(&b.tensors) {
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+        assert!(
+            bits(&x.data) == bits(&y.data),
+            "{} differs after resuming",
+            x.name
+        );
+    }
+}
+
+/// [`assert_same_tensors`], and the counters and the history's length equal (the
+/// history's samples/s are timings, so its rows may differ).
+pub fn assert_same_state(a: &accrete::train::Checkpoint, b: &accrete::train::Checkpoint) {
+    assert_same_tensors(a, b);
+    assert_eq!(
+        (a.meta.step, a.meta.epoch, &a.meta.cursor),
+        (b.meta.step, b.meta.epoch, &b.meta.cursor)
+    );
+    assert_eq!(a.meta.history.len(), b.meta.history.len());
 }
 
 /// An observer keeping every checkpoint it is given, round-tripped through bytes.

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds the browser package of accrete into web/pkg/ (an ES module for `--target web`):
-#   web/pkg/accrete_web.js, accrete_web_bg.wasm, accrete_web.d.ts, package.json
+#   web/pkg/accrete_web.js, accrete_web_bg.wasm (optimised by wasm-opt), accrete_web.d.ts,
+#   package.json (with an exports map), README.md (web/npm-README.md), the licences
 #
 # The wasm32 standard library comes from Debian's rust-web toolchain (built with -Zbuild-std),
 # so no rustup target is needed. Missing prerequisites are installed when running as root:
 #   apt-get install -y --no-install-recommends rustc-web cargo-web rust-web-src rust-web-llvm lld-22
 #   cargo install wasm-bindgen-cli --version <the wasm-bindgen version in Cargo.lock>
+#   npm install binaryen@<BINARYEN_VERSION> into target-wasm/tools   (wasm-opt; WASM_OPT=0 skips it)
 #
 # Usage: bash web/build.sh        (from anywhere; paths are relative to the repository root)
 # Environment: PROFILE=release|dev (default release), APT_UPDATE=1 forces `apt-get update`.
@@ -107,13 +109,57 @@ if [[ $installed != "$BINDGEN_VERSION" ]]; then
         || die "wasm-bindgen on PATH is '${installed:-missing}' ($(command -v wasm-bindgen || echo none)), not $BINDGEN_VERSION"
 fi
 
-# --- 4. JS bindings + package.json ---
+# --- 4. JS bindings ---
 log "wasm-bindgen $installed --target web -> ${OUT_DIR#"$ROOT"/}"
 rm -rf "$OUT_DIR"
 wasm-bindgen --target web --out-dir "$OUT_DIR" --out-name accrete_web "$WASM"
 
 CRATE_VERSION="$(awk -F'"' '/^\[workspace.package\]/ { ws = 1; next } /^\[/ { ws = 0 } ws && /^version *=/ { print $2; exit }' Cargo.toml)"
 [[ -n $CRATE_VERSION ]] || die "no version in [workspace.package] of Cargo.toml"
+
+# --- 5. wasm-opt (binaryen from npm, installed into target-wasm/tools when missing) ---
+# WASM_OPT=0 skips it; WASM_OPT_FLAGS replaces the level (default -O3: the GPU does the
+# heavy work, but data preparation, initialisation and marshalling run in wasm).
+BINARYEN_VERSION=132.0.0
+WASM_OPT_FLAGS="${WASM_OPT_FLAGS:--O3}"
+# The features rustc enables for wasm32-unknown-unknown (wasm-bindgen drops the
+# target_features section wasm-opt would detect them from).
+WASM_FEATURES=(--enable-bulk-memory --enable-mutable-globals --enable-nontrapping-float-to-int
+    --enable-sign-ext --enable-reference-types --enable-multivalue)
+BG="$OUT_DIR/accrete_web_bg.wasm"
+size_before="$(stat -c %s "$BG")"
+if [[ ${WASM_OPT:-1} != 0 ]]; then
+    TOOLS="$TARGET_DIR/tools"
+    WASM_OPT_BIN="$TOOLS/node_modules/binaryen/bin/wasm-opt"
+    if [[ ! -f $WASM_OPT_BIN ]] \
+        || ! grep -q "\"version\": \"$BINARYEN_VERSION\"" "$TOOLS/node_modules/binaryen/package.json" 2>/dev/null; then
+        command -v npm >/dev/null 2>&1 || die "wasm-opt needs npm (apt-get install npm), or set WASM_OPT=0"
+        log "npm install binaryen@$BINARYEN_VERSION (wasm-opt) into ${TOOLS#"$ROOT"/}"
+        mkdir -p "$TOOLS"
+        (cd "$TOOLS" && npm install --no-save --no-audit --no-fund --loglevel=error "binaryen@$BINARYEN_VERSION")
+    fi
+    log "wasm-opt $WASM_OPT_FLAGS"
+    start=$SECONDS
+    # shellcheck disable=SC2086 # WASM_OPT_FLAGS may hold several flags
+    node "$WASM_OPT_BIN" $WASM_OPT_FLAGS "${WASM_FEATURES[@]}" "$BG" -o "$BG.opt"
+    mv "$BG.opt" "$BG"
+    log "wasm-opt: $size_before -> $(stat -c %s "$BG") bytes in $((SECONDS - start)) s"
+fi
+
+# --- 6. README, licences, package.json ---
+cp "$ROOT/web/npm-README.md" "$OUT_DIR/README.md"
+cp "$ROOT/LICENSE-MIT" "$ROOT/LICENSE-APACHE" "$OUT_DIR/"
+
+# The repository: [workspace.package] repository in Cargo.toml, else $ACCRETE_REPOSITORY,
+# else the git remote "origin".
+REPOSITORY="$(awk -F'"' '/^\[workspace.package\]/ { ws = 1; next } /^\[/ { ws = 0 } ws && /^repository *=/ { print $2; exit }' Cargo.toml)"
+REPOSITORY="${REPOSITORY:-${ACCRETE_REPOSITORY:-$(git -C "$ROOT" remote get-url origin 2>/dev/null || true)}}"
+if [[ -n $REPOSITORY ]]; then
+    repository_json="\"repository\": { \"type\": \"git\", \"url\": \"$REPOSITORY\", \"directory\": \"web\" },"
+else
+    log "warning: no repository URL (set repository in [workspace.package] of Cargo.toml, or ACCRETE_REPOSITORY); package.json has none"
+    repository_json=""
+fi
 
 files=()
 for f in "$OUT_DIR"/*; do
@@ -128,11 +174,22 @@ cat >"$OUT_DIR/package.json" <<EOF
   "name": "accrete-web",
   "version": "$CRATE_VERSION",
   "description": "Browser front end of accrete: neural-network training on WebGPU (wasm-bindgen)",
+  "keywords": ["neural-network", "webgpu", "wasm", "training", "continual-learning"],
   "license": "MIT OR Apache-2.0",
+  $repository_json
   "type": "module",
-  "main": "accrete_web.js",
-  "module": "accrete_web.js",
-  "types": "accrete_web.d.ts",
+  "main": "./accrete_web.js",
+  "module": "./accrete_web.js",
+  "types": "./accrete_web.d.ts",
+  "exports": {
+    ".": {
+      "types": "./accrete_web.d.ts",
+      "import": "./accrete_web.js",
+      "default": "./accrete_web.js"
+    },
+    "./accrete_web_bg.wasm": "./accrete_web_bg.wasm",
+    "./package.json": "./package.json"
+  },
   "files": [
 $files_json
   ],
@@ -141,6 +198,8 @@ $files_json
   ]
 }
 EOF
+node -e 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))' "$OUT_DIR/package.json" \
+    || die "wrote an invalid $OUT_DIR/package.json"
 
 for f in accrete_web.js accrete_web_bg.wasm; do
     [[ -s $OUT_DIR/$f ]] || die "wasm-bindgen did not write $OUT_DIR/$f"

@@ -48,10 +48,7 @@ fn main() -> Result<(), accrete::Error> {
             0,
         )?;
         if rehearse {
-            t.enable_rehearsal(RehearsalSpec {
-                size: 2000,
-                per_batch: 128,
-            });
+            t.enable_rehearsal(RehearsalSpec::new(2000, 128))?;
         }
         for (c, chunk) in chunks.iter().enumerate() {
             let stats = pollster::block_on(t.fit_chunk(chunk))?;

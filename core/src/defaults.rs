@@ -11,6 +11,8 @@ pub const BATCH_SIZE: usize = 128;
 pub const EPOCHS: usize = 1;
 /// `train.label_smoothing`.
 pub const LABEL_SMOOTHING: f32 = 0.0;
+/// `train.accumulate_steps`: micro-batches of `batch_size` per optimizer update.
+pub const ACCUMULATE_STEPS: usize = 1;
 
 /// `optimizer.lr`.
 pub const LR: f32 = 1e-3;
@@ -76,3 +78,15 @@ pub const IMBALANCE_THRESHOLD: f64 = 3.0;
 /// Evaluation and prediction batches hold up to this many samples (fewer where the widest
 /// activation would not fit the device, see `session::inference_batch`).
 pub const INFERENCE_BATCH: usize = 256;
+
+/// Learning without Forgetting (`[incremental] lwf`): the distillation term's weight λ
+/// (loss ∝ CE + λ·T²·KL) and its temperature.
+pub const LWF_WEIGHT: f32 = 1.0;
+pub const LWF_TEMPERATURE: f32 = 2.0;
+
+/// Elastic Weight Consolidation (`[incremental] ewc`): the penalty's weight λ, the decay of
+/// the earlier chunks' Fisher (1 = EWC, below 1 = online EWC) and the samples per chunk
+/// whose per-sample gradients estimate its Fisher.
+pub const EWC_WEIGHT: f32 = 100.0;
+pub const EWC_DECAY: f32 = 1.0;
+pub const EWC_SAMPLES: usize = 1000;

@@ -11,6 +11,8 @@ pub mod data;
 pub mod defaults;
 pub mod error;
 pub mod gpu;
+pub mod input_file;
+pub mod interop;
 pub mod kernels;
 pub mod metrics;
 pub mod nn;

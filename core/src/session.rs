@@ -15,15 +15,16 @@
 //! the rehearsal rows, and an inference batch). Inference takes its batch from
 //! [`Trainer::inference_batch`], the one rule for every evaluation and prediction.
 
-use crate::config::{RunConfig, SessionSpec};
-use crate::data::{Dataset, Standardizer};
+use crate::config::{Prepared, RunConfig, SessionSpec};
+use crate::data::{Dataset, SplitBy, Standardizer};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::metrics::task_groups;
 use crate::nn::{check_fits, ModelSpec};
 use crate::report::{evaluate, Evaluation};
 use crate::train::{
-    Checkpoint, ChunkOptions, ChunkOutcome, GpuDataset, Observer, RehearsalSpec, TrainSpec,
-    Trainer, TransferReport,
+    Checkpoint, ChunkOptions, ChunkOutcome, GpuDataset, LossKind, Observer, RehearsalSpec, Setting,
+    TrainSpec, Trainer, TransferReport,
 };
 
 /// Rows of one training step: the batch and the replayed rehearsal samples.
@@ -105,7 +106,13 @@ impl Session {
         )?;
         t.recovery = spec.recovery.clone();
         if let Some(r) = &spec.incremental.rehearsal {
-            t.enable_rehearsal(r.clone());
+            t.enable_rehearsal(r.clone())?;
+        }
+        if let Some(l) = &spec.incremental.lwf {
+            t.enable_lwf(l.clone())?;
+        }
+        if let Some(e) = &spec.incremental.ewc {
+            t.enable_ewc(e.clone())?;
         }
         let mut s = Session::wrap(t, None)?;
         s.fit_standardizer = spec.data.standardize;
@@ -185,8 +192,15 @@ impl Session {
     /// The run configuration's settings that live outside the checkpoint's specs.
     fn apply_run_settings(&mut self, config: &RunConfig) -> Result<()> {
         self.trainer.recovery = config.recovery.clone();
+        self.trainer.chunk_schedule = config.incremental.schedule.clone();
         if let Some(r) = &config.incremental.rehearsal {
-            self.trainer.enable_rehearsal(r.clone());
+            self.trainer.enable_rehearsal(r.clone())?;
+        }
+        if let Some(l) = &config.incremental.lwf {
+            self.trainer.enable_lwf(l.clone())?;
+        }
+        if let Some(e) = &config.incremental.ewc {
+            self.trainer.enable_ewc(e.clone())?;
         }
         let t = &self.trainer;
         check_device(
@@ -195,6 +209,91 @@ impl Session {
             t.rehearsal.as_ref().map(|r| &r.spec),
             t.gpu().max_binding_bytes(),
         )
+    }
+
+    /// A run's evaluation at every chunk's end ([`Trainer::set_chunk_evaluation`]): on the
+    /// test data, else the validation split (none: nothing is evaluated); for a
+    /// class-incremental run (`split_by = "class"`) per task too, the same class groups as
+    /// the chunks ([`crate::metrics::task_groups`]). Classification runs only.
+    pub fn set_run_evaluation(&mut self, config: &RunConfig, data: &Prepared) -> Result<()> {
+        let set = match (&data.test, &data.validation) {
+            (Some(t), _) => Some((t, "test")),
+            (None, Some(v)) => Some((v, "validation")),
+            (None, None) => None,
+        };
+        let Some((set, name)) = set.filter(|_| config.train.loss == LossKind::SoftmaxCrossEntropy)
+        else {
+            return self.trainer.set_chunk_evaluation(None, "", None);
+        };
+        let groups = match config.incremental.split_by {
+            SplitBy::Class => Some(
+                task_groups(config.model.outputs()?, data.chunks.len())
+                    .map_err(|e| Error::invalid("incremental.chunks", e))?,
+            ),
+            SplitBy::Count => None,
+        };
+        self.trainer.set_chunk_evaluation(Some(set), name, groups)
+    }
+
+    /// Changes hyper-parameters of a resumed run (`accrete resume DIR --set key=value`):
+    /// each `key=value` is parsed ([`Setting::parse`]), the run's configuration with the
+    /// new values must pass [`RunConfig::validate`], and the change is recorded in the
+    /// history ([`crate::train::hyper`]). The run's planned steps (the end of a run-long
+    /// cosine) are worked out again from `data`'s chunks and the epochs each chunk now
+    /// trains for, so a `train.epochs` change moves the schedules' end with the run's.
+    /// Returns the recorded change.
+    pub fn change_settings(
+        &mut self,
+        config: &RunConfig,
+        data: &Prepared,
+        sets: &[String],
+    ) -> Result<crate::train::HyperChange> {
+        let settings = sets
+            .iter()
+            .map(|s| Setting::parse(s))
+            .collect::<Result<Vec<_>>>()?;
+        let t = &self.trainer;
+        let (optimizer, train, _) =
+            crate::train::hyper::apply_settings(&t.optimizer, &t.train, &settings)?;
+        RunConfig {
+            optimizer,
+            train,
+            ..config.clone()
+        }
+        .validate()?;
+        let change = self
+            .trainer
+            .change_hyper(&settings, crate::train::history::ChangeSource::Resume)?;
+        if self.trainer.planned_steps().is_some() {
+            let epochs = config.chunk_epochs(&self.trainer.history);
+            self.trainer
+                .set_planned_steps(Some(data.planned_steps_by(&config.train, &epochs)));
+        }
+        Ok(change)
+    }
+
+    /// Opens the replicas of a run's `[parallel]` table (backend = "local", devices > 1):
+    /// `devices − 1` more devices on the adapter the environment picks (as replica 0's,
+    /// `ACCRETE_ADAPTER`), one replica each ([`Trainer::enable_replicas`]). Nothing without
+    /// the table or with one device.
+    pub async fn enable_parallel(&mut self, config: &RunConfig) -> Result<()> {
+        let Some(p) = config.parallel.as_ref().filter(|p| p.devices > 1) else {
+            return Ok(());
+        };
+        p.validate(config)?;
+        let mut gpus = Vec::with_capacity(p.devices - 1);
+        for i in 1..p.devices {
+            let g = Gpu::with_options(crate::gpu::GpuOptions::from_env())
+                .await
+                .map_err(|e| {
+                    Error::invalid(
+                        "parallel.devices",
+                        format!("{} devices were asked for, but device {} could not be opened ({e}); lower parallel.devices", p.devices, i + 1),
+                    )
+                })?;
+            gpus.push(g);
+        }
+        self.trainer.enable_replicas(&gpus, p.sync_every)
     }
 
     pub fn gpu(&self) -> &Gpu {

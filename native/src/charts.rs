@@ -12,6 +12,9 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+mod continual;
+pub use continual::{draw_task_curves, draw_task_matrix};
+
 pub fn draw_failure(path: &Path, e: impl std::fmt::Display) -> Failure {
     Failure::Accrete(Error::Write {
         path: path.display().to_string(),

@@ -4,6 +4,7 @@
 use crate::Failure;
 use accrete::config::RunConfig;
 use accrete::data::{csv, idx, inputs};
+use accrete::input_file::same_file;
 use accrete::session::Session;
 use accrete::train::Checkpoint;
 use accrete::Gpu;
@@ -151,12 +152,4 @@ pub fn predict_cmd(args: &PredictArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
-}
-
-/// Whether `a` and `b` name the same existing file (through links and relative paths).
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
 }

@@ -5,12 +5,15 @@
 
 mod bench;
 mod charts;
+mod cv;
 mod devices;
 mod eval;
+mod export;
 mod progress;
 mod report;
 mod run;
 mod rundir;
+mod tensorboard;
 mod train_bench;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +35,7 @@ const MAIN_EXAMPLES: &str = concat!(
     "Examples:
   accrete train --config run.toml --out runs/exp1  train incrementally; writes a run directory
   accrete resume runs/exp1                      continue a stopped or killed run exactly
+  accrete cv --config run.toml --folds 5        k-fold cross-validation; JSON summary on stdout
   accrete eval runs/exp1/checkpoints/best.safetensors   loss, accuracy, per-class scores (JSON)
   accrete predict model.safetensors --input x.csv      class probabilities (CSV)
   accrete report runs/exp1                      charts and report.md in runs/exp1/report/
@@ -70,6 +74,9 @@ enum Command {
     /// Continue a run from its last checkpoint, exactly as if it had not stopped.
     #[command(after_help = run::RESUME_EXAMPLES)]
     Resume(run::ResumeArgs),
+    /// k-fold cross-validation of a run configuration: one run per fold, a JSON summary.
+    #[command(after_help = cv::EXAMPLES)]
+    Cv(cv::CvArgs),
     /// Evaluate a checkpoint on labelled data: one JSON object with loss, accuracy, P/R/F1.
     #[command(after_help = eval::EVAL_EXAMPLES)]
     Eval(eval::EvalArgs),
@@ -82,6 +89,9 @@ enum Command {
     /// List the GPU adapters, their limits and features, marking the one accrete would use.
     #[command(after_help = devices::EXAMPLES)]
     Devices(devices::DevicesArgs),
+    /// Export a checkpoint: PyTorch weights (nn.Sequential names) or an ONNX inference graph.
+    #[command(after_help = export::EXAMPLES)]
+    Export(export::ExportArgs),
     /// Measure kernel speed and check the results against an f64 reference.
     Bench {
         #[command(subcommand)]
@@ -135,10 +145,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => run::train(&args),
         Command::Resume(args) => run::resume(&args),
+        Command::Cv(args) => cv::run(&args),
         Command::Eval(args) => eval::eval(&args),
         Command::Predict(args) => eval::predict_cmd(&args),
         Command::Report(args) => report::run(&args),
         Command::Devices(args) => devices::run(&args),
+        Command::Export(args) => export::run(&args),
         Command::Bench {
             which: BenchCommand::Matmul(args),
         } => bench::run_matmul(&args),

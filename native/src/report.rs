@@ -11,11 +11,13 @@
 //!
 //! The numbers come from `accrete::report` and `accrete::session`; [`crate::charts`] draws.
 
-use crate::charts::{draw_boundary, draw_confusion, draw_curves, save, Metric};
+use crate::charts::{
+    draw_boundary, draw_confusion, draw_curves, draw_task_curves, draw_task_matrix, save, Metric,
+};
 use crate::rundir::{io_failure, prepare, read_config, write_failure, RunDir, Which};
 use crate::Failure;
 use accrete::config::{Prepared, RunConfig};
-use accrete::report::{curves, markdown, Grid, ReportInfo};
+use accrete::report::{continual_markdown, curves, markdown, Grid, ReportInfo};
 use accrete::session::Session;
 use accrete::train::{history, Checkpoint};
 use accrete::Gpu;
@@ -98,7 +100,16 @@ pub fn write_report(
     let (set, data_name) = data.report_data();
     let classes = config.model.outputs()?;
     let eval = pollster::block_on(session.evaluate(set))?;
-    let rows = history::epochs(&run.read_events()?);
+    let events = run.read_events()?;
+    let rows = history::epochs(&events);
+    let ends = history::chunk_ends(&events);
+    let changes = events
+        .iter()
+        .filter_map(|e| match e {
+            history::Event::HyperChange(h) => Some(h.describe()),
+            _ => None,
+        })
+        .collect();
 
     let out = run.report();
     std::fs::create_dir_all(&out).map_err(|e| write_failure(&out, e))?;
@@ -118,6 +129,26 @@ pub fn write_report(
         ));
         images.push(("Loss per epoch".to_string(), "loss"));
         images.push(("Accuracy per epoch".to_string(), "accuracy"));
+    }
+    if let Some(first) = ends.first() {
+        let on = first.data.clone();
+        if ends.iter().any(|e| !e.task_accuracy.is_empty()) {
+            let side = (520 + 70 * ends.len().min(20)) as u32;
+            save!(
+                out,
+                "task_matrix",
+                (side + 120, side),
+                |a| draw_task_matrix(a, &ends, &on)
+            );
+            images.push((
+                "Accuracy matrix: accuracy on each task after each chunk".to_string(),
+                "task_matrix",
+            ));
+        }
+        save!(out, "task_accuracy", (900, 540), |a| draw_task_curves(
+            a, &ends, &on
+        ));
+        images.push(("Accuracy after each chunk".to_string(), "task_accuracy"));
     }
     let side = (560 + 40 * classes.min(30)) as u32;
     save!(out, "confusion_counts", (side + 140, side), |a| {
@@ -165,8 +196,9 @@ pub fn write_report(
             .iter()
             .map(|(h, f)| (h.clone(), format!("{f}.png"), format!("{f}.svg")))
             .collect(),
+        changes,
     };
-    let md = markdown(&info, &eval, &rows);
+    let md = markdown(&info, &eval, &rows) + &continual_markdown(&ends);
     let md_path = out.join("report.md");
     std::fs::write(&md_path, md).map_err(|e| write_failure(&md_path, e))?;
     let json_path = out.join("evaluation.json");

@@ -8,6 +8,7 @@
 use crate::progress::{Display, Mode};
 use crate::report;
 use crate::rundir::{check_out, io_failure, prepare, read_config, RunDir, Which};
+use crate::tensorboard::EventLog;
 use crate::Failure;
 use accrete::checkpoint::write_atomic;
 use accrete::config::{Prepared, RunConfig};
@@ -15,7 +16,8 @@ use accrete::data::Dataset;
 use accrete::report::best_validation;
 use accrete::session::Session;
 use accrete::train::{
-    history, Checkpoint, ChunkOptions, ChunkOutcome, Control, EpochRecord, Observer, Progress,
+    history, Checkpoint, ChunkEnd, ChunkOptions, ChunkOutcome, Control, EpochRecord, Observer,
+    Progress,
 };
 use accrete::Gpu;
 use clap::Args;
@@ -42,10 +44,19 @@ failure while running (the device, writing files).";
 
 pub const RESUME_EXAMPLES: &str = "Examples:
   accrete resume runs/001           continue exactly where the last checkpoint left off
+  accrete resume runs/001 --set optimizer.lr=1e-4 --set train.epochs=2
+                                    continue with other hyper-parameters (recorded in the history)
 
 The chunks are rebuilt from DIR/config.toml and its seed; finished chunks are skipped and a
 chunk that was interrupted continues at the step after the checkpoint. metrics.jsonl is
-rewritten from the checkpoint's history.";
+rewritten from the checkpoint's history.
+
+--set KEY=VALUE changes a hyper-parameter from the checkpoint on: optimizer.type, optimizer.lr,
+optimizer.momentum, optimizer.beta1, optimizer.beta2, optimizer.alpha, optimizer.eps,
+optimizer.weight_decay, optimizer.l1, optimizer.l2, optimizer.clip_norm, train.epochs,
+train.label_smoothing (VALUE `none` unsets an optional key). Optimizer moments carry over; a
+new optimizer.type keeps the weights and re-initialises the optimizer state. The change is
+written to the checkpoint and the history at once; later resumes keep it.";
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -64,6 +75,9 @@ pub struct TrainArgs {
 pub struct ResumeArgs {
     /// The run directory (holds config.toml and checkpoints/last.safetensors).
     pub dir: PathBuf,
+    /// Change a hyper-parameter from here on, e.g. --set optimizer.lr=1e-4 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// Print nothing but errors.
     #[arg(long)]
     pub quiet: bool,
@@ -90,13 +104,14 @@ pub fn train(args: &TrainArgs) -> Result<(), Failure> {
     let data = prepare(&config)?;
     let finetune = config.finetune_weights()?;
     let gpu = pollster::block_on(Gpu::new())?;
-    let (session, transfer) = Session::for_run(
+    let (mut session, transfer) = Session::for_run(
         &gpu,
         &config,
         data.standardizer.clone(),
-        Some(data.planned_steps(&config.train)),
+        Some(data.planned_steps_by(&config.train, &config.chunk_epochs(&[]))),
         finetune.as_deref(),
     )?;
+    pollster::block_on(session.enable_parallel(&config))?;
     if let (Some(ft), Some(rep)) = (&config.finetune, &transfer) {
         let reinit = if rep.reinitialized.is_empty() {
             "none".to_string()
@@ -117,13 +132,17 @@ pub fn train(args: &TrainArgs) -> Result<(), Failure> {
     let run = RunDir::claim(args.out.as_deref())?;
     run.write_config(&config)?;
     display.line(&format!(
-        "run directory {} · {} training samples in {} chunk{} · {} validation · adapter {}",
+        "run directory {} · {} training samples in {} chunk{} · {} validation · adapter {}{}",
         run.dir.display(),
         data.train.len(),
         data.chunks.len(),
         if data.chunks.len() == 1 { "" } else { "s" },
         data.validation.as_ref().map_or(0, Dataset::len),
-        gpu.summary().name
+        gpu.summary().name,
+        match session.trainer.replicas() {
+            1 => String::new(),
+            n => format!(" · {n} replicas"),
+        }
     ));
     train_run(&gpu, &config, &data, &run, session, display)
 }
@@ -146,10 +165,19 @@ pub fn resume(args: &ResumeArgs) -> Result<(), Failure> {
     } else {
         None
     };
+    if !args.set.is_empty() && ckpt.is_none() {
+        return Err(io_failure(
+            &last,
+            format!(
+                "is missing: --set changes a run from a checkpoint; before the first one, edit {} instead",
+                run.config().display()
+            ),
+        ));
+    }
     let display = display_for(&config, args.quiet);
     let data = prepare(&config)?;
     let gpu = pollster::block_on(Gpu::new())?;
-    let session = match &ckpt {
+    let mut session = match &ckpt {
         Some(c) => Session::resume_run(&gpu, &config, c, &last.display().to_string())?,
         None => {
             let finetune = config.finetune_weights()?;
@@ -157,12 +185,21 @@ pub fn resume(args: &ResumeArgs) -> Result<(), Failure> {
                 &gpu,
                 &config,
                 data.standardizer.clone(),
-                Some(data.planned_steps(&config.train)),
+                Some(data.planned_steps_by(&config.train, &config.chunk_epochs(&[]))),
                 finetune.as_deref(),
             )?
             .0
         }
     };
+    pollster::block_on(session.enable_parallel(&config))?;
+    if !args.set.is_empty() {
+        let change = session.change_settings(&config, &data, &args.set)?;
+        // The change and the checkpoint go together: last.safetensors holds it at once, so
+        // a later resume (or a crash before the next checkpoint) keeps it.
+        let c = pollster::block_on(session.checkpoint())?;
+        write_atomic(&last, &c.to_bytes()?)?;
+        display.line(&format!("changed {}", change.describe()));
+    }
     // The checkpoint's history holds every event up to it: metrics.jsonl becomes exactly
     // that (rows written after the checkpoint are trained again; damaged rows are mended).
     run.rewrite_events(&session.trainer.history)?;
@@ -210,7 +247,7 @@ fn install_stop_handler(dir: &Path) {
     });
 }
 
-fn train_run(
+pub(crate) fn train_run(
     gpu: &Gpu,
     config: &RunConfig,
     data: &Prepared,
@@ -219,13 +256,19 @@ fn train_run(
     mut display: Display,
 ) -> Result<(), Failure> {
     run.preflight()?;
-    let b = config.train.batch_size as u64;
-    let epochs = config.train.epochs as u64;
-    let steps_of = |c: &Dataset| (c.len() as u64).div_ceil(b);
-    let total: u64 = data.chunks.iter().map(|c| steps_of(c) * epochs).sum();
+    let chunk_epochs = config.chunk_epochs(&session.trainer.history);
+    let steps_of = |c: &Dataset| config.train.steps_per_epoch(c.len());
+    let total: u64 = data
+        .chunks
+        .iter()
+        .zip(&chunk_epochs)
+        .map(|(c, &e)| steps_of(c) * e as u64)
+        .sum();
     // The trainer validates after every epoch (feeding reduce-on-plateau and early
     // stopping); the observer logs it.
     session.trainer.set_validation(data.validation.as_ref())?;
+    // Evaluated at every chunk's end: accuracy, and per task for class-incremental runs.
+    session.set_run_evaluation(config, data)?;
     let ckpt_dir = run.checkpoints();
     fs::create_dir_all(&ckpt_dir).map_err(|e| crate::rundir::write_failure(&ckpt_dir, e))?;
     install_stop_handler(&run.dir);
@@ -233,6 +276,7 @@ fn train_run(
     let start_chunk = session.trainer.cursor.chunk as usize;
     let written = session.trainer.history.len();
     let best = best_validation(&history::epochs(&session.trainer.history)).map(|(a, _)| a);
+    let events = EventLog::start(run, &session.trainer.history, session.trainer.step)?;
     let outcome = {
         let mut obs = RunObserver {
             config,
@@ -242,8 +286,10 @@ fn train_run(
             best_pending: false,
             chunk: 0,
             chunks: data.chunks.len(),
+            chunk_epochs,
             preprocessing: session.standardizer().map(|s| s.to_json()),
             written,
+            events,
             last: None,
         };
         let mut outcome = Ok(None);
@@ -253,6 +299,7 @@ fn train_run(
                 report_every_steps: Some(report_every(steps_of(chunk), obs.display.mode)),
                 checkpoint_every_steps: Some(config.checkpoint.every_steps),
                 epochs: None,
+                lr: None,
             };
             match pollster::block_on(session.fit_chunk(chunk, &opts, &mut obs)) {
                 Ok(ChunkOutcome::Done(_)) => {}
@@ -313,9 +360,13 @@ struct RunObserver<'a> {
     best_pending: bool,
     chunk: usize,
     chunks: usize,
+    /// The planned epochs of every chunk (`[[incremental.schedule]]`, `--set`).
+    chunk_epochs: Vec<usize>,
     preprocessing: Option<serde_json::Value>,
     /// History events already in metrics.jsonl.
     written: usize,
+    /// The TensorBoard event file.
+    events: EventLog,
     /// (chunk, epoch in chunk, step) of the last checkpoint.
     last: Option<(u64, u64, u64)>,
 }
@@ -355,6 +406,7 @@ impl RunObserver<'_> {
 impl Observer for RunObserver<'_> {
     fn progress(&mut self, p: &Progress) -> Control {
         self.display.progress(p);
+        self.events.progress(p);
         if STOP.load(Ordering::SeqCst) {
             self.display.line(
                 "stop requested (Ctrl-C or a signal): stopping after a checkpoint (once more to quit at once)",
@@ -366,7 +418,11 @@ impl Observer for RunObserver<'_> {
     }
 
     fn epoch_record(&mut self, r: &EpochRecord) {
-        let epochs = self.config.train.epochs;
+        let epochs = self
+            .chunk_epochs
+            .get(self.chunk)
+            .copied()
+            .unwrap_or(self.config.train.epochs);
         let mut line = format!(
             "chunk {}/{} epoch {}/{epochs}: train loss {:.4} acc {:.2}%",
             self.chunk + 1,
@@ -390,6 +446,31 @@ impl Observer for RunObserver<'_> {
         self.display.line(&line);
     }
 
+    fn chunk_end(&mut self, e: &ChunkEnd) {
+        let mut line = format!(
+            "after chunk {}/{}: {} accuracy {:.2}%",
+            self.chunk + 1,
+            self.chunks,
+            e.data,
+            100.0 * e.accuracy
+        );
+        if !e.task_accuracy.is_empty() {
+            let tasks: Vec<String> = e
+                .task_accuracy
+                .iter()
+                .map(|a| format!("{:.1}", 100.0 * a))
+                .collect();
+            line += &format!(" | per task [{}]%", tasks.join(", "));
+        }
+        if let Some(a) = e.average_accuracy {
+            line += &format!(" | average {:.2}%", 100.0 * a);
+        }
+        if let (Some(b), Some(f)) = (e.bwt, e.forgetting) {
+            line += &format!(" | BWT {b:+.4} forgetting {f:.4}");
+        }
+        self.display.line(&line);
+    }
+
     fn checkpoint(&mut self, c: &Checkpoint) -> accrete::Result<()> {
         let mut c = c.clone();
         c.meta.preprocessing = self.preprocessing.clone();
@@ -405,6 +486,7 @@ impl Observer for RunObserver<'_> {
             self.run.append_events(&m.history[self.written..])?;
             self.written = m.history.len();
         }
+        self.events.checkpoint(&m.history)?;
         self.last = Some((m.cursor.chunk, m.cursor.epoch_in_chunk, m.step));
         Ok(())
     }

@@ -8,11 +8,14 @@
 //! DIR/checkpoints/best.safetensors   the epoch with the best validation accuracy
 //! DIR/checkpoints/step-N.safetensors the last `keep_last` checkpoints, when configured
 //! DIR/report/                        report.md, evaluation.json, PNG and SVG charts
+//! DIR/tensorboard/                   TensorBoard event files, one per train/resume process
+//!                                    (`tensorboard --logdir DIR`; see crate::tensorboard)
 //! ```
 
 use crate::Failure;
 use accrete::checkpoint::write_atomic;
 use accrete::config::{Prepared, RunConfig};
+use accrete::input_file::{self, InputKind};
 use accrete::train::{history, Event};
 use accrete::Error;
 use std::fs;
@@ -23,6 +26,7 @@ const CONFIG_FILE: &str = "config.toml";
 const METRICS_FILE: &str = "metrics.jsonl";
 const CHECKPOINT_DIR: &str = "checkpoints";
 const REPORT_DIR: &str = "report";
+const TENSORBOARD_DIR: &str = "tensorboard";
 
 /// Which checkpoint of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +66,7 @@ pub fn write_failure(path: &Path, e: impl std::fmt::Display) -> Failure {
 
 /// Reads and validates a configuration file.
 pub fn read_config(path: &Path) -> Result<RunConfig, Failure> {
-    let text = fs::read_to_string(path).map_err(|e| io_failure(path, e))?;
+    let text = input_file::read_text(path, InputKind::Config)?;
     Ok(RunConfig::from_toml(&text, &path.display().to_string())?)
 }
 
@@ -163,6 +167,9 @@ impl RunDir {
     pub fn report(&self) -> PathBuf {
         self.dir.join(REPORT_DIR)
     }
+    pub fn tensorboard(&self) -> PathBuf {
+        self.dir.join(TENSORBOARD_DIR)
+    }
 
     /// Writes the resolved configuration.
     pub fn write_config(&self, config: &RunConfig) -> Result<(), Failure> {
@@ -174,9 +181,10 @@ impl RunDir {
     }
 
     /// Refuses, before any training, a directory whose outputs could not be written at the
-    /// end: `checkpoints/` or `report/` existing as something other than a folder.
+    /// end: `checkpoints/`, `report/` or `tensorboard/` existing as something other than a
+    /// folder.
     pub fn preflight(&self) -> Result<(), Failure> {
-        for d in [self.checkpoints(), self.report()] {
+        for d in [self.checkpoints(), self.report(), self.tensorboard()] {
             if d.exists() && !d.is_dir() {
                 return Err(io_failure(
                     &d,
@@ -216,10 +224,9 @@ impl RunDir {
     /// The history as `metrics.jsonl` holds it (empty when there is none yet).
     pub fn read_events(&self) -> Result<Vec<Event>, Failure> {
         let path = self.metrics();
-        match fs::read_to_string(&path) {
-            Ok(text) => Ok(history::parse_events(&text, &path.display().to_string())?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(io_failure(&path, e)),
+        match input_file::read_text_if_exists(&path, InputKind::History)? {
+            Some(text) => Ok(history::parse_events(&text, &path.display().to_string())?),
+            None => Ok(Vec::new()),
         }
     }
 }

@@ -2,6 +2,8 @@
 //! on Fashion-MNIST, one JSON line per epoch; with `--profile`, the GPU time of each kind of
 //! dispatch in a training step instead.
 
+mod parallel;
+
 use crate::Failure;
 use accrete::data::idx::{load_dir, Split};
 use accrete::gpu::{GpuTimer, TimeSource};
@@ -21,6 +23,7 @@ pub const EXAMPLES: &str = "Examples:
   accrete bench train --model mlp --epochs 10 --eval-every 1     accuracy per epoch
   accrete bench train --model cnn --update per-tensor --conv im2col   the older kernels
   accrete bench train --model cnn --batch 128,1024 --profile   GPU time per kernel of a step
+  accrete bench train --devices 2 --sync-every 1,16 --train-limit 4096   data parallel vs 1 device
 
 --profile prints, per batch size, one JSON line per kind of dispatch in a training step
 (\"bench\": \"train_kernels\"; a kind is a phase and a kernel, e.g. \"backward matmul::main\")
@@ -111,6 +114,14 @@ pub struct TrainBenchArgs {
     /// f32 master weights, dynamic loss scaling. Needs SHADER_F16.
     #[arg(long)]
     pub mixed_precision: bool,
+    /// Data-parallel replicas, each its own device ([parallel] backend = "local"); N > 1
+    /// compares N replicas with one device in the same run.
+    #[arg(long, default_value_t = 1)]
+    pub devices: usize,
+    /// With --devices: steps between synchronisations (1 = all-reduce of the gradients
+    /// every step; K = local SGD), comma-separated to compare several.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub sync_every: Vec<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -151,6 +162,25 @@ struct Line<'a> {
 }
 
 pub fn run(args: &TrainBenchArgs) -> Result<(), Failure> {
+    let max = accrete::config::MAX_LOCAL_DEVICES;
+    if args.devices == 0 || args.devices > max {
+        return Err(bad_arg(
+            "--devices",
+            format!("{} is outside 1..={max}", args.devices),
+        ));
+    }
+    if args.devices > 1 {
+        if args.profile || args.mixed_precision {
+            return Err(bad_arg(
+                "--devices",
+                "cannot be combined with --profile or --mixed-precision",
+            ));
+        }
+        if args.sync_every.contains(&0) {
+            return Err(bad_arg("--sync-every", "must be at least 1"));
+        }
+        return parallel::run(args);
+    }
     let gpu = pollster::block_on(Gpu::new())?;
     let spec = match args.model {
         ModelChoice::Mlp => presets::fashion_mlp(),
@@ -219,12 +249,7 @@ pub fn run(args: &TrainBenchArgs) -> Result<(), Failure> {
                 test_accuracy: e.map(|e| e.accuracy),
                 adapter: &adapter,
             };
-            writeln!(
-                out,
-                "{}",
-                serde_json::to_string(&line).expect("serialisable")
-            )?;
-            out.flush()?;
+            write_line(&mut out, &line)?;
         }
     }
     Ok(())
@@ -401,12 +426,7 @@ fn profile(
         mixed_precision: args.mixed_precision,
         adapter,
     };
-    writeln!(
-        out,
-        "{}",
-        serde_json::to_string(&line).expect("serialisable")
-    )?;
-    out.flush()?;
+    write_line(out, &line)?;
     Ok(())
 }
 
@@ -414,4 +434,25 @@ fn profile(
 fn round(x: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (x * f).round() / f
+}
+
+/// Bad command-line input (exit 2): `what` and what is wrong with it.
+/// One JSON line of a bench's output, flushed at once (a reader follows it live).
+pub(crate) fn write_line(
+    out: &mut impl std::io::Write,
+    line: &impl serde::Serialize,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{}",
+        serde_json::to_string(line).expect("serialisable")
+    )?;
+    out.flush()
+}
+
+pub(crate) fn bad_arg(what: &str, detail: impl std::fmt::Display) -> Failure {
+    Failure::Accrete(accrete::Error::InvalidArgument {
+        what: what.into(),
+        detail: detail.to_string(),
+    })
 }

@@ -45,6 +45,10 @@ pub const CONV_DGRAD: &str = include_str!("../conv_dgrad.wgsl");
 pub const CONV_FWD: &str = include_str!("../conv_fwd.wgsl");
 /// Implicit-GEMM convolution, weight and bias gradients (`conv_wgrad.wgsl`).
 pub const CONV_WGRAD: &str = include_str!("../conv_wgrad.wgsl");
+/// EWC's diagonal empirical Fisher from per-sample gradients (`ewc_fisher.wgsl`).
+pub const EWC_FISHER: &str = include_str!("../ewc_fisher.wgsl");
+/// EWC's quadratic-penalty gradient (`ewc_penalty.wgsl`).
+pub const EWC_PENALTY: &str = include_str!("../ewc_penalty.wgsl");
 /// Row gather: a batch from a GPU-resident dataset by an index buffer (`gather.wgsl`).
 pub const GATHER: &str = include_str!("../gather.wgsl");
 /// im2col and its adjoint col2im (`im2col.wgsl`).
@@ -55,6 +59,8 @@ pub const LOSS_DISTILL: &str = include_str!("../loss_distill.wgsl");
 pub const LOSS_MSE: &str = include_str!("../loss_mse.wgsl");
 /// Dynamic loss scaling for mixed precision (`loss_scale.wgsl`).
 pub const LOSS_SCALE: &str = include_str!("../loss_scale.wgsl");
+/// The loss of a rehearsal batch with stored logits, DER / DER++ (`loss_replay.wgsl`).
+pub const LOSS_REPLAY: &str = include_str!("../loss_replay.wgsl");
 /// Fused softmax cross-entropy with label smoothing (`loss_xent.wgsl`).
 pub const LOSS_XENT: &str = include_str!("../loss_xent.wgsl");
 /// Tiled, register-blocked `C = act(op(A)·op(B) + bias)` (`matmul.wgsl`).
@@ -159,10 +165,13 @@ pub const ENTRIES: &[Wgsl] = &[
     wgsl("conv_dgrad", CONV_DGRAD),
     wgsl("conv_fwd", CONV_FWD),
     wgsl("conv_wgrad", CONV_WGRAD),
+    wgsl("ewc_fisher", EWC_FISHER),
+    wgsl("ewc_penalty", EWC_PENALTY),
     wgsl("gather", GATHER),
     wgsl("im2col", IM2COL),
     wgsl("loss_distill", LOSS_DISTILL),
     wgsl("loss_mse", LOSS_MSE),
+    wgsl("loss_replay", LOSS_REPLAY),
     wgsl("loss_scale", LOSS_SCALE),
     wgsl("loss_xent", LOSS_XENT),
     wgsl("matmul", MATMUL),

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Browser tests: the wasm package (web/pkg) in headless Chromium with WebGPU (SwiftShader when
-# there is no GPU), driven by playwright-core, cross-checked against the native CLI.
+# there is no GPU), driven by playwright-core, cross-checked against the native CLI; first
+# `tsc --noEmit` on types/check.ts against the package's declarations (typecheck.mjs).
 #
 # Builds or installs what is missing first:
 #   web/pkg/             bash web/build.sh                   (CI's .ci/run has built it already)
 #   Chromium, Node, npm  apt-get install chromium nodejs npm (as root; otherwise says what to run)
-#   node_modules/        npm ci                              (playwright-core, pinned in package-lock.json)
+#   node_modules/        npm ci                              (playwright-core and typescript, pinned in package-lock.json)
 #   the CLI              cargo build -p accrete-cli          (debug; scripts/test.sh's cargo test built it)
 #
 # Usage: bash tests/browser/run.sh [test name …]     (names: see tests/browser/run.mjs)
@@ -60,6 +61,9 @@ if [[ -z ${ACCRETE_BIN:-} ]]; then
     export ACCRETE_BIN="$ROOT/target/debug/accrete"
 fi
 [[ -x $ACCRETE_BIN ]] || die "no CLI binary at $ACCRETE_BIN"
+
+# --- The package's TypeScript declarations: tsc --noEmit on types/check.ts ---
+node "$HERE/typecheck.mjs"
 
 log "$("$CHROMIUM" --version 2>/dev/null || echo "Chromium at $CHROMIUM"); node $(node --version)"
 start=$SECONDS

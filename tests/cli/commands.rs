@@ -54,7 +54,7 @@ fn accrete_bin() -> &'static Path {
 }
 
 /// A fresh scratch folder for one test (emptied at the start, kept afterwards for a look).
-fn scratch(name: &str) -> PathBuf {
+pub(crate) fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("cli")
         .join(name);
@@ -63,7 +63,7 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn command(dir: &Path, args: &[&str]) -> Command {
+pub(crate) fn command(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(accrete_bin());
     cmd.current_dir(dir)
         .args(args)
@@ -74,16 +74,16 @@ fn command(dir: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-fn run(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn run(dir: &Path, args: &[&str]) -> Output {
     command(dir, args).output().expect("run accrete")
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
 /// Runs and asserts success, returning stdout.
-fn ok(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn ok(dir: &Path, args: &[&str]) -> String {
     let out = run(dir, args);
     assert!(
         out.status.success(),
@@ -96,7 +96,7 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 
 /// Runs and asserts success, returning (stdout, stderr): results go to the first, progress
 /// and status lines to the second.
-fn ok_both(dir: &Path, args: &[&str]) -> (String, String) {
+pub(crate) fn ok_both(dir: &Path, args: &[&str]) -> (String, String) {
     let out = run(dir, args);
     assert!(
         out.status.success(),
@@ -108,14 +108,14 @@ fn ok_both(dir: &Path, args: &[&str]) -> (String, String) {
 }
 
 /// Deterministic noise in [-1, 1).
-fn noise(i: usize) -> f32 {
+pub(crate) fn noise(i: usize) -> f32 {
     let x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let x = (x ^ (x >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
 }
 
 /// Three 2-D Gaussian-ish blobs (scaled by 10 so that standardisation matters), `n` rows.
-fn blobs_csv(n: usize, offset: usize) -> String {
+pub(crate) fn blobs_csv(n: usize, offset: usize) -> String {
     let centres = [(-1.0f32, -1.0f32), (1.0, -0.5), (0.0, 1.0)];
     let mut s = String::from("x,y,label\n");
     for i in 0..n {
@@ -128,7 +128,7 @@ fn blobs_csv(n: usize, offset: usize) -> String {
     s
 }
 
-const BLOBS_CONFIG: &str = r#"seed = 5
+pub(crate) const BLOBS_CONFIG: &str = r#"seed = 5
 
 [data]
 format = "csv"
@@ -163,7 +163,7 @@ keep_last = 2
 "#;
 
 /// A folder with the blobs data and config.
-fn blobs_dir(name: &str, config: &str) -> PathBuf {
+pub(crate) fn blobs_dir(name: &str, config: &str) -> PathBuf {
     let dir = scratch(name);
     std::fs::write(dir.join("train.csv"), blobs_csv(300, 0)).unwrap();
     std::fs::write(dir.join("test.csv"), blobs_csv(90, 10_000)).unwrap();
@@ -172,7 +172,7 @@ fn blobs_dir(name: &str, config: &str) -> PathBuf {
 }
 
 /// One finished blobs run shared by the tests that only read it.
-fn blobs_run() -> &'static Path {
+pub(crate) fn blobs_run() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
     RUN.get_or_init(|| {
         let dir = blobs_dir("blobs", BLOBS_CONFIG);
@@ -190,7 +190,7 @@ fn blobs_run() -> &'static Path {
     })
 }
 
-fn tensors_equal(a: &Path, b: &Path) {
+pub(crate) fn tensors_equal(a: &Path, b: &Path) {
     let (a, b) = (
         Checkpoint::read_file(a).unwrap(),
         Checkpoint::read_file(b).unwrap(),
@@ -214,7 +214,7 @@ fn tensors_equal(a: &Path, b: &Path) {
 }
 
 /// Every event of metrics.jsonl, without the timing column.
-fn events_without_timing(run: &Path) -> Vec<serde_json::Value> {
+pub(crate) fn events_without_timing(run: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
         .lines()
@@ -242,8 +242,27 @@ fn train_writes_config_metrics_checkpoints_and_report() {
     let given = RunConfig::from_toml(BLOBS_CONFIG, "given").unwrap();
     let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
     assert_eq!(RunConfig::from_toml(&saved, "saved").unwrap(), given);
-    // One metrics row per epoch (2 chunks × 2 epochs), with validation.
-    let rows = events_without_timing(&run);
+    // One metrics row per epoch (2 chunks × 2 epochs), with validation, and after each
+    // chunk's last epoch the chunk-end evaluation on the test data (split by count: no
+    // tasks, so no per-task accuracies).
+    let events = events_without_timing(&run);
+    assert_eq!(events.len(), 6, "{events:?}");
+    for i in [2, 5] {
+        let e = &events[i];
+        assert_eq!(e["event"], "chunk_end", "{e}");
+        assert_eq!(
+            (e["chunk"].as_u64(), e["samples"].as_u64()),
+            (Some(i as u64 / 3), Some(90))
+        );
+        assert!(
+            e["accuracy"].is_number() && e.get("task_accuracy").is_none(),
+            "{e}"
+        );
+    }
+    let rows: Vec<_> = events
+        .into_iter()
+        .filter(|e| e["event"] == "epoch")
+        .collect();
     assert_eq!(rows.len(), 4);
     for (i, r) in rows.iter().enumerate() {
         assert_eq!(r["event"], "epoch", "{r}");
@@ -522,7 +541,7 @@ fn predict_writes_probabilities_for_csv_and_idx_inputs() {
 }
 
 /// A finished tiny Fashion-MNIST run (IDX data, 784 inputs).
-fn fashion_run() -> &'static Path {
+pub(crate) fn fashion_run() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
     RUN.get_or_init(|| {
         let dir = scratch("fashion");
@@ -584,7 +603,7 @@ fn long_config() -> String {
 }
 
 /// Waits until `path` exists (or the child exits / 120 s pass).
-fn wait_for(child: &mut Child, path: &Path) {
+pub(crate) fn wait_for(child: &mut Child, path: &Path) {
     let start = Instant::now();
     while !path.exists() {
         if let Some(status) = child.try_wait().unwrap() {
@@ -878,6 +897,60 @@ const CASES: &[Case] = &[
         message: "train.early_stopping: watches the validation split, but data.validation_fraction is 0",
     },
     Case {
+        name: "LwF with a negative weight",
+        files: &[("c.toml", "[incremental]\nlwf = { weight = -1.0 }\n")],
+        args: &["train", "--config", "c.toml"],
+        message: "incremental.lwf.weight: -1 must be a finite number ≥ 0",
+    },
+    Case {
+        name: "LwF with a zero temperature",
+        files: &[("c.toml", "[incremental]\nlwf = { temperature = 0.0 }\n")],
+        args: &["train", "--config", "c.toml"],
+        message: "incremental.lwf.temperature: 0 must be a finite number > 0",
+    },
+    Case {
+        name: "LwF with an unknown setting",
+        files: &[("c.toml", "[incremental]\nlwf = { alpha = 0.5 }\n")],
+        args: &["train", "--config", "c.toml"],
+        message: "unknown field `alpha`, expected `weight` or `temperature`",
+    },
+    Case {
+        name: "EWC with a decay above 1",
+        files: &[("c.toml", "[incremental]\newc = { weight = 10.0, decay = 1.5 }\n")],
+        args: &["train", "--config", "c.toml"],
+        message: "incremental.ewc.decay: 1.5 must be in (0, 1]",
+    },
+    Case {
+        name: "EWC with a negative weight",
+        files: &[("c.toml", "[incremental]\newc = { weight = -3.0 }\n")],
+        args: &["train", "--config", "c.toml"],
+        message: "incremental.ewc.weight: -3 must be a finite number ≥ 0",
+    },
+    Case {
+        name: "EWC with an unknown setting",
+        files: &[("c.toml", "[incremental]\newc = { lambda = 3.0 }\n")],
+        args: &["train", "--config", "c.toml"],
+        message: "unknown field `lambda`, expected one of `weight`, `decay`, `samples`",
+    },
+    Case {
+        name: "DER with a negative logit weight",
+        files: &[("c.toml", "[incremental]\nrehearsal = { size = 10, logit_weight = -0.5 }\n")],
+        args: &["train", "--config", "c.toml"],
+        message: "incremental.rehearsal.logit_weight: -0.5 must be a finite number ≥ 0",
+    },
+    Case {
+        name: "DER++ replaying nothing",
+        files: &[("c.toml", "[incremental]\nrehearsal = { size = 10, per_batch = 0, label_weight = 0.5 }\n")],
+        args: &["train", "--config", "c.toml"],
+        message: "incremental.rehearsal: logit_weight / label_weight weigh replayed samples, but size = 10 and per_batch = 0 replay none",
+    },
+    Case {
+        name: "DER with LwF",
+        files: &[("c.toml", "[incremental]\nrehearsal = { size = 10, logit_weight = 0.5 }\nlwf = {}\n")],
+        args: &["train", "--config", "c.toml"],
+        message: "incremental.rehearsal: logit_weight / label_weight (DER, DER++) cannot be combined with incremental.lwf",
+    },
+    Case {
         name: "mixed precision loss scale not a power of two",
         files: &[("c.toml", "[train]\nmixed_precision = { init_scale = 1000 }\n")],
         args: &["train", "--config", "c.toml"],
@@ -1027,6 +1100,22 @@ fn resume_refuses_a_checkpoint_of_another_architecture() {
         err.starts_with("error: ") && err.contains("this checkpoint belongs to another run"),
         "{err}"
     );
+    // LwF switched on after the checkpoint: refused too, naming the setting (a changed
+    // weight is checked in continual.rs).
+    assert!(text_cfg.contains("[incremental]\n"), "{text_cfg}");
+    std::fs::write(
+        &cfg,
+        text_cfg.replace("[incremental]\n", "[incremental]\nlwf = { weight = 2.0 }\n"),
+    )
+    .unwrap();
+    let out = run(&dir, &["resume", "run"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("its incremental.lwf is \"off\" but config.toml has {"),
+        "{err}"
+    );
+    std::fs::write(&cfg, &text_cfg).unwrap();
     // Evaluating a 2-input checkpoint on 784-value images names both shapes.
     let out = run(
         &dir,
@@ -1134,14 +1223,205 @@ fn bench_train_profile_times_every_dispatch_of_a_step() {
             (sum - total).abs() <= 1e-3 * kinds.len() as f64 + 1e-6 * total,
             "{sum} vs {total}"
         );
-        // Every phase of a plain step is there, in order.
+        // Every phase of a plain step is there, in order. With 10 classes the epoch metrics
+        // are accumulated by the loss dispatch itself (no metrics phase).
         let phases: Vec<&str> = kinds.iter().map(|k| k["phase"].as_str().unwrap()).collect();
-        for p in [
-            "gather", "forward", "loss", "metrics", "backward", "update", "advance",
-        ] {
+        for p in ["gather", "forward", "loss", "backward", "update", "advance"] {
             assert!(phases.contains(&p), "{p} missing from {phases:?}");
         }
+        assert!(!phases.contains(&"metrics"), "{phases:?}");
+        assert!(
+            kinds
+                .iter()
+                .any(|k| k["phase"] == "loss"
+                    && k["kernel"].as_str() == Some("loss_xent::with_metrics")),
+            "{kinds:?}"
+        );
         assert_eq!(phases.first(), Some(&"gather"));
         assert_eq!(phases.last(), Some(&"advance"));
     }
+}
+
+// `accrete resume --set` and `[[incremental.schedule]]` (hyper-parameters between chunks).
+#[path = "settings.rs"]
+pub(crate) mod settings;
+
+// `accrete cv` (k-fold cross-validation).
+#[path = "cv.rs"]
+mod cv;
+#[test]
+fn export_pytorch_writes_sequential_names_and_the_module() {
+    let dir = blobs_run();
+    let ckpt = "run/checkpoints/last.safetensors";
+    let py = ok(
+        dir,
+        &[
+            "export",
+            ckpt,
+            "--format",
+            "pytorch",
+            "--out",
+            "sd.safetensors",
+        ],
+    );
+    // dense(16, tanh), dense(3) ⇔ nn.Sequential(Linear(2, 16), Tanh(), Linear(16, 3)).
+    assert!(
+        py.contains("    nn.Linear(2, 16),\n    nn.Tanh(),\n    nn.Linear(16, 3),\n"),
+        "{py}"
+    );
+    let bytes = std::fs::read(dir.join("sd.safetensors")).unwrap();
+    assert!(!accrete::checkpoint::has_accrete_metadata(&bytes));
+    let sd = accrete::checkpoint::foreign::read(&bytes, "sd").unwrap();
+    let names: Vec<&str> = sd.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["0.bias", "0.weight", "2.bias", "2.weight"]);
+    let c = Checkpoint::read_file(&dir.join(ckpt)).unwrap();
+    for (torch, ours) in [
+        ("0.weight", "layers.0.weight"),
+        ("0.bias", "layers.0.bias"),
+        ("2.weight", "layers.1.weight"),
+        ("2.bias", "layers.1.bias"),
+    ] {
+        let t = sd.iter().find(|t| t.name == torch).unwrap();
+        assert_eq!(
+            Some(t),
+            c.tensor(ours)
+                .map(|o| accrete::checkpoint::NamedTensor {
+                    name: torch.into(),
+                    ..o.clone()
+                })
+                .as_ref(),
+            "{torch}"
+        );
+    }
+    // --module-out writes the Python instead of printing it; a bad checkpoint is bad input.
+    let quiet = ok(
+        dir,
+        &[
+            "export",
+            ckpt,
+            "--format",
+            "pytorch",
+            "--out",
+            "sd2.safetensors",
+            "--module-out",
+            "model.py",
+        ],
+    );
+    assert!(quiet.is_empty(), "{quiet}");
+    assert_eq!(std::fs::read_to_string(dir.join("model.py")).unwrap(), py);
+    let bad = run(
+        dir,
+        &[
+            "export",
+            "test.csv",
+            "--format",
+            "pytorch",
+            "--out",
+            "x.safetensors",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
+    assert!(!dir.join("x.safetensors").exists());
+}
+
+/// Python (numpy + safetensors; torch where installed) checks the exported names and shapes
+/// against the nn.Sequential convention and reproduces `accrete predict`.
+#[test]
+fn python_checks_the_pytorch_export() {
+    let out = python_check_export(blobs_run(), "run/checkpoints/last.safetensors");
+    assert!(!out.contains("tied weight"), "{out}");
+}
+
+/// The same for a model with tied layers (`share`, transposed and not): the file lists the
+/// shared weight under both modules' names, MODEL.py ties them, and the forward agrees.
+#[test]
+fn python_checks_the_pytorch_export_of_tied_layers() {
+    let layers = r#"layers = [
+  { type = "dense", units = 16, activation = "tanh" },
+  { type = "dense", units = 3 },
+]"#;
+    let tied = r#"layers = [
+  { type = "dense", units = 8, activation = "tanh" },
+  { type = "dense", units = 2, activation = "tanh", share = { layer = 0, transpose = true } },
+  { type = "dense", units = 8, activation = "tanh", share = { layer = 0 } },
+  { type = "dense", units = 3 },
+]"#;
+    assert!(BLOBS_CONFIG.contains(layers));
+    let config = BLOBS_CONFIG
+        .replace(layers, tied)
+        .replace("epochs = 2", "epochs = 1");
+    let dir = blobs_dir("export_tied", &config);
+    ok(
+        &dir,
+        &["train", "--config", "run.toml", "--out", "run", "--quiet"],
+    );
+    let out = python_check_export(&dir, "run/checkpoints/last.safetensors");
+    assert!(
+        out.contains("2 tied weight(s): 4.weight = 0.weight, 2.weight = 0.weightᵀ"),
+        "{out}"
+    );
+    let py = std::fs::read_to_string(dir.join("py_model.py")).unwrap();
+    assert!(
+        py.contains("model[2] = TransposedLinear(model[0], 2)")
+            && py.contains("model[4].weight = model[0].weight"),
+        "{py}"
+    );
+}
+
+/// Exports `ckpt` (under `dir`) for PyTorch, runs tests/python/check_torch_export.py on it
+/// with `accrete predict`-equivalent probabilities, and returns the script's output.
+fn python_check_export(dir: &Path, ckpt: &str) -> String {
+    ok(
+        dir,
+        &[
+            "export",
+            ckpt,
+            "--format",
+            "pytorch",
+            "--out",
+            "py_sd.safetensors",
+            "--module-out",
+            "py_model.py",
+        ],
+    );
+    let c = Checkpoint::read_file(&dir.join(ckpt)).unwrap();
+    let csv = blobs_csv(40, 20_000);
+    let mut x = Vec::new();
+    for line in csv.lines().skip(1) {
+        let cells: Vec<f32> = line.split(',').map(|v| v.parse().unwrap()).collect();
+        x.extend_from_slice(&cells[..2]);
+    }
+    let n = x.len() / 2;
+    let mut t = accrete::train::Trainer::for_inference(accrete_tests::gpu(), &c).unwrap();
+    let data = accrete::data::Dataset::new(x.clone(), vec![0; n], vec![2], 3).unwrap();
+    let d = accrete::train::GpuDataset::upload(accrete_tests::gpu(), &data).unwrap();
+    let probs = pollster::block_on(t.predict(&d, 64)).unwrap();
+    std::fs::write(
+        dir.join("py_inputs.safetensors"),
+        accrete_tests::plain_safetensors(&[("x", &[n, 2], &x), ("probs", &[n, 3], &probs)]),
+    )
+    .unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/check_torch_export.py");
+    let out = Command::new("python3")
+        .current_dir(dir)
+        .args([
+            script,
+            "py_sd.safetensors",
+            "py_model.py",
+            "py_inputs.safetensors",
+        ])
+        .output()
+        .expect("python3 must be installed");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        !stderr.contains("ModuleNotFoundError"),
+        "needs numpy and safetensors: pip install numpy safetensors\n{stderr}"
+    );
+    eprintln!("python: {stdout}");
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("names and shapes follow nn.Sequential"),
+        "{stdout}"
+    );
+    stdout
 }

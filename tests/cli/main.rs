@@ -1,3 +1,6 @@
-//! CLI tests: the accrete binary end to end (train, resume, eval, predict, report, devices, bench) and its errors.
+//! CLI tests: the accrete binary end to end (train, resume, eval, predict, report, devices, bench, export: ONNX and TensorBoard checked by onnxruntime and TensorBoard's reader) and its errors.
 
 mod commands;
+mod continual;
+mod hostile;
+mod interop;

@@ -1056,9 +1056,9 @@ fn trainer_conv_paths_agree() {
     };
     let ((implicit, n_implicit), (im2col, n_im2col)) =
         (run(ConvAlgo::Implicit), run(ConvAlgo::Im2col));
-    // The conv layer is the first (no input gradient): im2col 4 forward + 4 backward
-    // (activation, permute, dW, db), implicit 1 + 2.
-    assert_eq!(n_im2col - n_implicit, 5);
+    // The conv layer is the first (no input gradient): im2col 4 forward + 3 backward
+    // (activation, permute, dW with db from its column of ones), implicit 1 + 2.
+    assert_eq!(n_im2col - n_implicit, 4);
     for (a, b) in implicit.iter().zip(&im2col) {
         assert!(
             (a - b).abs() <= 1e-4 * b.abs(),

@@ -9,6 +9,7 @@
 
 use accrete::kernels::loss::{self, mse_into, mse_masked_into, softmax_xent_into, GradScale};
 use accrete::kernels::{step, Activation};
+use accrete::nn::graph::ConvAlgo;
 use accrete::nn::reference::{self, HostParams};
 use accrete::nn::{Graph, LayerSpec, Model, ModelSpec};
 use accrete::{DType, Tensor};
@@ -21,6 +22,21 @@ fn dense(units: usize, activation: Activation) -> LayerSpec {
         units,
         activation,
         trainable: true,
+        init: None,
+        bias_init: None,
+        share: None,
+    }
+}
+
+/// A dense layer computing with layer `layer`'s weight (transposed or not).
+fn tied(units: usize, activation: Activation, layer: usize, transpose: bool) -> LayerSpec {
+    LayerSpec::Dense {
+        units,
+        activation,
+        trainable: true,
+        init: None,
+        bias_init: None,
+        share: Some(accrete::nn::Share { layer, transpose }),
     }
 }
 
@@ -38,12 +54,19 @@ fn conv(
         padding,
         activation,
         trainable: true,
+        init: None,
+        bias_init: None,
     }
 }
 
 /// Runs forward + loss + backward on the GPU and compares every parameter gradient of every
 /// trainable layer with central differences of the f64 reference loss.
 fn check(spec: ModelSpec, batch: usize, smoothing: f32, seed: u64) {
+    check_conv(spec, batch, smoothing, seed, ConvAlgo::default());
+}
+
+/// [`check`] with the convolutions computed by `conv`.
+fn check_conv(spec: ModelSpec, batch: usize, smoothing: f32, seed: u64, conv: ConvAlgo) {
     let model = Model::new(gpu(), spec.clone(), seed).unwrap();
     // Random biases too, so bias gradients are exercised away from zero.
     let mut r = rng(seed + 100);
@@ -55,7 +78,7 @@ fn check(spec: ModelSpec, batch: usize, smoothing: f32, seed: u64) {
         }
     }
     let counter = step::counter(gpu(), 0).unwrap();
-    let graph = Graph::new(&model, batch, true, &counter, seed).unwrap();
+    let graph = Graph::with_conv(&model, batch, true, &counter, seed, conv).unwrap();
     let x = uniform(&mut r, graph.input.len(), -1.0, 1.0);
     graph.input.write_f32(&x).unwrap();
     let classes = spec.outputs().unwrap();
@@ -113,6 +136,15 @@ fn check(spec: ModelSpec, batch: usize, smoothing: f32, seed: u64) {
         }
         let scale = fd.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         assert!(scale > 0.0, "{}: all finite differences are zero", p.name);
+        let worst = got
+            .iter()
+            .zip(&fd)
+            .fold(0.0f64, |m, (&g, &f)| m.max((g as f64 - f).abs()));
+        eprintln!(
+            "∂L/∂{}: max |gpu − fd| = {worst:.2e}, {:.2e} of the largest gradient {scale:.2e}",
+            p.name,
+            worst / scale
+        );
         assert_close(
             &format!("∂L/∂{} ({:?})", p.name, spec.layers[p.layer].kind()),
             &got,
@@ -133,6 +165,8 @@ fn dense_stack_every_activation() {
                 dense(6, Activation::Tanh),
                 dense(4, Activation::Identity),
             ],
+            init: None,
+            bias_init: None,
         };
         check(spec, 3, if k % 2 == 0 { 0.0 } else { 0.1 }, k as u64);
     }
@@ -149,15 +183,20 @@ fn conv_maxpool_dense() {
                 stride: None,
             },
             conv(2, 2, 1, 0, Activation::Gelu),
-            LayerSpec::Flatten,
+            LayerSpec::Flatten {},
             dense(4, Activation::Sigmoid),
             LayerSpec::Activation {
                 activation: Activation::Elu,
             },
             dense(3, Activation::Identity),
         ],
+        init: None,
+        bias_init: None,
     };
-    check(spec, 2, 0.05, 11);
+    check(spec.clone(), 2, 0.05, 11);
+    // The im2col path: its weight-gradient GEMM also yields the bias gradient (a virtual
+    // column of ones).
+    check_conv(spec, 2, 0.05, 11, ConvAlgo::Im2col);
 }
 
 #[test]
@@ -175,10 +214,12 @@ fn strided_conv_avgpool_and_overlapping_maxpool() {
                 size: 3,
                 stride: Some(2),
             },
-            LayerSpec::Flatten,
+            LayerSpec::Flatten {},
             LayerSpec::Dropout { rate: 0.0 },
             dense(3, Activation::Identity),
         ],
+        init: None,
+        bias_init: None,
     };
     check(spec, 3, 0.0, 12);
 }
@@ -193,11 +234,46 @@ fn frozen_middle_layer_still_passes_gradients_down() {
                 units: 5,
                 activation: Activation::Sigmoid,
                 trainable: false,
+                init: None,
+                bias_init: None,
+                share: None,
             },
             dense(3, Activation::Identity),
         ],
+        init: None,
+        bias_init: None,
     };
     check(spec, 4, 0.0, 13);
+}
+
+/// Shared weights: the gradient of a tied weight is the sum over both uses (the finite
+/// differences perturb the one tensor both layers read), transposed and not, with the
+/// sharing layer's bias its own; then with the owner frozen (only the sharing layer's bias
+/// trains) and with the sharing layer frozen (the weight still trains through both uses).
+#[test]
+fn tied_dense_layers_sum_the_gradients_of_both_uses() {
+    let layers = vec![
+        dense(4, Activation::Tanh),              // W0 [4, 5]
+        tied(5, Activation::Sigmoid, 0, true),   // x·W0: [4] → [5]
+        dense(5, Activation::Tanh),              // W2 [5, 5]
+        tied(5, Activation::Identity, 2, false), // x·W2ᵀ
+        dense(3, Activation::Identity),
+    ];
+    let spec = ModelSpec::new(vec![5], layers);
+    let model = Model::new(gpu(), spec.clone(), 0).unwrap();
+    let names: Vec<&str> = model.params.iter().map(|p| p.name.as_str()).collect();
+    assert!(
+        !names.contains(&"layers.1.weight") && !names.contains(&"layers.3.weight"),
+        "a shared weight is one tensor: {names:?}"
+    );
+    check(spec.clone(), 4, 0.0, 21);
+    let mut frozen_owner = spec.clone();
+    frozen_owner.layers[0].set_trainable(false);
+    check(frozen_owner, 3, 0.1, 22);
+    let mut frozen_user = spec;
+    frozen_user.layers[1].set_trainable(false);
+    frozen_user.layers[3].set_trainable(false);
+    check(frozen_user, 3, 0.0, 23);
 }
 
 /// The loss kernels' gradients against central differences of the f64 loss formulas.

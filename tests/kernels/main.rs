@@ -3,10 +3,14 @@
 mod autotune;
 mod conv_pool;
 mod elementwise;
+mod ewc;
 mod gradcheck;
+mod loss_metrics;
 mod matmul;
+mod matmul_row_sums;
 mod optim;
 mod reduce_loss;
 mod reduce_subgroup;
+mod replay_loss;
 mod rng_gather;
 mod runtime;

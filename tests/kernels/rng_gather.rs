@@ -151,3 +151,54 @@ fn gather_rows_f32_and_u32_with_padding() {
     let err = gather_into(&tsrc, &tidx, 0, &too_many).unwrap_err();
     assert!(err.to_string().contains("need 12 indices"), "{err}");
 }
+
+/// Features and labels gathered in one dispatch (`gather_pair_stepped_into`, a training
+/// step's batch): the same words as two gathers, for the batch the step counter selects,
+/// with padding indices; rows that disagree are refused.
+#[test]
+fn gather_pair_copies_features_and_labels_by_the_step_counter() {
+    use accrete::kernels::gather::{gather_pair_stepped_into, gather_stepped_into};
+    use accrete::kernels::step;
+    let (n, c, h, w, batch) = (23, 2, 3, 5, 4);
+    let per = c * h * w;
+    let feats = uniform(&mut rng(8), n * per, -1.0, 1.0);
+    let tf = upload(&[n, c, h, w], &feats);
+    let labels: Vec<u32> = (0..n as u32).map(|i| i * 7 % 10).collect();
+    let tl = Tensor::from_u32(gpu(), &[n], &labels).unwrap();
+    let idx: Vec<u32> = vec![3, 1, 4, 1, 22, 0, PAD_INDEX, 9, 21, PAD_INDEX, 2, 6];
+    let tidx = Tensor::from_u32(gpu(), &[idx.len()], &idx).unwrap();
+    let bits: Vec<u32> = feats.iter().map(|v| v.to_bits()).collect();
+    for k in 0..3u32 {
+        // counter[0]: the batch within the recorded chunk.
+        let counter = Tensor::from_u32(gpu(), &[4], &[k, 0, 0, 0]).unwrap();
+        let (xo, yo) = (poisoned(&[batch, c, h, w]), poisoned_u32(&[batch]));
+        let (x2, y2) = (poisoned(&[batch, c, h, w]), poisoned_u32(&[batch]));
+        let pair = gather_pair_stepped_into((&tf, &xo), (&tl, &yo), &tidx, &counter).unwrap();
+        let two = [
+            gather_stepped_into(&tf, &tidx, &counter, &x2).unwrap(),
+            gather_stepped_into(&tl, &tidx, &counter, &y2).unwrap(),
+        ];
+        gpu().run(&[&pair, &two[0], &two[1]]).unwrap();
+        let sel = &idx[k as usize * batch..(k as usize + 1) * batch];
+        let got: Vec<u32> = read(&xo).iter().map(|v| v.to_bits()).collect();
+        assert_eq!(
+            got,
+            gather::reference(&bits, per, sel, 0),
+            "features, step {k}"
+        );
+        assert_eq!(read_u32(&yo), gather::reference(&labels, 1, sel, PAD_INDEX));
+        let two_bits: Vec<u32> = read(&x2).iter().map(|v| v.to_bits()).collect();
+        assert_eq!(got, two_bits, "step {k}");
+        assert_eq!(read_u32(&yo), read_u32(&y2), "step {k}");
+    }
+    let counter = step::counter(gpu(), 0).unwrap();
+    let short = poisoned_u32(&[batch - 1]);
+    let err = gather_pair_stepped_into(
+        (&tf, &poisoned(&[batch, c, h, w])),
+        (&tl, &short),
+        &tidx,
+        &counter,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("same rows"), "{err}");
+}

@@ -2,3 +2,4 @@
 
 mod checkpoint;
 mod session;
+mod torch_weights;

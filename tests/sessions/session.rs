@@ -113,6 +113,7 @@ fn an_injected_divergence_is_rolled_back() {
         spike_factor: 2.0,
         lr_factor: 0.5,
         max_rollbacks: 3,
+        ..Default::default()
     });
     pollster::block_on(t.fit_chunk(&spirals(100, 62))).unwrap();
     // Ten steps at 10⁴ × the learning rate blow the loss up; the epoch is rolled back.
@@ -146,6 +147,7 @@ fn an_injected_divergence_is_rolled_back() {
         spike_factor: 1.01,
         lr_factor: 0.9,
         max_rollbacks: 2,
+        ..Default::default()
     });
     bad.last_good_loss = Some(1e-3);
     let err = pollster::block_on(bad.fit_chunk(&chunk)).unwrap_err();

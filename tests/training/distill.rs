@@ -74,9 +74,15 @@ fn a_teacher_helps_a_student_with_few_labels() {
         .unwrap();
     let test = GpuDataset::upload(gpu(), &test).unwrap();
     // Teacher: 784-256-10 on all 3000 labels.
+    // Both pin accrete's earlier initialisation (He uniform, zero biases), under which this
+    // budget was tuned; with the `torch` default the comparison came out even (0.69 vs 0.69).
+    let auto = |mut s: accrete::nn::ModelSpec| {
+        s.init = Some(accrete::nn::Init::Auto);
+        s
+    };
     let mut teacher = Trainer::new(
         gpu(),
-        mlp(784, &[256], 10),
+        auto(mlp(784, &[256], 10)),
         OptimizerSpec::adam(1e-3),
         TrainSpec {
             batch_size: 100,
@@ -92,7 +98,7 @@ fn a_teacher_helps_a_student_with_few_labels() {
         .accuracy;
     // Student: 784-32-10 with 100 labels.
     let few = 100;
-    let student_spec = mlp(784, &[32], 10);
+    let student_spec = auto(mlp(784, &[32], 10));
     let labelled = all.take(few);
     let mut alone = Trainer::new(
         gpu(),

@@ -69,10 +69,7 @@ fn second_chunk_continues_from_the_first() {
 #[test]
 fn reservoir_keeps_a_bounded_uniform_sample() {
     let data = quadrant_images(1000, 5);
-    let mut r = Reservoir::new(RehearsalSpec {
-        size: 100,
-        per_batch: 16,
-    });
+    let mut r = Reservoir::new(RehearsalSpec::new(100, 16));
     for c in 0..4 {
         r.offer(
             &data.select(&(c * 250..(c + 1) * 250).collect::<Vec<_>>()),
@@ -133,10 +130,7 @@ fn rehearsal_reduces_forgetting_and_resumes_exactly() {
         };
         let mut t = Trainer::new(gpu(), spec, OptimizerSpec::adam(0.01), ts, 9).unwrap();
         if rehearse {
-            t.enable_rehearsal(RehearsalSpec {
-                size: 100,
-                per_batch: 32,
-            });
+            t.enable_rehearsal(RehearsalSpec::new(100, 32)).unwrap();
         }
         for c in &chunks {
             pollster::block_on(t.fit_chunk(c)).unwrap();

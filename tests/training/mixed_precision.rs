@@ -315,13 +315,21 @@ fn loss_scaling_keeps_tiny_gradients_from_underflowing() {
                 units: 8,
                 activation: Activation::Relu,
                 trainable: true,
+                init: None,
+                bias_init: None,
+                share: None,
             },
             LayerSpec::Dense {
                 units: 1,
                 activation: Activation::Identity,
                 trainable: true,
+                init: None,
+                bias_init: None,
+                share: None,
             },
         ],
+        init: None,
+        bias_init: None,
     };
     let mut r = rng(7);
     let mut dyadic = |n: usize, lo: i32, hi: i32, den: f32| -> Vec<f32> {

@@ -103,10 +103,7 @@ fn regression_resumes_exactly_and_rehearses_targets() {
     let chunks = [data.take(150), data.select(&(150..300).collect::<Vec<_>>())];
     let run = |stop_after_first: bool| {
         let mut t = trainer(5, 2);
-        t.enable_rehearsal(RehearsalSpec {
-            size: 64,
-            per_batch: 16,
-        });
+        t.enable_rehearsal(RehearsalSpec::new(64, 16)).unwrap();
         pollster::block_on(t.fit_chunk(&chunks[0])).unwrap();
         if stop_after_first {
             let bytes = pollster::block_on(t.checkpoint())

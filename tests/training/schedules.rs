@@ -37,7 +37,12 @@ fn trainer(schedule: Schedule, planned: Option<u64>) -> Trainer {
             units: 2,
             activation: Default::default(),
             trainable: true,
+            init: None,
+            bias_init: None,
+            share: None,
         }],
+        init: None,
+        bias_init: None,
     };
     let mut opt = OptimizerSpec::new(OptimKind::Sgd, BASE_LR);
     opt.schedule = schedule;
@@ -60,7 +65,7 @@ fn trainer(schedule: Schedule, planned: Option<u64>) -> Trainer {
 fn host_rate(s: &Schedule, t: u64, e: u64, planned: Option<u64>) -> f64 {
     let base = BASE_LR as f64;
     match *s {
-        Schedule::Constant => base,
+        Schedule::Constant {} => base,
         Schedule::Step { step_epochs, gamma } => {
             base * (gamma as f64).powi((e / step_epochs as u64) as i32)
         }

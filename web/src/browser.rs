@@ -1,7 +1,8 @@
 //! The browser environment: the WebGPU device shared by every trainer of the page, why
 //! WebGPU may be unavailable here, the adapter's description, and panics sent to the console.
 
-use crate::args::to_js;
+use crate::args::{camel_keys, to_js};
+use crate::errors::{self, error};
 use accrete::Gpu;
 use js_sys::Reflect;
 use std::cell::RefCell;
@@ -9,17 +10,18 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 /// Opens the preferred GPU adapter and resolves to a plain object describing it
-/// (name, backend, device type, driver, limits, features).
+/// (name, backend, deviceType, driver, driverInfo, limits, features; camelCase keys).
 ///
 /// Rejects with an `Error` whose message says what to do when WebGPU is unavailable
 /// (no `navigator.gpu`, or no adapter) or the device cannot be created.
 ///
 /// wgpu leaves the name and driver empty on WebGPU; they are filled from the browser's own
 /// `GPUAdapter.info` (vendor, architecture, device, description), also given as `browser`.
-#[wasm_bindgen(js_name = adapterInfo)]
-pub async fn adapter_info() -> Result<JsValue, JsError> {
+#[wasm_bindgen(js_name = adapterInfo, unchecked_return_type = "AdapterInfo")]
+pub async fn adapter_info() -> Result<JsValue, JsValue> {
     let gpu = shared_gpu().await?;
-    let mut out = serde_json::to_value(gpu.summary()).map_err(|e| JsError::new(&e.to_string()))?;
+    let mut out =
+        serde_json::to_value(gpu.summary()).map_err(|e| error("internal", &e.to_string()))?;
     if let Some(info) = browser_adapter_info().await {
         let field = |k: &str| {
             info.get(k)
@@ -54,7 +56,7 @@ pub async fn adapter_info() -> Result<JsValue, JsError> {
         }
         out["browser"] = info;
     }
-    to_js(&out)
+    to_js(&camel_keys(out))
 }
 
 /// The browser's description of its preferred adapter (`GPUAdapter.info`), if it gives one.
@@ -91,17 +93,17 @@ thread_local! {
     static GPU: RefCell<Option<Gpu>> = const { RefCell::new(None) };
 }
 
-pub(crate) async fn shared_gpu() -> Result<Gpu, JsError> {
+pub(crate) async fn shared_gpu() -> Result<Gpu, JsValue> {
     install_panic_hook();
     if let Some(problem) = webgpu_problem() {
-        return Err(JsError::new(problem));
+        return Err(error(errors::NO_WEBGPU, problem));
     }
     if let Some(gpu) = GPU.with(|g| g.borrow().clone()) {
         return Ok(gpu);
     }
     let gpu = Gpu::new()
         .await
-        .map_err(|e| JsError::new(&format!("could not open a WebGPU device: {e}")))?;
+        .map_err(|e| errors::core_with(e, |m| format!("could not open a WebGPU device: {m}")))?;
     GPU.with(|g| *g.borrow_mut() = Some(gpu.clone()));
     Ok(gpu)
 }

@@ -5,13 +5,13 @@
 //! import init, { adapterInfo, Trainer } from "./pkg/accrete_web.js";
 //! await init();
 //! console.log(await adapterInfo());
-//! const t = await Trainer.create(JSON.stringify({
+//! const t = await Trainer.create({        // a SessionSpec (or its JSON text)
 //!   seed: 0,
 //!   model: { input: [2], layers: [{ type: "dense", units: 16, activation: "tanh" },
 //!                                 { type: "dense", units: 2 }] },
 //!   optimizer: { type: "adam", lr: 0.01 },
 //!   train: { batch_size: 32, epochs: 1 },
-//! }));
+//! });
 //! const r = await t.fitChunk(x, y, { epochs: 5, onProgress: (p) => console.log(p) });
 //! const e = await t.evaluate(x, y);       // { loss, accuracy, confusion, ... }
 //! const p = await t.predict(x);           // Float32Array, n × classes probabilities
@@ -23,7 +23,15 @@
 //! array of numbers); `y` one class index per sample (a `Uint32Array`, or any array of
 //! non-negative integers). Everything that touches the GPU returns a Promise; a second call
 //! on a trainer while one is running rejects with a "busy" Error. Every failure rejects with
-//! an `Error` whose message says what was wrong and what to do.
+//! an `Error` named `"AccreteError"` with a `code` ([`errors`]; `ErrorCode` in the
+//! TypeScript) and a message that says what was wrong and what to do. Results, progress
+//! reports, the history and `adapterInfo()` are plain objects with camelCase keys; specs
+//! keep the run configuration's keys (`batch_size`), so a spec reads as its TOML does.
+//!
+//! The TypeScript declarations (`accrete_web.d.ts`) type the spec from the Rust types
+//! (`SessionSpec`, `ModelSpec`, `LayerSpec`, `OptimizerSpec`, `TrainSpec`, `RecoverySpec`, …,
+//! derived by tsify-next under core's `ts` feature; `core/src/config/ts_types.rs` checks
+//! that every serde field is declared).
 //!
 //! All logic lives in the `accrete` crate's session layer, which the CLI calls too: the spec
 //! is parsed and checked by [`accrete::config::SessionSpec`], the session built by
@@ -37,13 +45,16 @@
 
 mod args;
 mod browser;
+mod errors;
+mod types;
 
 use accrete::config::{dataset_for_model, SessionSpec};
 use accrete::session::Session;
 use accrete::train::{Checkpoint, ChunkOptions, ChunkOutcome, Control, Observer, Progress, Stats};
-use args::{bytes_arg, features_arg, fit_options, labels_arg, spec_text, to_js};
+use args::{bytes_arg, camel_keys, features_arg, fit_options, labels_arg, spec_text, to_js};
 pub use browser::adapter_info;
 use browser::{install_panic_hook, shared_gpu};
+use errors::{error, BUSY, DISPOSED};
 use js_sys::{Float32Array, Uint8Array};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -56,49 +67,6 @@ pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
 }
 
-#[wasm_bindgen(typescript_custom_section)]
-const TS_TYPES: &'static str = r#"
-/** Called by fitChunk at report points (every `reportEvery` steps and at each epoch's end). */
-export interface FitProgress {
-  /** Epoch of this call, 1-based, and the epochs it runs. */
-  epoch: number; epochs: number;
-  /** Steps done in this epoch, of stepsInEpoch. */
-  stepInEpoch: number; stepsInEpoch: number;
-  /** Optimizer steps taken by the trainer so far. */
-  step: number;
-  /** Running mean loss and accuracy of the current epoch. */
-  loss: number; accuracy: number; samplesPerSec: number;
-  /** Chunks completed before this one. */
-  chunk: number;
-}
-export interface FitOptions {
-  /** Epochs over this chunk (default: the spec's train.epochs). */
-  epochs?: number;
-  /** Progress callback; throwing from it stops training and rejects fitChunk. */
-  onProgress?: (p: FitProgress) => void;
-  /** Steps between progress reports (default: about 10 per epoch; 0 = only at epoch ends). */
-  reportEvery?: number;
-}
-export interface EpochStats { loss: number; accuracy: number; samples: number; seconds: number; samplesPerSec: number; }
-export interface FitResult {
-  /** The last epoch's mean training loss and accuracy. */
-  loss: number; accuracy: number;
-  /** Steps taken by this call, and the trainer's step and epoch counters after it. */
-  steps: number; step: number; epoch: number;
-  epochs: EpochStats[];
-  seconds: number; samplesPerSec: number;
-  /** True when stop() ended the call early (call fitChunk with the same data to go on). */
-  stopped: boolean;
-}
-export interface ClassScores { class: number; precision: number; recall: number; f1: number; support: number; auc: number | null; }
-export interface EvaluateResult {
-  samples: number; loss: number; accuracy: number;
-  /** confusion[true class][predicted class] = count. */
-  confusion: number[][];
-  perClass: ClassScores[]; macroF1: number; macroAuc: number | null;
-}
-"#;
-
 /// Values the getters read while an operation has the session.
 #[derive(Default)]
 struct Info {
@@ -107,7 +75,9 @@ struct Info {
     input_len: usize,
     step: u64,
     epoch: u64,
+    /// The history with camelCase keys (the `history` getter), and as stored.
     history_json: String,
+    history_native: String,
 }
 
 struct Shared {
@@ -126,7 +96,9 @@ impl Shared {
         let mut info = self.info.borrow_mut();
         info.step = t.step;
         info.epoch = t.epoch;
-        info.history_json = serde_json::to_string(&t.history).unwrap_or_else(|_| "[]".into());
+        let native = serde_json::to_value(&t.history).unwrap_or_default();
+        info.history_native = native.to_string();
+        info.history_json = camel_keys(native).to_string();
     }
 }
 
@@ -138,16 +110,18 @@ struct Lease {
 }
 
 impl Lease {
-    fn take(shared: &Rc<Shared>, op: &'static str) -> Result<Lease, JsError> {
+    fn take(shared: &Rc<Shared>, op: &'static str) -> Result<Lease, JsValue> {
         if let Some(running) = shared.busy.get() {
-            return Err(JsError::new(&format!(
+            return Err(error(BUSY, &format!(
                 "{op}: the trainer is busy with {running}; wait for its Promise to settle before calling {op} (one operation at a time per trainer)"
             )));
         }
-        let session =
-            shared.session.borrow_mut().take().ok_or_else(|| {
-                JsError::new(&format!("{op}: this trainer can no longer be used"))
-            })?;
+        let session = shared.session.borrow_mut().take().ok_or_else(|| {
+            error(
+                DISPOSED,
+                &format!("{op}: this trainer can no longer be used"),
+            )
+        })?;
         shared.busy.set(Some(op));
         Ok(Lease {
             shared: shared.clone(),
@@ -177,8 +151,8 @@ pub struct Trainer {
     shared: Rc<Shared>,
 }
 
-fn err(e: accrete::Error) -> JsError {
-    JsError::new(&e.to_string())
+fn err(e: accrete::Error) -> JsValue {
+    errors::core(e)
 }
 
 /// Runs `f` as a Promise that rejects with an `Error`, or the value thrown by a callback.
@@ -195,16 +169,16 @@ impl Trainer {
     /// configuration's `model` (required), `optimizer`, `train`, `seed`, `recovery`,
     /// `incremental.rehearsal` and `data.standardize`. Rejects naming the key at fault.
     pub async fn create(
-        #[wasm_bindgen(unchecked_param_type = "string | object")] spec: JsValue,
-    ) -> Result<Trainer, JsError> {
+        #[wasm_bindgen(unchecked_param_type = "string | SessionSpec")] spec: JsValue,
+    ) -> Result<Trainer, JsValue> {
         install_panic_hook();
         let text = spec_text(&spec)?;
         let spec = SessionSpec::from_json(&text, "Trainer.create: spec").map_err(err)?;
         let gpu = shared_gpu().await?;
         let session = Session::from_spec(&gpu, &spec).map_err(|e| {
-            JsError::new(&format!(
-                "Trainer.create: {e}; use a smaller model or batch_size"
-            ))
+            errors::core_with(e, |m| {
+                format!("Trainer.create: {m}; use a smaller model or batch_size")
+            })
         })?;
         Trainer::wrap(session)
     }
@@ -214,20 +188,21 @@ impl Trainer {
     /// `ArrayBuffer`). Its standardisation, if any, is applied to every input.
     pub async fn load(
         #[wasm_bindgen(unchecked_param_type = "Uint8Array | ArrayBuffer")] bytes: JsValue,
-    ) -> Result<Trainer, JsError> {
+    ) -> Result<Trainer, JsValue> {
         install_panic_hook();
         let bytes = bytes_arg(&bytes)?;
         let ckpt = Checkpoint::from_bytes(&bytes, "Trainer.load: checkpoint").map_err(err)?;
         let gpu = shared_gpu().await?;
         let session = Session::from_checkpoint(&gpu, &ckpt)
-            .map_err(|e| JsError::new(&format!("Trainer.load: checkpoint: {e}")))?;
+            .map_err(|e| errors::core_with(e, |m| format!("Trainer.load: checkpoint: {m}")))?;
         Trainer::wrap(session)
     }
 
-    fn wrap(s: Session) -> Result<Trainer, JsError> {
+    fn wrap(s: Session) -> Result<Trainer, JsValue> {
         let spec = &s.trainer.model.spec;
         let info = Info {
-            model_json: serde_json::to_string(spec).map_err(|e| JsError::new(&e.to_string()))?,
+            model_json: serde_json::to_string(spec)
+                .map_err(|e| error("internal", &e.to_string()))?,
             classes: spec.outputs().map_err(err)?,
             input_len: spec.input_len(),
             ..Info::default()
@@ -287,7 +262,7 @@ impl Trainer {
         let lease = Lease::take(&self.shared, "evaluate");
         promise(async move {
             let mut lease = lease?;
-            evaluate(&mut lease, x, y).await.map_err(Into::into)
+            evaluate(&mut lease, x, y).await
         })
     }
 
@@ -325,9 +300,16 @@ impl Trainer {
         })
     }
 
-    /// The model spec as JSON (`{"input": [...], "layers": [...]}`).
-    #[wasm_bindgen(getter)]
-    pub fn spec(&self) -> String {
+    /// The model spec (`{input: [...], layers: [...]}`), with the spec's own keys (as
+    /// `Trainer.create` takes them), a fresh object on every read.
+    #[wasm_bindgen(getter, unchecked_return_type = "ModelSpec")]
+    pub fn spec(&self) -> JsValue {
+        js_sys::JSON::parse(&self.shared.info.borrow().model_json).unwrap_or(JsValue::NULL)
+    }
+
+    /// The model spec as a JSON string (the `spec` getter's value, serialised).
+    #[wasm_bindgen(getter, js_name = specJson)]
+    pub fn spec_json(&self) -> String {
         self.shared.info.borrow().model_json.clone()
     }
 
@@ -355,12 +337,21 @@ impl Trainer {
         self.shared.info.borrow().epoch as f64
     }
 
-    /// The history as JSON: one object per event, tagged by `event` — `"epoch"` (chunk,
-    /// epoch, epoch_in_chunk, step, train_loss, train_accuracy, val_loss, val_accuracy, lr,
-    /// samples_per_sec), `"rollback"`, `"early_stop"`, `"early_stop_chunk"`.
-    #[wasm_bindgen(getter)]
-    pub fn history(&self) -> String {
-        self.shared.info.borrow().history_json.clone()
+    /// The history: one object per event (camelCase keys), tagged by `event` — `"epoch"`
+    /// (chunk, epoch, epochInChunk, step, trainLoss, trainAccuracy, valLoss, valAccuracy,
+    /// lr, samplesPerSec), `"rollback"`, `"early_stop"`, `"early_stop_chunk"`,
+    /// `"hyper_change"` (a `fitChunk` option that changed lr or epochs). A fresh array on
+    /// every read.
+    #[wasm_bindgen(getter, unchecked_return_type = "HistoryEvent[]")]
+    pub fn history(&self) -> JsValue {
+        js_sys::JSON::parse(&self.shared.info.borrow().history_json).unwrap_or(JsValue::NULL)
+    }
+
+    /// The history as the checkpoint stores it: a JSON string with the native `snake_case`
+    /// keys (`metrics.jsonl`'s rows).
+    #[wasm_bindgen(getter, js_name = historyJson)]
+    pub fn history_json(&self) -> String {
+        self.shared.info.borrow().history_native.clone()
     }
 
     /// Whether an operation is running (its name), or `undefined`.
@@ -377,12 +368,12 @@ fn prepare(
     x: Vec<f32>,
     y: Option<Vec<u32>>,
     op: &str,
-) -> Result<accrete::data::Dataset, JsError> {
+) -> Result<accrete::data::Dataset, JsValue> {
     let data = dataset_for_model(&s.trainer.model.spec, x, y, op).map_err(err)?;
     s.prepare(data, op == "fitChunk", op).map_err(err)
 }
 
-async fn evaluate(lease: &mut Lease, x: JsValue, y: JsValue) -> Result<JsValue, JsError> {
+async fn evaluate(lease: &mut Lease, x: JsValue, y: JsValue) -> Result<JsValue, JsValue> {
     let s = lease.get();
     let xs = features_arg(&x, "evaluate")?;
     let ys = labels_arg(&y, "evaluate")?;
@@ -392,7 +383,7 @@ async fn evaluate(lease: &mut Lease, x: JsValue, y: JsValue) -> Result<JsValue, 
     let confusion: Vec<Vec<u64>> = (0..classes)
         .map(|t| (0..classes).map(|p| e.confusion.get(t, p)).collect())
         .collect();
-    to_js(&serde_json::json!({
+    to_js(&camel_keys(serde_json::json!({
         "samples": e.samples,
         "loss": e.loss,
         "accuracy": e.accuracy,
@@ -400,7 +391,7 @@ async fn evaluate(lease: &mut Lease, x: JsValue, y: JsValue) -> Result<JsValue, 
         "perClass": e.per_class,
         "macroF1": e.macro_f1,
         "macroAuc": e.macro_auc,
-    }))
+    })))
 }
 
 /// Sends progress to the JS callback and honours `stop()`.
@@ -461,7 +452,7 @@ async fn fit(
     let ys = labels_arg(&y, "fitChunk")?;
     let data = prepare(s, xs, Some(ys), "fitChunk")?;
     let epochs = opts.epochs.unwrap_or(s.trainer.train.epochs);
-    let steps_per_epoch = data.len().div_ceil(s.trainer.train.batch_size) as u64;
+    let steps_per_epoch = s.trainer.train.steps_per_epoch(data.len());
     let report_every = match opts.report_every {
         Some(0) => None,
         Some(n) => Some(n),
@@ -472,6 +463,7 @@ async fn fit(
         report_every_steps: Some(report_every.unwrap_or(u64::MAX)),
         checkpoint_every_steps: None,
         epochs: Some(epochs),
+        lr: opts.lr,
     };
     let mut obs = JsObserver {
         shared: &shared,
@@ -523,5 +515,4 @@ async fn fit(
         "samplesPerSec": samples as f64 / seconds.max(1e-9),
         "stopped": stopped,
     }))
-    .map_err(Into::into)
 }

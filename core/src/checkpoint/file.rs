@@ -3,15 +3,9 @@
 //! leaves either the old file or the new one, never a half-written one.
 
 use crate::error::{Error, Result};
+use crate::input_file::InputKind;
 use std::io::Write;
 use std::path::Path;
-
-fn io(path: &Path, e: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        detail: e.to_string(),
-    }
-}
 
 fn write_error(path: &Path, e: std::io::Error) -> Error {
     Error::Write {
@@ -49,7 +43,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result
 }
 
-/// Reads a file's bytes.
+/// Reads a checkpoint or weights file's bytes (a regular file of at most
+/// [`InputKind::Checkpoint`]'s cap; see [`crate::input_file`]).
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| io(path, e))
+    crate::input_file::read(path, InputKind::Checkpoint)
 }

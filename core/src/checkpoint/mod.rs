@@ -8,6 +8,7 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 mod file;
+pub mod foreign;
 #[cfg(not(target_arch = "wasm32"))]
 pub use file::{read_bytes, write_atomic};
 
@@ -156,35 +157,12 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<Decoded> {
     })
 }
 
-/// The F32 tensors of any safetensors file: an accrete checkpoint (its checksum is verified)
-/// or weights exported from PyTorch (`safetensors.torch.save_file(model.state_dict(), …)`).
+/// The tensors of any safetensors file as f32: an accrete checkpoint (its checksum is
+/// verified) or a state dict saved by PyTorch (`safetensors.torch.save_file(model.state_dict(),
+/// …)`; F32/F16/BF16/F64, a `model.`/`module.` prefix stripped: [`foreign`]).
 pub fn weights_from_bytes(bytes: &[u8], name: &str) -> Result<Vec<NamedTensor>> {
     if has_accrete_metadata(bytes) {
         return Ok(decode(bytes, name)?.tensors);
     }
-    let st = SafeTensors::deserialize(bytes).map_err(|e| {
-        Error::data(
-            name,
-            format!("not a valid safetensors file, truncated or corrupted ({e})"),
-        )
-    })?;
-    let mut out = Vec::new();
-    for (tname, view) in st.tensors() {
-        if view.dtype() != Dtype::F32 {
-            return Err(Error::data(
-                name,
-                format!(
-                    "tensor {tname} is {:?}; export float32 weights (model.float())",
-                    view.dtype()
-                ),
-            ));
-        }
-        out.push(NamedTensor {
-            name: tname,
-            shape: view.shape().to_vec(),
-            data: bytemuck::pod_collect_to_vec(view.data()),
-        });
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
+    foreign::read(bytes, name)
 }

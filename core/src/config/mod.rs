@@ -42,19 +42,27 @@
 //! The modules: `schema` (the tables and keys, with their documented defaults from
 //! [`crate::defaults`]), `text` (TOML in and out, with errors that give the line, the key and
 //! what is allowed), `validate` (what the types alone cannot check), `prepare` (from files
-//! to the chunks a run trains on) and `session_spec` (the browser's JSON spec).
+//! to the chunks a run trains on), `parallel` (the `[parallel]` table) and `session_spec`
+//! (the browser's JSON spec).
 //!
 //! Turning a configuration into data ([`RunConfig::prepare`]: limits, shapes, the validation
 //! split, standardisation, the chunks) is pure and deterministic given the seed, so a run
 //! that is resumed rebuilds exactly the chunks it was trained on.
 
+pub mod cv;
+mod parallel;
 mod prepare;
 mod schema;
 mod session_spec;
 mod text;
+#[cfg(all(test, feature = "ts"))]
+mod ts_types;
+#[cfg(test)]
+mod unknown_keys;
 mod validate;
 
 pub use crate::defaults::{DATA_DIR as DEFAULT_DATA_DIR, IMBALANCE_THRESHOLD};
+pub use parallel::{ParallelBackend, ParallelConfig, ParallelMode, MAX_LOCAL_DEVICES};
 pub use prepare::{check_labels, dataset_for_model, Prepared};
 pub use schema::{
     CheckpointConfig, DataConfig, DataFormat, FinetuneConfig, IncrementalConfig, RunConfig,

@@ -252,10 +252,19 @@ impl Prepared {
     /// (early stopping may end chunks sooner): the end of a `cosine` schedule's run-long
     /// cycle.
     pub fn planned_steps(&self, train: &crate::train::TrainSpec) -> u64 {
-        let b = train.batch_size.max(1);
         self.chunks
             .iter()
-            .map(|c| c.len().div_ceil(b) as u64 * train.epochs as u64)
+            .map(|c| train.steps_per_epoch(c.len()) * train.epochs as u64)
+            .sum()
+    }
+
+    /// The run's planned total of optimizer steps with per-chunk epochs (`epochs[i]` for
+    /// chunk i, see [`crate::train::hyper::chunk_epochs`]).
+    pub fn planned_steps_by(&self, train: &crate::train::TrainSpec, epochs: &[usize]) -> u64 {
+        self.chunks
+            .iter()
+            .zip(epochs)
+            .map(|(c, &e)| train.steps_per_epoch(c.len()) * e as u64)
             .sum()
     }
 

@@ -6,7 +6,7 @@ use crate::defaults;
 use crate::error::Result;
 use crate::nn::{presets, ModelSpec};
 use crate::optim::OptimizerSpec;
-use crate::train::{RecoverySpec, RehearsalSpec, TrainSpec};
+use crate::train::{ChunkSetting, RecoverySpec, RehearsalSpec, TrainSpec};
 use serde::{Deserialize, Serialize};
 
 /// The ten Fashion-MNIST classes, in label order.
@@ -26,7 +26,8 @@ pub const FASHION_MNIST_CLASSES: [&str; 10] = [
 fn default_model() -> ModelSpec {
     presets::mlp(784, &[defaults::MODEL_HIDDEN], 10)
 }
-fn default_optimizer() -> OptimizerSpec {
+/// The optimizer a config or browser spec gets when it names none (Adam at `defaults::LR`).
+pub(super) fn default_optimizer() -> OptimizerSpec {
     OptimizerSpec::adam(defaults::LR)
 }
 fn default_fraction() -> f64 {
@@ -46,7 +47,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// A whole run. Top-level keys: `seed`, then the tables `[data]`, `[model]`, `[optimizer]`,
-/// `[train]`, `[incremental]`, `[recovery]`, `[checkpoint]`, `[finetune]`.
+/// `[train]`, `[incremental]`, `[recovery]`, `[checkpoint]`, `[finetune]`, `[parallel]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
@@ -83,6 +84,10 @@ pub struct RunConfig {
     /// `[finetune]`: start from another model's weights (default: off, fresh weights).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finetune: Option<FinetuneConfig>,
+    /// `[parallel]`: data-parallel training over several devices (default: off, one
+    /// device; see [`super::ParallelConfig`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<super::ParallelConfig>,
 }
 
 /// The file formats `[data] format` accepts.
@@ -188,8 +193,28 @@ pub struct IncrementalConfig {
     pub shuffle: bool,
     /// Keep a reservoir of `size` earlier samples and replay `per_batch` (default 128) of
     /// them in every batch, e.g. `rehearsal = { size = 2000, per_batch = 32 }` (default: off).
+    /// `logit_weight` (α) and `label_weight` (β) turn it into Dark Experience Replay: the
+    /// buffer keeps each sample's logits and replayed rows add α·MSE(logits) (DER) and
+    /// β·CE(labels) (DER++), e.g. `{ size = 2000, per_batch = 128, logit_weight = 0.5,
+    /// label_weight = 0.5 }` (see [`RehearsalSpec`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rehearsal: Option<RehearsalSpec>,
+    /// Learning without Forgetting: every chunk after the first distils from the model as
+    /// it was at the chunk's start, e.g. `lwf = { weight = 1.0, temperature = 2.0 }` (the
+    /// defaults; see [`crate::train::LwfSpec`]) (default: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lwf: Option<crate::train::LwfSpec>,
+    /// Elastic Weight Consolidation: at every chunk's end the diagonal empirical Fisher is
+    /// estimated from per-sample gradients and later chunks are penalised by
+    /// (λ/2)·Σ F (θ − θ*)², e.g. `ewc = { weight = 100.0, decay = 1.0, samples = 1000 }`
+    /// (the defaults; decay < 1 = online EWC; see [`crate::train::EwcSpec`]) (default: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ewc: Option<crate::train::EwcSpec>,
+    /// Hyper-parameters that change at the start of a chunk (1-based) and hold from there
+    /// on: `[[incremental.schedule]]` tables of `chunk = 3, lr = 5e-4, epochs = 2`; each
+    /// change is recorded in the history (default: none; see [`crate::train::hyper`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedule: Vec<ChunkSetting>,
 }
 
 impl Default for IncrementalConfig {
@@ -199,6 +224,9 @@ impl Default for IncrementalConfig {
             split_by: SplitBy::Count,
             shuffle: false,
             rehearsal: None,
+            lwf: None,
+            ewc: None,
+            schedule: Vec::new(),
         }
     }
 }
@@ -258,6 +286,7 @@ impl Default for RunConfig {
             recovery: None,
             checkpoint: CheckpointConfig::default(),
             finetune: None,
+            parallel: None,
         }
     }
 }
@@ -280,6 +309,17 @@ impl RunConfig {
             spec.freeze(&f.freeze)?;
         }
         Ok(spec)
+    }
+
+    /// The epochs of each chunk: `train.epochs`, changed by `[[incremental.schedule]]` and
+    /// by the `train.epochs` changes of `history` ([`crate::train::hyper::chunk_epochs`]).
+    pub fn chunk_epochs(&self, history: &[crate::train::Event]) -> Vec<usize> {
+        crate::train::hyper::chunk_epochs(
+            self.train.epochs,
+            &self.incremental.schedule,
+            history,
+            self.incremental.chunks,
+        )
     }
 
     /// A display name for class `c`: `data.class_names`, else the Fashion-MNIST names for

@@ -1,6 +1,7 @@
 //! The browser's session spec: the run configuration's keys that apply to data handed over
 //! in memory, chunk by chunk, as JSON.
 
+use super::schema::default_optimizer;
 use super::{DataConfig, IncrementalConfig, RunConfig};
 use crate::error::{Error, Result};
 use crate::nn::ModelSpec;
@@ -8,15 +9,13 @@ use crate::optim::OptimizerSpec;
 use crate::train::{RecoverySpec, RehearsalSpec, TrainSpec};
 use serde::{Deserialize, Serialize};
 
-fn default_optimizer() -> OptimizerSpec {
-    OptimizerSpec::adam(crate::defaults::LR)
-}
 fn is_false(b: &bool) -> bool {
     !*b
 }
 
 /// `data` of a [`SessionSpec`]: only what applies to data handed over in memory.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify_next::Tsify))]
 #[serde(deny_unknown_fields)]
 pub struct SessionData {
     /// Standardise every feature to mean 0 and standard deviation 1, fitted on the first
@@ -25,14 +24,21 @@ pub struct SessionData {
     pub standardize: bool,
 }
 
-/// `incremental` of a [`SessionSpec`]: the caller hands over the chunks, so only rehearsal
-/// applies.
+/// `incremental` of a [`SessionSpec`]: the caller hands over the chunks, so only the
+/// strategies apply (rehearsal with DER, LwF, EWC).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify_next::Tsify))]
 #[serde(deny_unknown_fields)]
 pub struct SessionIncremental {
     /// As `[incremental] rehearsal` of the run configuration (default: off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rehearsal: Option<RehearsalSpec>,
+    /// As `[incremental] lwf` of the run configuration (default: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lwf: Option<crate::train::LwfSpec>,
+    /// As `[incremental] ewc` of the run configuration (default: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ewc: Option<crate::train::EwcSpec>,
 }
 
 /// A training session whose data arrives in memory, chunk by chunk (the browser's
@@ -48,6 +54,7 @@ pub struct SessionIncremental {
 ///  "train": {"batch_size": 32, "epochs": 1}}
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify_next::Tsify))]
 #[serde(deny_unknown_fields)]
 pub struct SessionSpec {
     /// Seed of weight initialisation, shuffles, dropout and rehearsal (default 0).
@@ -71,6 +78,11 @@ pub struct SessionSpec {
     /// As `[recovery]` (default: off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<RecoverySpec>,
+    /// Refused when present: a browser tab trains on one device (parallel training is the
+    /// CLI's `[parallel]`; `train.accumulate_steps` gives a tab a larger effective batch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", tsify(type = "never"))]
+    pub parallel: Option<serde_json::Value>,
 }
 
 impl SessionSpec {
@@ -122,6 +134,8 @@ impl SessionSpec {
             train: self.train.clone(),
             incremental: IncrementalConfig {
                 rehearsal: self.incremental.rehearsal.clone(),
+                lwf: self.incremental.lwf.clone(),
+                ewc: self.incremental.ewc.clone(),
                 ..IncrementalConfig::default()
             },
             recovery: self.recovery.clone(),
@@ -129,8 +143,26 @@ impl SessionSpec {
         }
     }
 
-    /// The run configuration's checks on these keys (messages start with the key).
+    /// The run configuration's checks on these keys (messages start with the key). A
+    /// session has no validation split (its data arrives chunk by chunk), so the `best`
+    /// recovery strategy, which needs one, is refused here rather than at the first chunk.
     pub fn validate(&self) -> Result<()> {
+        if self
+            .recovery
+            .as_ref()
+            .is_some_and(|r| r.strategy == crate::train::Strategy::Best)
+        {
+            return Err(Error::invalid(
+                "recovery.strategy",
+                "\"best\" restarts from the best-validation state, but a session has no validation set (its data arrives chunk by chunk); use \"last_good\", \"anneal\" or \"population\" (these judge candidates on the chunk's training loss)",
+            ));
+        }
+        if self.parallel.is_some() {
+            return Err(Error::invalid(
+                "parallel",
+                "parallel training is not available in a spec: a browser tab trains on one device; remove \"parallel\" (for a larger effective batch use train.accumulate_steps; several devices: the CLI's [parallel] table)",
+            ));
+        }
         self.run_config().validate()
     }
 }
@@ -181,6 +213,84 @@ mod session_tests {
     }
 
     #[test]
+    fn session_specs_take_lwf_and_refuse_bad_values() {
+        let s = SessionSpec::from_json(
+            &SPIRAL.replace(
+                "\"seed\":3",
+                "\"seed\":3,\"incremental\":{\"lwf\":{\"weight\":2}}",
+            ),
+            "spec",
+        )
+        .unwrap();
+        let l = s.incremental.lwf.clone().unwrap();
+        assert_eq!(
+            (l.weight, l.temperature),
+            (2.0, crate::defaults::LWF_TEMPERATURE)
+        );
+        assert_eq!(s.run_config().incremental.lwf, Some(l));
+        let e = err(&SPIRAL.replace(
+            "\"seed\":3",
+            "\"seed\":3,\"incremental\":{\"lwf\":{\"temperature\":-1}}",
+        ));
+        assert!(e.contains("incremental.lwf.temperature: -1 must be"), "{e}");
+    }
+
+    #[test]
+    fn session_specs_take_recovery_strategies_but_not_best() {
+        let with = |r: &str| SPIRAL.replace("\"seed\":3", &format!("\"seed\":3,\"recovery\":{r}"));
+        for strategy in ["last_good", "anneal", "population"] {
+            let s =
+                SessionSpec::from_json(&with(&format!("{{\"strategy\":\"{strategy}\"}}")), "spec")
+                    .unwrap();
+            let r = s.recovery.clone().unwrap();
+            assert_eq!(serde_json::to_value(r.strategy).unwrap(), strategy);
+            assert_eq!(s.run_config().recovery, Some(r));
+        }
+        let e = err(&with(r#"{"strategy":"best"}"#));
+        assert!(
+            e.contains("recovery.strategy")
+                && e.contains("no validation set")
+                && e.contains("anneal"),
+            "{e}"
+        );
+        let e = err(&with(r#"{"strategy":"retry"}"#));
+        assert!(
+            e.contains("recovery.strategy: unknown variant `retry`") && e.contains("population"),
+            "{e}"
+        );
+        let e = err(&with(r#"{"strategy":"anneal","cooling":2}"#));
+        assert!(e.contains("recovery.cooling"), "{e}");
+    }
+
+    #[test]
+    fn session_specs_take_der_and_refuse_bad_values() {
+        let s = SessionSpec::from_json(
+            &SPIRAL.replace(
+                "\"seed\":3",
+                "\"seed\":3,\"incremental\":{\"rehearsal\":{\"size\":50,\"logit_weight\":0.1,\"label_weight\":0.5}}",
+            ),
+            "spec",
+        )
+        .unwrap();
+        let r = s.incremental.rehearsal.clone().unwrap();
+        assert_eq!(r.replay_loss(), Some((0.1, 0.5)));
+        assert_eq!(s.run_config().incremental.rehearsal, Some(r));
+        let e = err(&SPIRAL.replace(
+            "\"seed\":3",
+            "\"seed\":3,\"incremental\":{\"rehearsal\":{\"size\":50,\"label_weight\":-1}}",
+        ));
+        assert!(
+            e.contains("incremental.rehearsal.label_weight: -1 must be a finite number ≥ 0"),
+            "{e}"
+        );
+        let e = err(&SPIRAL.replace(
+            "\"seed\":3",
+            "\"seed\":3,\"incremental\":{\"rehearsal\":{\"size\":50,\"logit_weight\":0.5},\"lwf\":{}}",
+        ));
+        assert!(e.contains("cannot be combined with incremental.lwf"), "{e}");
+    }
+
+    #[test]
     fn session_spec_errors_name_the_key_and_what_is_allowed() {
         let e = err(&SPIRAL.replace("\"dense\",\"units\":2", "\"dense2\",\"units\":2"));
         assert!(
@@ -201,7 +311,7 @@ mod session_tests {
         );
         let e = err(&SPIRAL.replace("\"seed\":3", "\"incremental\":{\"chunks\":3}"));
         assert!(
-            e.contains("incremental.chunks: unknown field `chunks`, expected `rehearsal`"),
+            e.contains("incremental.chunks: unknown field `chunks`, expected one of `rehearsal`, `lwf`, `ewc`"),
             "{e}"
         );
         let e = err(&SPIRAL.replace("\"units\":16", "\"units\":\"16\""));

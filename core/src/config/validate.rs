@@ -54,18 +54,33 @@ fn first_difference(a: &Value, b: &Value, path: &str) -> Option<(String, String,
 
 impl RunConfig {
     /// Refuses a checkpoint written for another run: its model (with `[finetune] freeze`),
-    /// optimizer, `[train]` settings and seed must be this configuration's. The message
+    /// optimizer, `[train]` settings, seed and LwF settings (`[incremental] lwf`) must be
+    /// this configuration's. The message
     /// names the first field that differs and both values, after `source` (the file).
+    ///
+    /// The optimizer and `[train]` settings compared are the configuration's with the
+    /// hyper-parameter changes of the checkpoint's history applied
+    /// ([`crate::train::hyper::replay`]: `resume --set`, `[[incremental.schedule]]`).
     pub fn check_resumable(&self, meta: &Meta, source: &str) -> Result<()> {
         let spec = self.model_spec()?;
         fn to<T: serde::Serialize>(v: &T) -> Value {
             serde_json::to_value(v).unwrap_or(Value::Null)
         }
-        let pairs: [(&str, Value, Value); 4] = [
+        let (optimizer, train) =
+            crate::train::hyper::replay(&self.optimizer, &self.train, &meta.history)
+                .map_err(|e| Error::data(source, format!("its history's hyper-parameter changes do not apply to config.toml ({e}); restore the run's config.toml")))?;
+        // LwF's settings shape every chunk's loss from the checkpoint on, like `[train]`'s.
+        let lwf = |l: &Option<crate::train::LwfSpec>| l.as_ref().map_or(Value::from("off"), to);
+        let pairs: [(&str, Value, Value); 5] = [
             ("model", to(&meta.model), to(&spec)),
-            ("optimizer", to(&meta.optimizer), to(&self.optimizer)),
-            ("train", to(&meta.train), to(&self.train)),
+            ("optimizer", to(&meta.optimizer), to(&optimizer)),
+            ("train", to(&meta.train), to(&train)),
             ("seed", Value::from(meta.seed), Value::from(self.seed)),
+            (
+                "incremental.lwf",
+                lwf(&meta.lwf),
+                lwf(&self.incremental.lwf),
+            ),
         ];
         for (table, theirs, ours) in pairs {
             if let Some((path, a, b)) = first_difference(&theirs, &ours, table) {
@@ -180,6 +195,13 @@ impl RunConfig {
         if self.train.batch_size == 0 {
             return bad("train.batch_size", "must be at least 1".into());
         }
+        if self.train.accumulate_steps == 0 {
+            return bad(
+                "train.accumulate_steps",
+                "must be at least 1 (1 = an update every batch; k = one update per k batches)"
+                    .into(),
+            );
+        }
         if self.train.epochs == 0 {
             return bad(
                 "train.epochs",
@@ -198,19 +220,50 @@ impl RunConfig {
                 "must be at least 1 (1 = ordinary training on all the data)".into(),
             );
         }
+        if let Some(l) = &self.incremental.lwf {
+            l.validate("incremental.lwf")?;
+            if self.train.loss != crate::train::LossKind::SoftmaxCrossEntropy {
+                return bad(
+                    "incremental.lwf",
+                    "Learning without Forgetting distils class probabilities: it needs train.loss = \"softmax_cross_entropy\"".into(),
+                );
+            }
+        }
+        if let Some(e) = &self.incremental.ewc {
+            e.validate("incremental.ewc")?;
+            if self.train.loss != crate::train::LossKind::SoftmaxCrossEntropy {
+                return bad(
+                    "incremental.ewc",
+                    "EWC's Fisher is that of the labels' log-likelihood: it needs train.loss = \"softmax_cross_entropy\"".into(),
+                );
+            }
+        }
+        if let Some(r) = &self.incremental.rehearsal {
+            r.validate("incremental.rehearsal")?;
+            if r.replay_loss().is_some() {
+                if self.train.loss != crate::train::LossKind::SoftmaxCrossEntropy {
+                    return bad(
+                        "incremental.rehearsal",
+                        "logit_weight / label_weight (DER, DER++) weigh class logits and labels: they need train.loss = \"softmax_cross_entropy\"".into(),
+                    );
+                }
+                if self.incremental.lwf.is_some() {
+                    return bad(
+                        "incremental.rehearsal",
+                        "logit_weight / label_weight (DER, DER++) cannot be combined with incremental.lwf (both replace the loss); use one strategy".into(),
+                    );
+                }
+            }
+        }
+        crate::train::ChunkSetting::check_schedule(
+            &self.incremental.schedule,
+            self.incremental.chunks,
+        )?;
         if let Some(r) = &self.recovery {
-            if r.spike_factor.is_nan() || r.spike_factor <= 1.0 {
-                return bad(
-                    "recovery.spike_factor",
-                    format!("{} must be greater than 1", r.spike_factor),
-                );
-            }
-            if !(r.lr_factor > 0.0 && r.lr_factor < 1.0) {
-                return bad(
-                    "recovery.lr_factor",
-                    format!("{} must be in (0, 1)", r.lr_factor),
-                );
-            }
+            r.check(d.validation_fraction > 0.0)?;
+        }
+        if let Some(p) = &self.parallel {
+            p.validate(self)?;
         }
         if let Some(f) = &self.finetune {
             if f.from.trim().is_empty() {

@@ -7,9 +7,16 @@
 //! numbers are allowed. Errors name the 1-based line (where the record starts) and column.
 
 use super::Dataset;
+use crate::error::clip;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// Column names and cells are cut to this many characters in error messages.
+const NAME_CHARS: usize = 60;
+/// How many column names an error lists before "… and N more".
+const LISTED_COLUMNS: usize = 8;
 
 /// How to read a CSV table.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,22 +70,31 @@ pub fn parse_table(text: &str, source_name: &str, opts: &CsvOptions) -> Result<(
         }
     };
     let names: Vec<String> = header.iter().map(|f| f.trim().to_string()).collect();
+    // Linear in the number of columns (a table may have a million of them).
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
-        if let Some(j) = names[i + 1..].iter().position(|n| n == name) {
+        if let Some(first) = seen.insert(name.as_str(), i) {
             return Err(err(format!(
-                "line {header_line}: column {name:?} appears twice in the header (columns {} and {}); give every column a distinct name",
-                i + 1,
-                i + j + 2
+                "line {header_line}: column {:?} appears twice in the header (columns {} and {}); give every column a distinct name",
+                clip(name, NAME_CHARS),
+                first + 1,
+                i + 1
             )));
         }
     }
     let label_col = names.iter().position(|n| *n == opts.label_column);
     if label_col.is_none() && opts.require_label {
-        let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+        let list: Vec<String> = names
+            .iter()
+            .take(LISTED_COLUMNS)
+            .map(|n| format!("{:?}", clip(n, NAME_CHARS)))
+            .collect();
+        let more = names.len().saturating_sub(LISTED_COLUMNS);
         return Err(err(format!(
-            "no column named {:?}; the columns are {}; set the label column to the one holding the class indices",
-            opts.label_column,
-            list.join(", ")
+            "no column named {:?}; the columns are {}{}; set the label column to the one holding the class indices",
+            clip(&opts.label_column, NAME_CHARS),
+            list.join(", "),
+            if more > 0 { format!(" … and {more} more") } else { String::new() }
         )));
     }
     let feature_cols: Vec<usize> = (0..names.len()).filter(|&c| Some(c) != label_col).collect();
@@ -111,7 +127,7 @@ pub fn parse_table(text: &str, source_name: &str, opts: &CsvOptions) -> Result<(
             if label as usize >= classes {
                 return Err(err(format!(
                     "line {line}, column {:?}: label {label} is outside the {classes} classes 0..{}; raise the number of classes or fix the label",
-                    names[label_col],
+                    clip(&names[label_col], NAME_CHARS),
                     classes - 1
                 )));
             }
@@ -136,10 +152,7 @@ pub fn parse_table(text: &str, source_name: &str, opts: &CsvOptions) -> Result<(
 #[cfg(not(target_arch = "wasm32"))]
 pub fn load(path: &std::path::Path, opts: &CsvOptions) -> Result<Dataset> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        path: name.clone(),
-        detail: e.to_string(),
-    })?;
+    let bytes = crate::input_file::read(path, crate::input_file::InputKind::Data)?;
     let text = String::from_utf8(bytes).map_err(|e| {
         Error::data(
             &name,
@@ -153,15 +166,20 @@ pub fn load(path: &std::path::Path, opts: &CsvOptions) -> Result<Dataset> {
 }
 
 fn parse_feature(cell: &str, line: usize, column: &str) -> std::result::Result<f32, String> {
+    let column = &clip(column, NAME_CHARS);
     let s = cell.trim();
     if s.is_empty() {
         return Err(format!(
             "line {line}, column {column:?}: the cell is empty; missing values are not supported, fill in a number"
         ));
     }
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("line {line}, column {column:?}: {s:?} is not a number"))?;
+    let v: f64 = s.parse().map_err(|_| {
+        format!(
+            "line {line}, column {column:?}: {:?} is not a number",
+            clip(s, NAME_CHARS)
+        )
+    })?;
+    let s = clip(s, NAME_CHARS);
     if !v.is_finite() {
         return Err(format!(
             "line {line}, column {column:?}: {s:?} is not a finite number; NaN and infinity are not allowed, replace it with a number"
@@ -179,7 +197,7 @@ fn parse_feature(cell: &str, line: usize, column: &str) -> std::result::Result<f
 
 fn parse_label(cell: &str, line: usize, column: &str) -> std::result::Result<u32, String> {
     let s = cell.trim();
-    let at = format!("line {line}, column {column:?}");
+    let at = format!("line {line}, column {:?}", clip(column, NAME_CHARS));
     if s.is_empty() {
         return Err(format!(
             "{at}: the label is empty; every row needs a class index"
@@ -189,8 +207,10 @@ fn parse_label(cell: &str, line: usize, column: &str) -> std::result::Result<u32
         return Ok(l);
     }
     let v: f64 = s.parse().map_err(|_| {
+        let s = clip(s, NAME_CHARS);
         format!("{at}: label {s:?} is not a class index; labels must be non-negative integers 0, 1, 2, … (map class names to indices first)")
     })?;
+    let s = clip(s, NAME_CHARS);
     if !v.is_finite() {
         return Err(format!(
             "{at}: label {s:?} is not a finite number; labels must be non-negative integers 0, 1, 2, …"

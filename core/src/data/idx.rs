@@ -15,79 +15,115 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
-/// Decompresses when the bytes start with the gzip magic.
-fn maybe_gunzip(bytes: &[u8], name: &str) -> Result<Vec<u8>> {
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_end(&mut out)
-            .map_err(|e| Error::data(name, format!("gzip data is corrupt or truncated ({e})")))?;
-        Ok(out)
+/// Reads up to `n` bytes (fewer only at the end of the stream).
+fn read_up_to(r: &mut impl Read, n: u64, name: &str, gz: bool) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(n.min(1 << 26) as usize);
+    r.take(n)
+        .read_to_end(&mut out)
+        .map_err(|e| corrupt(name, gz, e))?;
+    Ok(out)
+}
+
+fn corrupt(name: &str, gz: bool, e: std::io::Error) -> Error {
+    if gz {
+        Error::data(
+            name,
+            format!(
+                "gzip data is corrupt or truncated, or followed by bytes that are not gzip ({e})"
+            ),
+        )
     } else {
-        Ok(bytes.to_vec())
+        Error::data(name, e.to_string())
     }
 }
 
 /// Parses an IDX file (raw or gzip) of u8 elements. `name` appears in error messages.
+///
+/// One rule for both forms: the data must end exactly after the elements its header
+/// declares — trailing bytes are refused, whether raw or inside the gzip stream, and so is
+/// anything after the gzip stream that is not another gzip member. A gzip file is
+/// decompressed as a stream and never past the size its header declares, so a small file
+/// that inflates to gigabytes fails at once instead of taking the memory.
 pub fn parse(bytes: &[u8], name: &str) -> Result<IdxArray> {
-    let raw = maybe_gunzip(bytes, name)?;
-    if raw.len() < 4 || raw[0] != 0 || raw[1] != 0 {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        parse_stream(&mut flate2::bufread::MultiGzDecoder::new(bytes), name, true)
+    } else {
+        parse_stream(&mut &bytes[..], name, false)
+    }
+}
+
+fn parse_stream(r: &mut impl Read, name: &str, gz: bool) -> Result<IdxArray> {
+    let magic = read_up_to(r, 4, name, gz)?;
+    if magic.len() < 4 || magic[0] != 0 || magic[1] != 0 {
         return Err(Error::data(
             name,
             "not an IDX file (the magic number must start with two zero bytes)",
         ));
     }
-    if raw[2] != 0x08 {
+    if magic[2] != 0x08 {
         return Err(Error::data(
             name,
             format!(
                 "IDX element type 0x{:02x} is not supported (only unsigned bytes, 0x08)",
-                raw[2]
+                magic[2]
             ),
         ));
     }
-    let nd = raw[3] as usize;
-    if nd == 0 || raw.len() < 4 + 4 * nd {
+    let nd = magic[3] as usize;
+    let header = read_up_to(r, 4 * nd as u64, name, gz)?;
+    if nd == 0 || header.len() < 4 * nd {
         return Err(Error::data(
             name,
             format!(
                 "truncated header: {nd} dimensions declared, {} bytes present",
-                raw.len()
+                4 + header.len()
             ),
         ));
     }
-    let dims: Vec<usize> = (0..nd)
-        .map(|i| {
-            u32::from_be_bytes(raw[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
-        })
+    let dims: Vec<usize> = header
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes(c.try_into().expect("4 bytes")) as usize)
         .collect();
     let count = dims
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| Error::data(name, format!("dimensions {dims:?} overflow")))?;
-    let body = &raw[4 + 4 * nd..];
-    if body.len() < count {
+        .filter(|&c| c as u64 <= crate::input_file::InputKind::Data.limit())
+        .ok_or_else(|| {
+            Error::data(
+                name,
+                format!(
+                    "dimensions {dims:?} declare more elements than accrete reads from one file (at most {})",
+                    crate::input_file::human_bytes(crate::input_file::InputKind::Data.limit())
+                ),
+            )
+        })?;
+    let data = read_up_to(r, count as u64, name, gz)?;
+    if data.len() < count {
         return Err(Error::data(
             name,
             format!(
                 "truncated: dimensions {dims:?} need {count} bytes of data, the file has {}",
-                body.len()
+                data.len()
             ),
         ));
     }
-    if body.len() > count {
+    let extra = read_up_to(r, 1 << 20, name, gz)?;
+    if !extra.is_empty() {
+        let more = if extra.len() == 1 << 20 {
+            " or more"
+        } else {
+            ""
+        };
         return Err(Error::data(
             name,
             format!(
-                "{} unexpected bytes after the {count} elements of {dims:?}",
-                body.len() - count
+                "{}{more} unexpected bytes after the {count} elements of {dims:?}{}",
+                extra.len(),
+                if gz { " (inside the gzip data)" } else { "" }
             ),
         ));
     }
-    Ok(IdxArray {
-        dims,
-        data: body.to_vec(),
-    })
+    Ok(IdxArray { dims, data })
 }
 
 /// Builds a dataset from an image file ([n, rows, cols]) and a label file ([n]), scaling
@@ -149,10 +185,7 @@ pub fn load_dir(dir: &std::path::Path, split: Split) -> Result<Dataset> {
         for suffix in [".gz", ""] {
             let path = dir.join(format!("{prefix}-{stem}{suffix}"));
             if path.exists() {
-                let bytes = std::fs::read(&path).map_err(|e| Error::Io {
-                    path: path.display().to_string(),
-                    detail: e.to_string(),
-                })?;
+                let bytes = crate::input_file::read(&path, crate::input_file::InputKind::Data)?;
                 return Ok((bytes, path.display().to_string()));
             }
         }

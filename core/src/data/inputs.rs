@@ -64,6 +64,6 @@ pub fn parse_inputs(bytes: &[u8], name: &str, label_column: &str) -> Result<Inpu
 /// Reads inputs from the file at `path` (see [`parse_inputs`]).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn load_inputs(path: &std::path::Path, label_column: &str) -> Result<Inputs> {
-    let bytes = crate::checkpoint::read_bytes(path)?;
+    let bytes = crate::input_file::read(path, crate::input_file::InputKind::Data)?;
     parse_inputs(&bytes, &path.display().to_string(), label_column)
 }

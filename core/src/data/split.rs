@@ -107,6 +107,20 @@ pub fn kfold(
     stratified: bool,
     seed: u64,
 ) -> Result<Vec<(Dataset, Dataset)>> {
+    Ok(kfold_indices(data, k, stratified, seed)?
+        .into_iter()
+        .map(|(train, val)| (data.select(&train), data.select(&val)))
+        .collect())
+}
+
+/// [`kfold`]'s folds as sample indices: for each fold, (train, validation) indices in the
+/// original order.
+pub fn kfold_indices(
+    data: &Dataset,
+    k: usize,
+    stratified: bool,
+    seed: u64,
+) -> Result<Vec<(Vec<usize>, Vec<usize>)>> {
     let n = data.len();
     if k < 2 || k > n {
         return Err(Error::invalid(
@@ -127,7 +141,7 @@ pub fn kfold(
     Ok((0..k)
         .map(|f| {
             let (val, train): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| fold_of[i] == f);
-            (data.select(&train), data.select(&val))
+            (train, val)
         })
         .collect())
 }
@@ -214,7 +228,8 @@ pub fn increments(
                     format!("{chunks} class-incremental chunks of {classes} classes would leave chunks without classes; use at most {classes} chunks"),
                 ));
             }
-            // chunk_of[class] = the chunk whose group [c·C/chunks, (c+1)·C/chunks) holds it.
+            // chunk_of[class] = the chunk whose group [c·C/chunks, (c+1)·C/chunks) holds it
+            // (the rule of crate::metrics::task_groups, which per-task evaluation uses).
             let mut chunk_of = vec![0usize; classes];
             for c in 0..chunks {
                 for slot in &mut chunk_of[c * classes / chunks..(c + 1) * classes / chunks] {

@@ -178,11 +178,12 @@ impl AutotuneCache {
     /// Reads `path`. A missing file is an empty cache; a file that cannot be read, is not
     /// valid JSON of this format, or has another version is an empty cache plus a warning.
     pub fn load(path: &Path) -> (AutotuneCache, Option<String>) {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return (AutotuneCache::default(), None)
-            }
+        let text = match crate::input_file::read_text_if_exists(
+            path,
+            crate::input_file::InputKind::Config,
+        ) {
+            Ok(Some(t)) => t,
+            Ok(None) => return (AutotuneCache::default(), None),
             Err(e) => {
                 return (
                     AutotuneCache::default(),

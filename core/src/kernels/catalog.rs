@@ -15,10 +15,10 @@
 //! `ConvSpec::consts` itself.
 
 use super::conv::{self, ConvGeom, ConvSpec, ConvTiles};
-use super::matmul::{self, Kernel, Precision, Variant};
+use super::matmul::{self, Precision, Variant};
 use super::{
-    activation, all_shaders, clip, consts, elementwise, gather, loss, loss_scale, metrics, optim,
-    permute, pool, reduce, rng, softmax, step, Activation, ConstVal,
+    activation, all_shaders, clip, consts, elementwise, ewc, gather, loss, loss_replay, loss_scale,
+    metrics, optim, permute, pool, reduce, rng, softmax, step, Activation, ConstVal,
 };
 use crate::gpu::Shader;
 use std::collections::{BTreeMap, BTreeSet};
@@ -97,9 +97,15 @@ fn launches() -> Vec<Launch> {
         l.features = wgpu::Features::SUBGROUP;
         all.push(l);
     }
-    all.extend(plain::<loss::XentParams>(loss::XENT, &["main"]));
+    all.extend(plain::<loss::XentParams>(
+        loss::XENT,
+        &["main", "with_metrics"],
+    ));
     all.extend(plain::<softmax::RowParams>(loss::MSE, &["main", "masked"]));
     all.extend(plain::<softmax::RowParams>(loss::DISTILL, &["main"]));
+    all.extend(plain::<loss_replay::Params>(loss_replay::SHADER, &["main"]));
+    all.extend(plain::<ewc::Params>(ewc::FISHER, &["accumulate", "finish"]));
+    all.extend(plain::<ewc::Params>(ewc::PENALTY, &["main"]));
     all.extend(plain::<loss_scale::Params>(
         loss_scale::SHADER,
         &["scale", "unscale", "update"],
@@ -118,7 +124,7 @@ fn launches() -> Vec<Launch> {
         rng::SHADER,
         &["draw_uniform", "draw_normal", "draw_bernoulli"],
     ));
-    all.extend(plain::<gather::Params>(gather::SHADER, &["main"]));
+    all.extend(plain::<gather::Params>(gather::SHADER, &["main", "pair"]));
     all.extend(plain::<permute::Params>(permute::SHADER, &["main"]));
     all.extend(plain::<pool::Params>(
         pool::SHADER,
@@ -181,47 +187,35 @@ fn conv_launches() -> Vec<Launch> {
 }
 
 /// Every named matmul variant, once plain and once with transposes, bias and an
-/// activation (and, for the vec4 kernels, scalar instead of quad loads).
+/// activation (and, for the vec4 kernels, scalar instead of quad loads); the f32 ones also
+/// with the row sums (the virtual column of ones), quad and scalar loads.
 fn matmul_launches() -> Vec<Launch> {
     let mut all = Vec::new();
     for (_, v) in Variant::ALL {
-        for (flags, act) in [(false, Activation::Identity), (true, Activation::Gelu)] {
-            let t = v.tiles;
+        let mut cases = vec![
+            (false, Activation::Identity, false),
+            (true, Activation::Gelu, false),
+        ];
+        if v.precision == Precision::F32 {
+            cases.extend([
+                (false, Activation::Identity, true),
+                (true, Activation::Identity, true),
+            ]);
+        }
+        for (flags, act, row_sums) in cases {
             // As matmul_into assembles them.
-            let mut items = vec![
-                ("BM", ConstVal::U(t.bm)),
-                ("BN", ConstVal::U(t.bn)),
-                ("BK", ConstVal::U(t.bk)),
-                ("TM", ConstVal::U(t.tm)),
-                ("TN", ConstVal::U(t.tn)),
-                ("TRANS_A", ConstVal::B(flags)),
-                ("TRANS_B", ConstVal::B(flags)),
-                ("HAS_BIAS", ConstVal::B(flags)),
-                ("ACT", ConstVal::U(act.code())),
-            ];
-            let (shader, defs) = if v.kernel == Kernel::Tiled {
-                (matmul::SHADER, consts(&items))
-            } else {
-                let stages = if v.kernel == Kernel::Vec4DoubleBuffered {
-                    2
-                } else {
-                    1
-                };
-                items.extend([
-                    ("STAGES", ConstVal::U(stages)),
-                    ("VEC_A", ConstVal::B(!flags)),
-                    ("VEC_B", ConstVal::B(!flags)),
-                ]);
-                let (enable, elem) = match v.precision {
-                    Precision::F32 => ("", "f32"),
-                    Precision::F16 => ("enable f16;\n", "f16"),
-                };
-                let defs = format!(
-                    "{enable}{}alias TILE_S = {elem};\nalias TILE_V = vec4<{elem}>;\n",
-                    consts(&items)
-                );
-                (matmul::SHADER_VEC4, defs)
-            };
+            let (shader, defs) = matmul::shader_defs(
+                &v,
+                &matmul::Flags {
+                    trans_a: flags,
+                    trans_b: flags,
+                    has_bias: flags && !row_sums,
+                    activation: act,
+                    vec_a: !flags,
+                    vec_b: !flags,
+                    row_sums,
+                },
+            );
             let mut l = launch::<matmul::Params>(shader, "main", defs);
             l.features = v.required_features();
             all.push(l);

@@ -20,7 +20,9 @@ pub(crate) struct Params {
     src_rows: u32,
     offset: u32,
     fill: u32,
-    _pad: [u32; 3],
+    cols2: u32,
+    fill2: u32,
+    _pad: u32,
 }
 
 /// Gathers `out.shape()[0]` rows starting at `idx[offset]`. src: [S, ...]; out: [R, ...]
@@ -41,13 +43,55 @@ pub fn gather_stepped_into(
     gather_impl(src, idx, 0, Some(counter), out)
 }
 
-fn gather_impl(
-    src: &Tensor,
+/// Gathers batch number `counter[0]` of two datasets of the same rows in one dispatch:
+/// [`gather_stepped_into`]`(src, idx, counter, out)` and the same for `src2` into `out2` (a
+/// batch's features and labels). The copies are the same words as two gathers'.
+pub fn gather_pair_stepped_into(
+    (src, out): (&Tensor, &Tensor),
+    (src2, out2): (&Tensor, &Tensor),
     idx: &Tensor,
-    offset: usize,
-    counter: Option<&Tensor>,
-    out: &Tensor,
+    counter: &Tensor,
 ) -> Result<Dispatch> {
+    counter.expect_dtype("gather step counter", DType::U32)?;
+    let (rows, cols, fill) = check(src, idx, 0, out)?;
+    let (rows2, cols2, fill2) = check(src2, idx, 0, out2)?;
+    if rows2 != rows || src2.shape()[0] != src.shape()[0] {
+        return Err(Error::shape(
+            "gather pair",
+            format!(
+                "the two sources {:?}, {:?} and outputs {:?}, {:?} must have the same rows",
+                src.shape(),
+                src2.shape(),
+                out.shape(),
+                out2.shape()
+            ),
+        ));
+    }
+    let gpu = src.gpu();
+    let p = Params {
+        rows: rows as u32,
+        cols: cols as u32,
+        src_rows: src.shape()[0] as u32,
+        offset: 0,
+        fill,
+        cols2: cols2 as u32,
+        fill2,
+        _pad: 0,
+    };
+    let binds = [
+        Bind::T(src),
+        Bind::T(idx),
+        Bind::T(out),
+        Bind::T(counter),
+        Bind::T(src2),
+        Bind::T(out2),
+    ];
+    let elems = rows * (cols + cols2);
+    gpu.dispatch(&SHADER, "", "pair", &p, &binds, gpu.grid(groups_1d(elems))?)
+}
+
+/// Checks one gather's operands: (rows, columns, fill value of a padding row).
+fn check(src: &Tensor, idx: &Tensor, offset: usize, out: &Tensor) -> Result<(usize, usize, u32)> {
     idx.expect_dtype("gather indices", DType::U32)?;
     if src.dtype() != out.dtype()
         || src.shape().get(1..) != out.shape().get(1..)
@@ -76,19 +120,33 @@ fn gather_impl(
             ),
         ));
     }
+    // Padding rows of labels read as PAD_INDEX (= loss::PAD_LABEL), of features as 0.
+    let fill = if src.dtype() == DType::U32 {
+        PAD_INDEX
+    } else {
+        0
+    };
+    Ok((rows, cols, fill))
+}
+
+fn gather_impl(
+    src: &Tensor,
+    idx: &Tensor,
+    offset: usize,
+    counter: Option<&Tensor>,
+    out: &Tensor,
+) -> Result<Dispatch> {
+    let (rows, cols, fill) = check(src, idx, offset, out)?;
     let gpu = src.gpu();
     let p = Params {
         rows: rows as u32,
         cols: cols as u32,
         src_rows: src.shape()[0] as u32,
         offset: offset as u32,
-        // Padding rows of labels read as PAD_INDEX (= loss::PAD_LABEL), of features as 0.
-        fill: if src.dtype() == DType::U32 {
-            PAD_INDEX
-        } else {
-            0
-        },
-        _pad: [0; 3],
+        fill,
+        cols2: 0,
+        fill2: 0,
+        _pad: 0,
     };
     let counter = counter.map_or(Bind::Dummy, Bind::T); // the dummy buffer reads as 0
     gpu.dispatch(

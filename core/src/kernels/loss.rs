@@ -60,6 +60,80 @@ pub fn softmax_xent_into(
     smoothing: f32,
     grad_scale: GradScale,
 ) -> Result<Dispatch> {
+    let p = xent_params(logits, labels, loss, dlogits, smoothing, grad_scale)?;
+    let gpu = logits.gpu();
+    gpu.dispatch(
+        &XENT,
+        "",
+        "main",
+        &p,
+        &[
+            Bind::T(logits),
+            Bind::T(labels),
+            Bind::T(loss),
+            Bind::T(dlogits),
+        ],
+        gpu.grid(p.rows as u64)?,
+    )
+}
+
+/// Up to this many classes, a training step computes its cross-entropy and adds the epoch
+/// metrics in one dispatch ([`softmax_xent_metrics_into`]); beyond it, a thread's serial
+/// pass over a row would cost more than a dispatch, and the step uses [`softmax_xent_into`]
+/// and `metrics::classify_into`.
+pub const XENT_METRICS_MAX_CLASSES: usize = 64;
+
+/// [`softmax_xent_into`] and `metrics::classify_into(loss, logits, labels, metrics)` in one
+/// dispatch (one workgroup; each thread takes whole rows and sums their columns in order, so
+/// the loss bits differ from [`softmax_xent_into`]'s tree sums). metrics: [4] f32, to which
+/// (Σ loss, Σ correct, count) over the rows with a label below C are added.
+pub fn softmax_xent_metrics_into(
+    logits: &Tensor,
+    labels: &Tensor,
+    loss: &Tensor,
+    dlogits: &Tensor,
+    smoothing: f32,
+    grad_scale: GradScale,
+    metrics: &Tensor,
+) -> Result<Dispatch> {
+    let p = xent_params(logits, labels, loss, dlogits, smoothing, grad_scale)?;
+    if p.cols == 0 {
+        return Err(Error::shape(
+            "softmax cross-entropy metrics",
+            "the logits need at least one class",
+        ));
+    }
+    if metrics.len() != 4 || metrics.dtype() != DType::F32 {
+        return Err(Error::shape(
+            "softmax cross-entropy metrics",
+            format!("the accumulator must be [4] f32, got {:?}", metrics.shape()),
+        ));
+    }
+    logits.gpu().dispatch(
+        &XENT,
+        "",
+        "with_metrics",
+        &p,
+        &[
+            Bind::T(logits),
+            Bind::T(labels),
+            Bind::T(loss),
+            Bind::T(dlogits),
+            Bind::T(metrics),
+        ],
+        [1, 1, 1],
+    )
+}
+
+/// The checked parameters of a softmax cross-entropy launch.
+fn xent_params(
+    logits: &Tensor,
+    labels: &Tensor,
+    loss: &Tensor,
+    dlogits: &Tensor,
+    smoothing: f32,
+    grad_scale: GradScale,
+) -> Result<XentParams> {
     let (rows, cols) = match logits.shape() {
         [r, c] => (*r, *c),
         s => {
@@ -79,32 +153,18 @@ pub fn softmax_xent_into(
     check("softmax cross-entropy labels", labels, &[rows])?;
     check("softmax cross-entropy loss", loss, &[rows])?;
     check("softmax cross-entropy gradient", dlogits, &[rows, cols])?;
-    let gpu = logits.gpu();
     let (scale, normalize) = match grad_scale {
         GradScale::Fixed(s) => (s, 0),
         GradScale::MeanOverValid => (1.0, 1),
     };
-    let p = XentParams {
+    Ok(XentParams {
         rows: rows as u32,
         cols: cols as u32,
         smoothing,
         grad_scale: scale,
         normalize,
         _pad: [0; 3],
-    };
-    gpu.dispatch(
-        &XENT,
-        "",
-        "main",
-        &p,
-        &[
-            Bind::T(logits),
-            Bind::T(labels),
-            Bind::T(loss),
-            Bind::T(dlogits),
-        ],
-        gpu.grid(rows as u64)?,
-    )
+    })
 }
 
 /// Distillation: loss = α·CE(labels) + (1−α)·T²·KL(softmax(teacher/T) ‖ softmax(student/T)),

@@ -11,8 +11,10 @@ mod catalog;
 pub mod clip;
 pub mod conv;
 pub mod elementwise;
+pub mod ewc;
 pub mod gather;
 pub mod loss;
+pub mod loss_replay;
 pub mod loss_scale;
 pub mod matmul;
 pub mod metrics;
@@ -64,6 +66,9 @@ pub fn all_shaders() -> Vec<Shader> {
         loss::XENT,
         loss::MSE,
         loss::DISTILL,
+        loss_replay::SHADER,
+        ewc::FISHER,
+        ewc::PENALTY,
         loss_scale::SHADER,
         optim::SHADER,
         optim::MULTI,
@@ -84,6 +89,7 @@ pub fn all_shaders() -> Vec<Shader> {
 
 /// Elementwise activation functions (shared by the matmul epilogue and activation layers).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify_next::Tsify))]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
     #[default]

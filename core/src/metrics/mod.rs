@@ -10,12 +10,16 @@
 //! - [`roc_curve`], [`auc`], [`roc_auc`], [`one_vs_rest_auc`], [`macro_auc`]: binary and
 //!   one-vs-rest ROC analysis with exact handling of tied scores.
 //! - [`moving_average`]: trailing-window smoothing for plotted training curves.
+//! - [`AccuracyMatrix`], [`task_accuracies`], [`task_groups`]: continual-learning metrics
+//!   (the accuracy matrix, average accuracy, backward transfer, forgetting).
 
 mod confusion;
+mod continual;
 mod report;
 mod roc;
 
 pub use confusion::ConfusionMatrix;
+pub use continual::{task_accuracies, task_groups, AccuracyMatrix};
 pub use report::{ClassReport, Report};
 pub use roc::{auc, macro_auc, one_vs_rest_auc, roc_auc, roc_curve, RocCurve};
 

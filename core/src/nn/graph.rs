@@ -4,7 +4,9 @@
 //! Tensors: `acts[i]` is the output of layer i ([B, ...shape]); `grads[i]` is ∂L/∂acts[i]
 //! (the loss writes `grads[L−1]`). Layer i's input is `input` for i = 0, else `acts[i−1]`.
 //! Backward computes a layer's parameter gradients when it is trainable, and its input
-//! gradient only when some trainable layer lies below it.
+//! gradient only when some trainable layer lies below it. A dense (or im2col convolution)
+//! layer's bias gradient comes out of its f32 weight-gradient GEMM, whose virtual column of
+//! ones sums dZ over the batch (`matmul_row_sums_into`): one dispatch for both.
 //!
 //! [`gemm_problems`] lists the GEMMs a graph launches through matmul's automatic choice, and
 //! [`tune_gemms`] runs the autotuning pass on them; the trainer awaits it before it builds a
@@ -15,12 +17,13 @@ use super::spec::LayerSpec;
 use crate::error::Result;
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
 use crate::kernels::conv::{self, ConvGeom, ConvSpec};
-use crate::kernels::matmul::{matmul_into, MatmulSpec, Precision, Variant};
+use crate::kernels::matmul::{matmul_into, matmul_row_sums_into, MatmulSpec, Precision, Variant};
 use crate::kernels::pool::{self, PoolGeom};
 use crate::kernels::reduce::{cols_into, Reduce};
 use crate::kernels::rng::{fill_stepped_into, Distribution, RngKey};
 use crate::kernels::{activation, elementwise, permute, Activation};
 
+mod dense;
 mod gemms;
 pub use gemms::{gemm_problems, tune_gemms};
 
@@ -36,7 +39,7 @@ pub enum ConvAlgo {
     #[default]
     Implicit,
     /// im2col into a [B·OH·OW, C·K·K] buffer, matmul, permute to NCHW, activation;
-    /// backward through the same buffers and col2im (4 forward, up to 7 backward dispatches).
+    /// backward through the same buffers and col2im (4 forward, up to 5 backward dispatches).
     Im2col,
 }
 
@@ -113,6 +116,8 @@ impl Graph {
         let mut acts: Vec<Tensor> = Vec::with_capacity(n);
         let mut grads: Vec<Option<Tensor>> = vec![None; n];
         let mut forward = Vec::new();
+        // Gradient accumulations of shared weights, by owner layer (see `dense`).
+        let mut tied: Vec<(usize, Dispatch)> = Vec::new();
         // Backward pieces per layer, assembled in reverse order at the end.
         let mut backward_by_layer: Vec<Vec<Dispatch>> = Vec::with_capacity(n);
         // Output gradients are allocated up front so layer i's backward can write grads[i−1].
@@ -148,68 +153,20 @@ impl Graph {
             };
             let mut bwd = Vec::new();
             let y = match layer {
-                LayerSpec::Dense {
-                    units,
-                    activation: act,
-                    trainable,
-                } => {
-                    let w = &model
-                        .param(i, ParamKind::Weight)
-                        .expect("dense weight")
-                        .value;
-                    let b = &model.param(i, ParamKind::Bias).expect("dense bias").value;
-                    let x2 = x.reshape(&[batch, sh.input[0]])?;
-                    let y = new(gpu, &out_shape)?;
-                    // The activation is fused into the matmul's epilogue unless the backward
-                    // needs the pre-activation z (see `derivative_from_output`).
-                    let keep_z = dy.is_some()
-                        && *act != Activation::Identity
-                        && !derivative_from_output(*act);
-                    let z = if keep_z {
-                        new(gpu, &out_shape)?
-                    } else {
-                        y.clone()
-                    };
-                    let (fan_in, fan_out) = (sh.input[0], *units);
-                    let mm = MatmulSpec {
-                        trans_b: true,
-                        activation: if keep_z { Activation::Identity } else { *act },
-                        variant: variant(batch, fan_in, fan_out),
-                        ..Default::default()
-                    };
-                    forward.push(matmul_into(&x2, w, Some(b), &z, &mm)?);
-                    if keep_z {
-                        forward.push(activation::forward_into(*act, &z, &y)?);
-                    }
-                    if let Some(dy) = &dy {
-                        // z, or y where the derivative is the same function of y.
-                        let dz = activation_backward(gpu, *act, &z, dy, &mut bwd)?;
-                        if *trainable {
-                            let gw = &model.param(i, ParamKind::Weight).expect("weight").grad;
-                            let gb = &model.param(i, ParamKind::Bias).expect("bias").grad;
-                            let spec = MatmulSpec {
-                                trans_a: true,
-                                variant: variant(fan_out, batch, fan_in),
-                                ..Default::default()
-                            };
-                            bwd.push(matmul_into(&dz, &x2, None, gw, &spec)?);
-                            bwd.push(cols_into(Reduce::Sum, &dz, gb)?);
-                        }
-                        if let Some(dx) = &dx {
-                            bwd.push(matmul_into(
-                                &dz,
-                                w,
-                                None,
-                                &dx.reshape(&[batch, sh.input[0]])?,
-                                &MatmulSpec {
-                                    variant: variant(batch, fan_out, fan_in),
-                                    ..Default::default()
-                                },
-                            )?);
-                        }
-                    }
-                    y
-                }
+                LayerSpec::Dense { .. } => dense::dense_layer(
+                    model,
+                    i,
+                    batch,
+                    precision,
+                    &x,
+                    dy.as_ref(),
+                    dx.as_ref(),
+                    dense::DenseOut {
+                        forward: &mut forward,
+                        backward: &mut bwd,
+                        tied: &mut tied,
+                    },
+                )?,
                 LayerSpec::Conv2d {
                     filters,
                     kernel,
@@ -217,6 +174,7 @@ impl Graph {
                     padding,
                     activation: act,
                     trainable,
+                    ..
                 } => {
                     let g = conv_geom(batch, &sh.input, *kernel, *stride, *padding);
                     let (f, s, patch) = (*filters, g.out_h() * g.out_w(), g.patch());
@@ -310,18 +268,17 @@ impl Graph {
                                 .grad
                                 .reshape(&[f, patch])?;
                             let gb = &model.param(i, ParamKind::Bias).expect("bias").grad;
-                            bwd.push(matmul_into(
+                            bwd.extend(weight_and_bias_grad(
                                 &dzmat,
                                 &cols,
-                                None,
                                 &gw,
+                                gb,
                                 &MatmulSpec {
                                     trans_a: true,
                                     variant: variant(f, g.rows(), patch),
                                     ..Default::default()
                                 },
                             )?);
-                            bwd.push(cols_into(Reduce::Sum, &dzmat, gb)?);
                         }
                         if let Some(dx) = &dx {
                             let dcols = new(gpu, &[g.rows(), patch])?;
@@ -364,7 +321,7 @@ impl Graph {
                     }
                     y
                 }
-                LayerSpec::Flatten => {
+                LayerSpec::Flatten {} => {
                     // A view forward; backward nothing: dx is a view of dy (see the
                     // gradient allocation above).
                     if let (Some(dy), Some(dx)) = (&dy, &dx) {
@@ -420,6 +377,11 @@ impl Graph {
             };
             acts.push(y);
             backward_by_layer.push(bwd);
+        }
+        // A shared weight's other uses add their contributions after its owner's gradient
+        // GEMM, which overwrites the gradient (the owner's backward runs after theirs).
+        for (owner, d) in tied {
+            backward_by_layer[owner].push(d);
         }
         let backward = backward_by_layer.into_iter().rev().flatten().collect();
         Ok(Graph {
@@ -498,11 +460,30 @@ fn conv_geom(
 /// Whether the layer's input gradient equals its output gradient (so they can share a
 /// buffer): flatten, and dropout at rate 0 (training graphs only have gradients).
 fn passes_gradient_through(layer: &LayerSpec) -> bool {
-    matches!(layer, LayerSpec::Flatten)
+    matches!(layer, LayerSpec::Flatten {})
         || matches!(layer, LayerSpec::Dropout { rate } if *rate == 0.0)
 }
 
 /// dx = dy, as a copy unless dx is already a view of dy.
+/// The weight gradient `dZᵀ·X` (`spec` has `trans_a`) and the bias gradient `Σ_rows dZ`:
+/// one GEMM whose virtual column of ones yields the bias gradient (`matmul_row_sums_into`)
+/// for f32 GEMMs; at f16 (which would round dZ before summing it) the GEMM and a column sum.
+fn weight_and_bias_grad(
+    dz: &Tensor,
+    x: &Tensor,
+    gw: &Tensor,
+    gb: &Tensor,
+    spec: &MatmulSpec,
+) -> Result<Vec<Dispatch>> {
+    if spec.variant.is_none_or(|v| v.precision == Precision::F32) {
+        return Ok(vec![matmul_row_sums_into(dz, x, gw, gb, spec)?]);
+    }
+    Ok(vec![
+        matmul_into(dz, x, None, gw, spec)?,
+        cols_into(Reduce::Sum, dz, gb)?,
+    ])
+}
+
 fn copy_unless_aliased(dy: &Tensor, dx: &Tensor, bwd: &mut Vec<Dispatch>) -> Result<()> {
     if !(dx.shares_buffer(dy) && dx.offset() == dy.offset()) {
         bwd.push(elementwise::scale_into(1.0, dy, dx)?);

@@ -7,9 +7,13 @@ pub mod init;
 pub mod model;
 pub mod presets;
 pub mod reference;
+pub mod share;
 pub mod spec;
+pub mod torch;
 
 pub use fit::{check_fits, fitting_batch};
 pub use graph::Graph;
+pub use init::{BiasInit, Init};
 pub use model::{Model, Param, ParamKind};
+pub use share::Share;
 pub use spec::{LayerShapes, LayerSpec, ModelSpec};

@@ -1,6 +1,8 @@
 //! A `Sequential` model on the GPU: its spec, and each parameter's value, gradient and
 //! optimizer state tensors. Parameter names follow PyTorch's `nn.Sequential`:
-//! `layers.{i}.weight` and `layers.{i}.bias`, i = the layer's index in the spec.
+//! `layers.{i}.weight` and `layers.{i}.bias`, i = the layer's index in the spec. A dense
+//! layer that shares another's weight (`share`) has only its bias here: the weight is one
+//! [`Param`], the owner's ([`Model::weight_of`]).
 //!
 //! Storage: the parameters are packed into flat *arenas* — one buffer of values, one of
 //! gradients and one per optimizer state — and each [`Param`]'s tensors are views into them
@@ -81,20 +83,22 @@ pub(crate) fn pack(lens: &[usize], cap: usize) -> (Vec<(usize, usize)>, Vec<usiz
 }
 
 impl Model {
-    /// Builds the model with seeded initial weights (He/Xavier uniform, zero biases).
+    /// Builds the model with seeded initial weights and biases ([`init`]: PyTorch's scheme unless the spec says otherwise).
     pub fn new(gpu: &Gpu, spec: ModelSpec, seed: u64) -> Result<Model> {
         let shapes = spec.shapes()?;
         // (name, layer, kind, shape, initial values) in parameter order.
         let mut init = Vec::new();
-        for (i, (layer, sh)) in spec.layers.iter().zip(&shapes).enumerate() {
+        for (i, sh) in shapes.iter().enumerate() {
             let (Some(ws), Some(bs)) = (&sh.weight, &sh.bias) else {
                 continue;
             };
-            let w = init::weights(layer, i, ws, seed);
-            for (kind, shape, data) in [
-                (ParamKind::Weight, ws, w),
-                (ParamKind::Bias, bs, vec![0.0; bs.iter().product()]),
-            ] {
+            let b = init::biases(&spec, i, ws, bs.iter().product(), seed);
+            // A layer that shares another's weight has only its bias (nn::spec::Share).
+            let w = match spec.layers[i].share() {
+                None => Some((ParamKind::Weight, ws, init::weights(&spec, i, ws, seed))),
+                Some(_) => None,
+            };
+            for (kind, shape, data) in w.into_iter().chain([(ParamKind::Bias, bs, b)]) {
                 let name = format!(
                     "layers.{i}.{}",
                     if kind == ParamKind::Weight {
@@ -159,6 +163,15 @@ impl Model {
         self.params
             .iter()
             .find(|p| p.layer == layer && p.kind == kind)
+    }
+
+    /// The weight layer `layer` computes with: its own, or the owner's when it shares one
+    /// ([`crate::nn::spec::Share`]), with whether it is used transposed.
+    pub fn weight_of(&self, layer: usize) -> Option<(&Param, bool)> {
+        match self.spec.layers.get(layer)?.share() {
+            Some(s) => Some((self.param(s.layer, ParamKind::Weight)?, s.transpose)),
+            None => Some((self.param(layer, ParamKind::Weight)?, false)),
+        }
     }
 
     /// Allocates (zeroed) optimizer state: `count` tensors per parameter, views of `count`

@@ -8,6 +8,9 @@ fn dense(units: usize, activation: Activation) -> LayerSpec {
         units,
         activation,
         trainable: true,
+        init: None,
+        bias_init: None,
+        share: None,
     }
 }
 
@@ -18,6 +21,8 @@ pub fn mlp(input: usize, hidden: &[usize], classes: usize) -> ModelSpec {
     ModelSpec {
         input: vec![input],
         layers,
+        init: None,
+        bias_init: None,
     }
 }
 
@@ -36,6 +41,8 @@ pub fn fashion_cnn() -> ModelSpec {
         padding: 1,
         activation: Activation::Relu,
         trainable: true,
+        init: None,
+        bias_init: None,
     };
     ModelSpec {
         input: vec![1, 28, 28],
@@ -50,9 +57,11 @@ pub fn fashion_cnn() -> ModelSpec {
                 size: 2,
                 stride: None,
             },
-            LayerSpec::Flatten,
+            LayerSpec::Flatten {},
             dense(128, Activation::Relu),
             dense(10, Activation::Identity),
         ],
+        init: None,
+        bias_init: None,
     }
 }

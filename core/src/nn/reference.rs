@@ -2,7 +2,8 @@
 //! tests can check the GPU's gradients against finite differences of an exact loss.
 //! Dropout is the identity here (evaluation semantics).
 //!
-//! Parameters are looked up by name (`layers.{i}.weight` / `.bias`) in PyTorch layout.
+//! Parameters are looked up by name (`layers.{i}.weight` / `.bias`) in PyTorch layout; a
+//! dense layer that shares a weight reads its owner's `layers.{l}.weight`.
 
 use super::spec::{LayerSpec, ModelSpec};
 use crate::error::{Error, Result};
@@ -26,16 +27,29 @@ pub fn forward(spec: &ModelSpec, params: &HostParams, x: &[f64], batch: usize) -
         let mut out = vec![0.0; batch * per_out];
         match layer {
             LayerSpec::Dense {
-                units, activation, ..
+                units,
+                activation,
+                share,
+                ..
             } => {
+                // A shared weight is the owner's tensor; transposed, element (o, k) of the
+                // weight this layer uses is the owner's (k, o).
+                let (owner, transpose) = share.map_or((i, false), |s| (s.layer, s.transpose));
                 let (w, b) = (
-                    get(format!("layers.{i}.weight"))?,
+                    get(format!("layers.{owner}.weight"))?,
                     get(format!("layers.{i}.bias"))?,
                 );
+                let at = |o: usize, k: usize| {
+                    if transpose {
+                        w[k * units + o]
+                    } else {
+                        w[o * per_in + k]
+                    }
+                };
                 for n in 0..batch {
                     for o in 0..*units {
                         let s: f64 = (0..per_in)
-                            .map(|k| cur[n * per_in + k] * w[o * per_in + k])
+                            .map(|k| cur[n * per_in + k] * at(o, k))
                             .sum::<f64>()
                             + b[o];
                         out[n * units + o] = activation.forward_f64(s);
@@ -108,7 +122,7 @@ pub fn forward(spec: &ModelSpec, params: &HostParams, x: &[f64], batch: usize) -
                     }
                 }
             }
-            LayerSpec::Flatten | LayerSpec::Dropout { .. } => out.copy_from_slice(&cur),
+            LayerSpec::Flatten {} | LayerSpec::Dropout { .. } => out.copy_from_slice(&cur),
             LayerSpec::Activation { activation } => {
                 for (o, &v) in out.iter_mut().zip(&cur) {
                     *o = activation.forward_f64(v);

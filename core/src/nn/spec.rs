@@ -13,6 +13,8 @@
 //! Shapes exclude the batch dimension and are NCHW for images; flatten uses C, H, W order
 //! (PyTorch's), so weights move between the two without reshuffling.
 
+use super::init::{BiasInit, Init};
+use super::share::Share;
 use crate::error::{Error, Result};
 use crate::kernels::Activation;
 use serde::{Deserialize, Serialize};
@@ -27,16 +29,24 @@ fn one() -> usize {
 
 /// A sequential model: an input shape and a stack of layers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify_next::Tsify))]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     /// Shape of one sample: `[features]` or `[channels, height, width]`.
     pub input: Vec<usize>,
     pub layers: Vec<LayerSpec>,
+    /// Default weight initialisation of fresh layers ([`Init`]; `torch` when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<Init>,
+    /// Default bias initialisation (unset: as the weight scheme says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias_init: Option<BiasInit>,
 }
 
 /// One layer. `trainable = false` freezes a layer's parameters (its input gradient still
 /// flows when a trainable layer lies below it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify_next::Tsify))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum LayerSpec {
     /// Fully connected: y = act(x·Wᵀ + b), W [units, in] (PyTorch's layout).
@@ -46,6 +56,16 @@ pub enum LayerSpec {
         activation: Activation,
         #[serde(default = "yes")]
         trainable: bool,
+        /// This layer's weight initialisation (unset: the model's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        init: Option<Init>,
+        /// This layer's bias initialisation (unset: the model's, else the scheme's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bias_init: Option<BiasInit>,
+        /// Use an earlier dense layer's weight instead of one of its own ([`Share`]); the
+        /// bias stays this layer's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        share: Option<Share>,
     },
     /// 2-D convolution: W [filters, in_channels, kernel, kernel], zero padding.
     Conv2d {
@@ -59,6 +79,12 @@ pub enum LayerSpec {
         activation: Activation,
         #[serde(default = "yes")]
         trainable: bool,
+        /// This layer's weight initialisation (unset: the model's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        init: Option<Init>,
+        /// This layer's bias initialisation (unset: the model's, else the scheme's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bias_init: Option<BiasInit>,
     },
     /// Max pooling over `size`×`size` windows; `stride` defaults to `size`.
     Maxpool2d {
@@ -72,8 +98,9 @@ pub enum LayerSpec {
         #[serde(default)]
         stride: Option<usize>,
     },
-    /// [C, H, W] → [C·H·W].
-    Flatten,
+    /// [C, H, W] → [C·H·W]. (A struct variant so that unknown keys beside its tag are
+    /// refused like everywhere else.)
+    Flatten {},
     /// Inverted dropout: zero with probability `rate` while training, identity in evaluation.
     Dropout { rate: f32 },
     /// A standalone activation.
@@ -81,6 +108,46 @@ pub enum LayerSpec {
 }
 
 impl LayerSpec {
+    /// A trainable dense layer with the model's initialisation.
+    pub fn dense(units: usize, activation: Activation) -> LayerSpec {
+        LayerSpec::Dense {
+            units,
+            activation,
+            trainable: true,
+            init: None,
+            bias_init: None,
+            share: None,
+        }
+    }
+
+    /// The dense layer's tied weight, if it uses another layer's ([`Share`]).
+    pub fn share(&self) -> Option<Share> {
+        match self {
+            LayerSpec::Dense { share, .. } => *share,
+            _ => None,
+        }
+    }
+
+    /// A trainable convolution with the model's initialisation.
+    pub fn conv2d(
+        filters: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        activation: Activation,
+    ) -> LayerSpec {
+        LayerSpec::Conv2d {
+            filters,
+            kernel,
+            stride,
+            padding,
+            activation,
+            trainable: true,
+            init: None,
+            bias_init: None,
+        }
+    }
+
     /// The name used in messages and in the config's `type` key.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -88,7 +155,7 @@ impl LayerSpec {
             LayerSpec::Conv2d { .. } => "conv2d",
             LayerSpec::Maxpool2d { .. } => "maxpool2d",
             LayerSpec::Avgpool2d { .. } => "avgpool2d",
-            LayerSpec::Flatten => "flatten",
+            LayerSpec::Flatten {} => "flatten",
             LayerSpec::Dropout { .. } => "dropout",
             LayerSpec::Activation { .. } => "activation",
         }
@@ -120,12 +187,24 @@ impl LayerSpec {
 pub struct LayerShapes {
     pub input: Vec<usize>,
     pub output: Vec<usize>,
-    /// Weight and bias shapes (PyTorch layout) for layers with parameters.
+    /// Weight and bias shapes (PyTorch layout) for layers with parameters. For a layer that
+    /// shares another's weight ([`Share`]) this is the weight as the layer uses it; the
+    /// tensor itself is the owner's.
     pub weight: Option<Vec<usize>>,
     pub bias: Option<Vec<usize>>,
 }
 
 impl ModelSpec {
+    /// A model with the default initialisation.
+    pub fn new(input: Vec<usize>, layers: Vec<LayerSpec>) -> ModelSpec {
+        ModelSpec {
+            input,
+            layers,
+            init: None,
+            bias_init: None,
+        }
+    }
+
     /// Parses a spec from JSON.
     pub fn from_json(text: &str) -> Result<ModelSpec> {
         let spec: ModelSpec =
@@ -209,7 +288,7 @@ impl ModelSpec {
                     }
                     (vec![c, (h - size) / s + 1, (w - size) / s + 1], None, None)
                 }
-                LayerSpec::Flatten => (vec![cur.iter().product()], None, None),
+                LayerSpec::Flatten {} => (vec![cur.iter().product()], None, None),
                 LayerSpec::Dropout { rate } => {
                     if !(0.0..1.0).contains(rate) {
                         return bad(format!("rate {rate} must be in [0, 1)"));
@@ -226,6 +305,7 @@ impl ModelSpec {
             });
             cur = next;
         }
+        super::share::check(self, &out)?;
         Ok(out)
     }
 
@@ -265,12 +345,16 @@ impl ModelSpec {
         self.input.iter().product()
     }
 
-    /// Total number of parameters.
+    /// Total number of parameters (a shared weight counted once).
     pub fn parameter_count(&self) -> Result<usize> {
         Ok(self
             .shapes()?
             .iter()
-            .flat_map(|s| [&s.weight, &s.bias])
+            .zip(&self.layers)
+            .flat_map(|(s, l)| {
+                let own_weight = s.weight.as_ref().filter(|_| l.share().is_none());
+                [own_weight, s.bias.as_ref()]
+            })
             .flatten()
             .map(|shape| shape.iter().product::<usize>())
             .sum())

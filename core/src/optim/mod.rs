@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 
 /// The update rule's name in configs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify_next::Tsify))]
 #[serde(rename_all = "snake_case")]
 pub enum OptimKind {
     Sgd,
@@ -40,6 +41,7 @@ fn default_lr() -> f32 {
 /// Everything about how parameters are updated. Unset hyper-parameters take PyTorch's
 /// defaults; one that does not apply to the chosen rule is refused.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify_next::Tsify))]
 #[serde(deny_unknown_fields)]
 pub struct OptimizerSpec {
     #[serde(rename = "type")]
@@ -79,6 +81,7 @@ pub struct OptimizerSpec {
     pub schedule: Schedule,
     /// Per-layer learning-rate multipliers, by layer index: `layer_lr = { "0" = 0.1 }`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(feature = "ts", tsify(type = "Record<string, number>"))]
     pub layer_lr: BTreeMap<String, f32>,
 }
 
@@ -102,7 +105,7 @@ impl OptimizerSpec {
             l1: 0.0,
             l2: 0.0,
             clip_norm: None,
-            schedule: Schedule::Constant,
+            schedule: Schedule::Constant {},
             layer_lr: BTreeMap::new(),
         }
     }

@@ -94,7 +94,7 @@ impl LrPlan {
     pub fn rate(&self, step: u64, epoch: u64, scale: f32) -> f32 {
         let base = self.base as f64;
         let lr = match self.schedule {
-            Schedule::Constant | Schedule::ReduceOnPlateau { .. } => base,
+            Schedule::Constant {} | Schedule::ReduceOnPlateau { .. } => base,
             Schedule::Step { step_epochs, gamma } => {
                 base * (gamma as f64).powi((epoch / step_epochs.max(1) as u64) as i32)
             }

@@ -18,6 +18,7 @@ fn small() -> f32 {
 
 /// What one cosine cycle spans.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify_next::Tsify))]
 #[serde(rename_all = "snake_case")]
 pub enum CosineCycle {
     /// One decay over the whole run: to `total_steps` when set, else to the run's planned
@@ -32,11 +33,15 @@ pub enum CosineCycle {
 }
 
 /// How the learning rate changes over training.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Every variant is a struct variant (`Constant {}`, not `Constant`): serde ignores unknown
+/// keys next to the tag of a unit variant, and a typo must never pass silently.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify_next::Tsify))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Schedule {
-    #[default]
-    Constant,
+    /// The base rate throughout (the default).
+    Constant {},
     /// lr · gammaᵏ with k = ⌊epoch / step_epochs⌋ (PyTorch StepLR stepped per epoch).
     Step { step_epochs: usize, gamma: f32 },
     /// lr · gamma^epoch.
@@ -69,6 +74,12 @@ pub enum Schedule {
     },
 }
 
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule::Constant {}
+    }
+}
+
 /// Mutable schedule state carried across epochs (and into checkpoints).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LrState {
@@ -92,7 +103,7 @@ impl Schedule {
     pub fn validate(&self) -> Result<()> {
         let bad = |k: &str, d: String| Err(Error::invalid(format!("optimizer.schedule.{k}"), d));
         match *self {
-            Schedule::Constant => Ok(()),
+            Schedule::Constant {} => Ok(()),
             Schedule::Cosine {
                 warmup_steps,
                 total_steps,

@@ -16,9 +16,12 @@ pub struct ReportInfo {
     pub class_names: Vec<String>,
     /// Images to link: (section heading, PNG path, SVG path), relative to the report.
     pub images: Vec<(String, String, String)>,
+    /// Hyper-parameter changes during the run, one line each
+    /// ([`crate::train::HyperChange::describe`]).
+    pub changes: Vec<String>,
 }
 
-fn pct(v: f64) -> String {
+pub(super) fn pct(v: f64) -> String {
     if v.is_finite() {
         format!("{:.2}%", 100.0 * v)
     } else {
@@ -26,7 +29,7 @@ fn pct(v: f64) -> String {
     }
 }
 
-fn num(v: f64) -> String {
+pub(super) fn num(v: f64) -> String {
     if v.is_finite() {
         format!("{v:.4}")
     } else {
@@ -169,6 +172,13 @@ pub fn markdown(info: &ReportInfo, eval: &Evaluation, rows: &[EpochRecord]) -> S
         let _ = writeln!(s, "![{heading}]({png})\n\n[SVG]({svg})");
     }
 
+    if !info.changes.is_empty() {
+        let _ = writeln!(s, "\n## Hyper-parameter changes\n");
+        for c in &info.changes {
+            let _ = writeln!(s, "- {}", c.replace('|', "\\|"));
+        }
+    }
+
     if !rows.is_empty() {
         let _ = writeln!(s, "\n## Epochs\n");
         let _ = writeln!(
@@ -212,6 +222,7 @@ mod tests {
                 "confusion.png".into(),
                 "confusion.svg".into(),
             )],
+            changes: vec!["step 4 (chunk 2, resume --set): optimizer.lr 0.01 → 0.001".into()],
         };
         let md = markdown(&info, &e, &[]);
         assert!(md.contains("| 1 | dog\\|wolf |"), "{md}");
@@ -221,5 +232,9 @@ mod tests {
         );
         assert!(md.contains("![Confusion matrix](confusion.png)"), "{md}");
         assert!(md.contains("| accuracy | 66.67% |"), "{md}");
+        assert!(
+            md.contains("## Hyper-parameter changes\n\n- step 4 (chunk 2, resume --set): optimizer.lr 0.01 → 0.001\n"),
+            "{md}"
+        );
     }
 }

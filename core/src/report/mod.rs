@@ -6,10 +6,13 @@
 //!   one-vs-rest ROC AUC of a classifier's probabilities, [`evaluate`];
 //! - [`Curves`]: per-epoch training and validation curves with the chunk boundaries;
 //! - [`Grid`]: the points of a decision-boundary image for models with 2-D inputs;
-//! - [`markdown`]: the text of `report.md`.
+//! - [`markdown`]: the text of `report.md`; [`continual_markdown`]: its continual-learning
+//!   section (the chunk-end evaluations and the accuracy matrix).
 
+mod continual;
 mod markdown;
 
+pub use continual::continual_markdown;
 pub use markdown::{markdown, ReportInfo};
 
 use crate::error::Result;

@@ -5,9 +5,7 @@
 
 use super::history::{f32_decimal, ChunkStopped, EpochRecord, Event};
 use super::rehearsal::concat;
-use super::{
-    ChunkOptions, ChunkOutcome, EpochOutcome, GpuDataset, NoObserver, Observer, Stats, Trainer,
-};
+use super::{ChunkOptions, ChunkOutcome, EpochOutcome, NoObserver, Observer, Stats, Trainer};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 
@@ -42,6 +40,14 @@ impl Trainer {
                 "the chunk is empty",
             ));
         }
+        self.apply_chunk_schedule()?;
+        self.check_recovery()?;
+        if let Some(lr) = opts.lr.filter(|&lr| lr != self.optimizer.lr) {
+            self.change_hyper(
+                &[super::hyper::Setting::new("optimizer.lr", f32_decimal(lr))],
+                super::history::ChangeSource::Call,
+            )?;
+        }
         let epochs = opts.epochs.unwrap_or(self.train.epochs);
         if epochs == 0 {
             return Err(Error::invalid("epochs", "must be at least 1"));
@@ -62,12 +68,17 @@ impl Trainer {
             Some(r) => concat(chunk, r.data.as_ref().expect("non-empty"))?,
             None => chunk.clone(),
         };
-        let gpu_data = GpuDataset::upload(self.gpu(), &data)?;
+        let mut gpu_data = self.upload_training(&data)?;
         self.check_data(&gpu_data)?;
+        if let Some(r) = &replay {
+            gpu_data.logits = self.replay_logits_source(chunk.len(), r)?;
+        }
+        self.set_replay_loss(replay.as_ref(), b);
         if self.cursor.epoch_in_chunk == 0 && self.cursor.step_in_epoch == 0 {
             self.cursor.chunk_start_step = Some(self.step);
+            self.lwf_chunk_start().await?;
         }
-        self.plan_chunk(chunk.len().div_ceil(b) as u64, epochs as u64)?;
+        self.plan_chunk(self.train.steps_per_epoch(chunk.len()), epochs as u64)?;
         let mut out = Vec::new();
         let mut rollbacks = 0;
         self.stop_requested = false;
@@ -84,11 +95,15 @@ impl Trainer {
                 EpochOutcome::Done(s) => s,
                 EpochOutcome::Stopped => return Ok(ChunkOutcome::Stopped),
             };
-            if !self.accept_or_roll_back(&stats, snapshot.as_ref(), &mut rollbacks)? {
+            if !self
+                .accept_or_roll_back(&stats, snapshot.as_ref(), &mut rollbacks, &gpu_data, rows)
+                .await?
+            {
                 continue;
             }
             self.cursor.epoch_in_chunk += 1;
             let v = self.validate_epoch(&stats).await?;
+            self.remember_for_recovery(v.stats.as_ref()).await?;
             let record = self.record(&stats, v.stats.as_ref()).await?;
             obs.epoch_end(&stats);
             if let Some(vs) = &v.stats {
@@ -107,9 +122,12 @@ impl Trainer {
                     }));
                 }
                 self.finish_chunk_early_stopping()?;
-                if let Some(r) = &mut self.rehearsal {
-                    r.offer(chunk, self.seed);
+                if let Some(end) = self.record_chunk_end().await? {
+                    obs.chunk_end(&end);
                 }
+                self.ewc_chunk_end(chunk).await?;
+                self.offer_to_rehearsal(chunk).await?;
+                self.lwf_chunk_end();
                 self.cursor.chunk += 1;
                 self.cursor.epoch_in_chunk = 0;
                 self.cursor.chunk_start_step = None;

@@ -63,6 +63,7 @@ impl Trainer {
                 ),
             ));
         }
+        self.refuse_with_der("distillation teacher")?;
         self.teacher = Some((teacher, spec));
         self.program = None;
         Ok(())

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which validation metric to watch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify_next::Tsify))]
 #[serde(rename_all = "snake_case")]
 pub enum Monitor {
     #[default]
@@ -28,6 +29,7 @@ fn yes() -> bool {
 
 /// Early-stopping settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify_next::Tsify))]
 #[serde(deny_unknown_fields)]
 pub struct EarlyStopping {
     /// Epochs without improvement before stopping (default 5).
@@ -79,12 +81,12 @@ impl Trainer {
         max_epochs: usize,
         stopping: Option<&EarlyStopping>,
     ) -> Result<FitReport> {
-        let tr = GpuDataset::upload(self.gpu(), train)?;
+        let tr = self.upload_training(train)?;
         let va = GpuDataset::upload(self.gpu(), val)?;
         let eval_batch = self.inference_batch(va.len);
         // The call is one chunk of max_epochs epochs for the learning-rate plan.
         self.cursor.chunk_start_step = Some(self.step);
-        let steps_per_epoch = train.len().div_ceil(self.train.batch_size) as u64;
+        let steps_per_epoch = self.train.steps_per_epoch(train.len());
         self.plan = Some(crate::optim::LrPlan::new(
             &self.optimizer,
             self.model.spec.layers.len(),

@@ -79,10 +79,11 @@ impl Trainer {
             return Err(Error::data("training data", "the chunk is empty"));
         }
         let b = self.train.batch_size;
+        self.set_replay_loss(None, b);
         if self.plan.is_none() {
             // Outside a chunk the run is one chunk of train.epochs epochs from step 0 (or
             // from where fit_with_validation started it).
-            let steps = data.len.div_ceil(b) as u64 * self.train.epochs as u64;
+            let steps = self.train.steps_per_epoch(data.len) * self.train.epochs as u64;
             self.plan = Some(LrPlan::new(
                 &self.optimizer,
                 self.model.spec.layers.len(),
@@ -106,7 +107,7 @@ impl Trainer {
     /// The schedule table of an epoch of `steps` steps starting at global step
     /// `epoch_start`, from step `first` on (earlier rows are never read): one row of
     /// [`schedule_row`] per step, its rate from the plan. Returns the table and the rates.
-    fn schedule_table(
+    pub(crate) fn schedule_table(
         &mut self,
         epoch_start: u64,
         steps: usize,
@@ -142,15 +143,28 @@ impl Trainer {
         opts: &ChunkOptions,
         obs: &mut dyn Observer,
     ) -> Result<EpochOutcome> {
+        if !self.peers.is_empty() {
+            return self.run_epoch_parallel(data, b, idx, opts, obs).await;
+        }
         let start = clock::now_seconds();
         let gpu = self.gpu().clone();
         self.ensure_program(b).await?;
-        let steps = idx.len() / b;
+        // Gradient accumulation: k micro-batches of b rows per step, the last step padded
+        // with empty micro-batches (k = 1: the index buffer as given).
+        let k = self.train.accumulate_steps.max(1);
+        let mut idx = idx;
+        idx.resize(idx.len().div_ceil(k * b) * k * b, PAD_INDEX);
+        let steps = idx.len() / (k * b);
         let first = (self.cursor.step_in_epoch as usize).min(steps);
         let epoch_start_step = self.step - first as u64;
-        let idx = Tensor::from_u32(&gpu, &[steps * b], &idx)?;
+        let idx = Tensor::from_u32(&gpu, &[steps * k * b], &idx)?;
         let (table, rates) = self.schedule_table(epoch_start_step, steps, first)?;
-        let sched = Tensor::from_f32(&gpu, &[steps, 4], &table)?;
+        // The GPU counter counts micro-batches: each update's row repeated k times.
+        let table: Vec<f32> = table
+            .chunks(4)
+            .flat_map(|row| std::iter::repeat_n(row, k).flatten().copied())
+            .collect();
+        let sched = Tensor::from_f32(&gpu, &[steps * k, 4], &table)?;
         let list: Vec<Dispatch> = self
             .step_list(data, &idx, &sched)?
             .into_iter()
@@ -158,9 +172,10 @@ impl Trainer {
             .collect();
         self.step_dispatches = list.len();
         let refs: Vec<&Dispatch> = list.iter().collect();
-        // counter = (step within this epoch, global step): see shaders/step.wgsl.
+        // counter = (micro-batch within this epoch, global micro-batch): see
+        // shaders/step.wgsl and, for k > 1, `program`.
         self.counter
-            .write_u32(&[first as u32, self.step as u32, 0, 0])?;
+            .write_u32(&[(first * k) as u32, (self.step * k as u64) as u32, 0, 0])?;
         self.metrics
             .write_f32(&self.cursor.metrics.unwrap_or([0.0; 4]))?;
         let mut done = first;
@@ -208,6 +223,25 @@ impl Trainer {
             }
         }
         let m = self.metrics.read_f32().await?;
+        Ok(EpochOutcome::Done(
+            self.end_epoch(&m, rates, steps, start, host, opts, obs),
+        ))
+    }
+
+    /// The end of an epoch of `steps` steps begun at `start` whose metrics accumulator
+    /// reads `m`: counters, the epoch's rates and its statistics, and the last progress
+    /// report.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn end_epoch(
+        &mut self,
+        m: &[f32],
+        rates: Vec<f32>,
+        steps: usize,
+        start: f64,
+        host: f64,
+        opts: &ChunkOptions,
+        obs: &mut dyn Observer,
+    ) -> Stats {
         self.epoch += 1;
         self.cursor.step_in_epoch = 0;
         self.cursor.metrics = None;
@@ -215,18 +249,18 @@ impl Trainer {
         let samples = m[2] as usize;
         let stats = Stats {
             loss: m[0] as f64 / samples.max(1) as f64,
-            accuracy: self.accuracy_of(&m),
+            accuracy: self.accuracy_of(m),
             samples,
             seconds: clock::now_seconds() - start,
             host_seconds: host,
         };
         if opts.report_every_steps.is_some() {
-            let p = self.progress(steps, steps, &m, start);
+            let p = self.progress(steps, steps, m, start);
             if matches!(obs.progress(&p), Control::Stop) {
                 self.stop_requested = true;
             }
         }
-        Ok(EpochOutcome::Done(stats))
+        stats
     }
 
     /// Accuracy from a metrics accumulator; NaN for regression (there are no classes).
@@ -237,7 +271,7 @@ impl Trainer {
         }
     }
 
-    fn progress(&self, done: usize, steps: usize, m: &[f32], start: f64) -> Progress {
+    pub(crate) fn progress(&self, done: usize, steps: usize, m: &[f32], start: f64) -> Progress {
         let samples = m[2] as f64;
         Progress {
             chunk: self.cursor.chunk,

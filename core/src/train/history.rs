@@ -4,7 +4,7 @@
 //! file from its checkpoint.
 //!
 //! Each event is serialised as a JSON object with an `event` tag (`"epoch"`, `"rollback"`,
-//! `"early_stop"`, `"early_stop_chunk"`). Files written before the tag existed have epoch
+//! `"early_stop"`, `"early_stop_chunk"`, `"hyper_change"`). Files written before the tag existed have epoch
 //! rows without one; [`event_from_value`] reads them as epochs.
 
 use crate::error::{Error, Result};
@@ -101,6 +101,20 @@ pub struct Rollback {
     pub last_good_loss: Option<f64>,
     /// The learning rate the epoch is retried with.
     pub new_lr: f32,
+    /// What the retry started from (`[recovery] strategy`; absent: last_good).
+    #[serde(default, skip_serializing_if = "is_last_good")]
+    pub strategy: crate::train::Strategy,
+    /// What the strategy did ("the best-validation state (val loss 0.41)").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Optimizer steps spent without being kept: the diverged epoch's and any trial steps
+    /// (0 in histories written before it was recorded).
+    #[serde(default)]
+    pub extra_steps: u64,
+}
+
+fn is_last_good(s: &crate::train::Strategy) -> bool {
+    *s == crate::train::Strategy::LastGood
 }
 
 /// Early stopping put back the weights of the best epoch.
@@ -132,6 +146,129 @@ pub struct ChunkStopped {
     pub step: u64,
 }
 
+/// A chunk ended: the model evaluated on the run's evaluation data (the test data, else the
+/// validation split; [`crate::session::Session::set_run_evaluation`], [`super::Trainer::set_chunk_evaluation`]). For a
+/// class-incremental run (`split_by = "class"`) also on each task seen so far — the classes
+/// each chunk brought ([`crate::metrics::task_groups`]) — with the continual-learning
+/// summaries of the accuracy matrix up to this chunk ([`crate::metrics::AccuracyMatrix`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChunkEnd {
+    pub chunk: u64,
+    pub epoch: u64,
+    pub step: u64,
+    /// Which data was evaluated ("test" or "validation") and its samples.
+    pub data: String,
+    pub samples: usize,
+    /// Accuracy on all of it.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub accuracy: f64,
+    /// Class-incremental runs: accuracy on each task `0..=chunk` (row `chunk` of the
+    /// accuracy matrix; NaN, written `null`, for a task without evaluation samples).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "nan_vec"
+    )]
+    pub task_accuracy: Vec<f64>,
+    /// Mean of `task_accuracy`, backward transfer and forgetting over the matrix so far
+    /// (the last two from the second chunk on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average_accuracy: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bwt: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forgetting: Option<f64>,
+}
+
+/// A list of numbers where `null` stands for NaN.
+fn nan_vec<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<f64>, D::Error> {
+    Ok(Vec::<Option<f64>>::deserialize(d)?
+        .into_iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect())
+}
+
+/// The chunk-end rows among `events`, in order.
+pub fn chunk_ends(events: &[Event]) -> Vec<ChunkEnd> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChunkEnd(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Who changed hyper-parameters during a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeSource {
+    /// `accrete resume DIR --set key=value`.
+    Resume,
+    /// An `[[incremental.schedule]]` entry, at the start of its chunk.
+    Schedule,
+    /// A per-call option of the library or the browser (`fitChunk(x, y, { lr })`).
+    Call,
+}
+
+/// One key's change of value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// The setting, as in the config: `optimizer.lr`, `train.epochs`.
+    pub key: String,
+    /// Its value before and after (JSON; `null` = unset).
+    pub from: serde_json::Value,
+    pub to: serde_json::Value,
+}
+
+/// Hyper-parameters changed between (or within) chunks ([`crate::train::hyper`]). From
+/// this step on the run trains with the new values; a resumed run replays these events over
+/// its configuration to know which values its checkpoint must hold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HyperChange {
+    pub chunk: u64,
+    pub epoch: u64,
+    pub step: u64,
+    pub source: ChangeSource,
+    pub changes: Vec<Change>,
+    /// The optimizer type changed: the weights were kept, the optimizer state (moments)
+    /// re-initialised to zero.
+    #[serde(default)]
+    pub optimizer_reset: bool,
+}
+
+impl HyperChange {
+    /// One line for reports and logs: "step 40 (chunk 2, resume --set): optimizer.lr 0.001
+    /// → 0.0001".
+    pub fn describe(&self) -> String {
+        let source = match self.source {
+            ChangeSource::Resume => "resume --set",
+            ChangeSource::Schedule => "incremental.schedule",
+            ChangeSource::Call => "per-call option",
+        };
+        let changes: Vec<String> = self
+            .changes
+            .iter()
+            .map(|c| format!("{} {} → {}", c.key, c.from, c.to))
+            .collect();
+        format!(
+            "step {} (chunk {}, {source}): {}{}",
+            self.step,
+            self.chunk + 1,
+            if changes.is_empty() {
+                "no change".to_string()
+            } else {
+                changes.join(", ")
+            },
+            if self.optimizer_reset {
+                "; optimizer state re-initialised (weights kept)"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
 /// Something that happened in a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -142,6 +279,8 @@ pub enum Event {
     BestRestored(BestRestored),
     #[serde(rename = "early_stop_chunk")]
     ChunkStopped(ChunkStopped),
+    ChunkEnd(ChunkEnd),
+    HyperChange(HyperChange),
 }
 
 impl Event {
@@ -239,6 +378,9 @@ mod tests {
                 bad_loss: Loss(f64::NAN),
                 last_good_loss: Some(0.5),
                 new_lr: 5e-4,
+                strategy: crate::train::Strategy::Anneal,
+                detail: Some("annealed candidate 1 accepted".into()),
+                extra_steps: 10,
             }),
             Event::BestRestored(BestRestored {
                 chunk: 1,
@@ -270,6 +412,38 @@ mod tests {
         };
         assert!(r.bad_loss.0.is_nan() && r.new_lr == 5e-4);
         assert_eq!(back[2..], events[2..]);
+    }
+
+    #[test]
+    fn chunk_end_rows_round_trip_with_nan_tasks() {
+        let end = ChunkEnd {
+            chunk: 1,
+            epoch: 4,
+            step: 40,
+            data: "test".into(),
+            samples: 90,
+            accuracy: 0.5,
+            task_accuracy: vec![0.25, f64::NAN],
+            average_accuracy: Some(0.25),
+            bwt: Some(-0.5),
+            forgetting: Some(0.5),
+        };
+        let text = to_jsonl(&[Event::ChunkEnd(end.clone())]);
+        assert!(
+            text.starts_with(r#"{"event":"chunk_end","chunk":1,"#)
+                && text.contains(r#""task_accuracy":[0.25,null],"#),
+            "{text}"
+        );
+        let back = chunk_ends(&parse_events(&text, "m").unwrap());
+        assert!(back[0].task_accuracy[1].is_nan());
+        assert_eq!(back[0].bwt, end.bwt);
+        // A split-by-count row has no tasks.
+        let v = serde_json::json!({"event":"chunk_end","chunk":0,"epoch":1,"step":3,
+            "data":"test","samples":9,"accuracy":0.75});
+        let Event::ChunkEnd(c) = event_from_value(v).unwrap() else {
+            panic!()
+        };
+        assert!(c.task_accuracy.is_empty() && c.bwt.is_none());
     }
 
     #[test]

@@ -81,6 +81,17 @@ impl Trainer {
     /// Class probabilities (regression: the outputs) for every sample of `data`,
     /// [n, outputs] row-major, in batches of `batch`.
     pub async fn predict(&mut self, data: &GpuDataset, batch: usize) -> Result<Vec<f32>> {
+        self.outputs_of(data, batch, false).await
+    }
+
+    /// The model's raw outputs (logits, before any softmax) for every sample of `data`,
+    /// [n, outputs] row-major, in batches of `batch` (dropout off).
+    pub async fn logits(&mut self, data: &GpuDataset, batch: usize) -> Result<Vec<f32>> {
+        self.outputs_of(data, batch, true).await
+    }
+
+    /// [`Self::predict`] (`raw` false) or [`Self::logits`] (`raw` true).
+    async fn outputs_of(&mut self, data: &GpuDataset, batch: usize, raw: bool) -> Result<Vec<f32>> {
         let gpu = self.gpu().clone();
         let (steps, idx) = self.eval_setup(data, batch).await?;
         let prog = self.eval_program.as_ref().expect("built by eval_setup");
@@ -93,7 +104,9 @@ impl Trainer {
         let mut list = vec![gather_stepped_into(&feats, &idx, &self.counter, &input)?];
         list.extend(prog.graph.forward.iter().cloned());
         list.push(match self.train.loss {
-            LossKind::SoftmaxCrossEntropy => softmax_into(&prog.graph.output()?, &probs)?,
+            LossKind::SoftmaxCrossEntropy if !raw => softmax_into(&prog.graph.output()?, &probs)?,
+            // Logits: copied as they are.
+            LossKind::SoftmaxCrossEntropy => scale_into(1.0, &prog.graph.output()?, &probs)?,
             // Regression: the outputs themselves are the predictions.
             LossKind::Mse => scale_into(1.0, &prog.graph.output()?, &probs)?,
         });

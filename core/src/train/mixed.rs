@@ -18,6 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// Settings of mixed-precision training (`train.mixed_precision`): in TOML/JSON either
 /// `true` (these defaults) or a table such as `{ init_scale = 1024, growth_interval = 500 }`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify_next::Tsify))]
 #[serde(deny_unknown_fields)]
 pub struct MixedPrecision {
     /// The initial loss scale S, a power of two in [2⁻²⁴, 2²⁴] (default 65536 = 2¹⁶, as

@@ -10,8 +10,9 @@
 //! The modules, one concern each: [`spec`] (what a user configures), `program` (the step's
 //! dispatches with their [`Phase`]s), `epoch` (the epoch loop and the learning-rate table),
 //! `chunk` (incremental chunks), `infer` (evaluation and prediction), `profile`,
+//! `parallel` (data parallelism over local devices),
 //! [`state`] (what a checkpoint carries), [`history`] (what happened, typed), and the
-//! strategies: `rehearsal`, `distill`, `early_stop`, `recovery`, `transfer`, `mixed`.
+//! strategies: `rehearsal` (with `der`, Dark Experience Replay), `distill`, `lwf`, `ewc`, `early_stop`, `recovery`, `transfer`, `mixed`.
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -23,30 +24,40 @@ use crate::nn::{Model, ModelSpec};
 use crate::optim::{LrPlan, LrState, OptimizerSpec};
 
 mod chunk;
+mod der;
 mod distill;
 mod early_stop;
 mod epoch;
+mod ewc;
 pub mod history;
+pub mod hyper;
 mod infer;
+mod lwf;
 mod mixed;
 mod observe;
+mod parallel;
 mod profile;
 mod program;
 mod recovery;
 mod rehearsal;
 pub mod spec;
 pub mod state;
+mod task_eval;
 mod transfer;
 mod update;
 
 pub use distill::DistillSpec;
 pub use early_stop::{EarlyStopping, FitReport, Monitor};
-pub use history::{EpochRecord, Event};
+pub use ewc::EwcSpec;
+pub use history::{ChunkEnd, EpochRecord, Event, HyperChange};
+pub use hyper::{ChunkSetting, Setting};
+pub use lwf::LwfSpec;
 pub use mixed::{LossScaleState, MixedPrecision};
 pub(crate) use observe::EpochOutcome;
 pub use observe::{ChunkOptions, ChunkOutcome, Control, NoObserver, Observer, Progress, Stats};
+pub use parallel::CommStats;
 pub use program::Phase;
-pub use recovery::RecoverySpec;
+pub use recovery::{RecoverySpec, RecoveryState, Strategy};
 pub use rehearsal::{RehearsalSpec, Reservoir};
 pub use spec::{LossKind, TrainSpec};
 pub use state::{Checkpoint, Cursor, Meta, RehearsalState, FORMAT_VERSION};
@@ -56,13 +67,18 @@ pub use update::StepKernels;
 /// Stream offset separating the epoch shuffles from other uses of the seed.
 const SHUFFLE_STREAM: u32 = 0x3000;
 
-/// A dataset uploaded to the GPU: features [n, ...sample], labels [n] and, for regression,
-/// targets [n, target_dim].
+/// A dataset uploaded to the GPU: features [n, ...sample], labels [n], for regression
+/// targets [n, target_dim] and, for DER's replayed rows, stored logits [n, outputs].
 pub struct GpuDataset {
     pub features: Tensor,
     pub labels: Tensor,
     pub targets: Option<Tensor>,
+    /// The logits DER replays towards (set by the trainer for a chunk with a buffer).
+    pub logits: Option<Tensor>,
     pub len: usize,
+    /// The same data on the devices of the other replicas (data-parallel training;
+    /// [`Trainer::upload_training`]).
+    pub(crate) peers: Vec<GpuDataset>,
 }
 
 impl GpuDataset {
@@ -77,7 +93,9 @@ impl GpuDataset {
             features: Tensor::from_f32(gpu, &shape, &data.features)?,
             labels: Tensor::from_u32(gpu, &[data.len()], &data.labels)?,
             targets,
+            logits: None,
             len: data.len(),
+            peers: Vec::new(),
         })
     }
 }
@@ -101,8 +119,13 @@ pub struct Trainer {
     pub rehearsal: Option<Reservoir>,
     /// Divergence recovery policy (off when `None`).
     pub recovery: Option<RecoverySpec>,
+    /// Hyper-parameter changes at the start of chunks (`[[incremental.schedule]]`,
+    /// [`hyper`]).
+    pub chunk_schedule: Vec<ChunkSetting>,
     /// Loss of the last epoch the recovery policy accepted.
     pub last_good_loss: Option<f64>,
+    /// The recovery strategies' draws counter and best-validation state.
+    pub(crate) recovery_memory: recovery::RecoveryMemory,
     /// The run's planned total of steps, where the caller knows it (the end of a cosine
     /// schedule without `total_steps`; saved in checkpoints).
     planned_steps: Option<u64>,
@@ -113,6 +136,8 @@ pub struct Trainer {
     /// Evaluated after every epoch of a chunk when set: feeds reduce-on-plateau and early
     /// stopping, and adds val_loss / val_accuracy to the history.
     validation: Option<GpuDataset>,
+    /// Evaluated at every chunk's end when set (continual-learning metrics; `task_eval`).
+    task_eval: Option<task_eval::TaskEval>,
     /// Weights and optimizer state of this chunk's best epoch so far (early stopping with
     /// restore_best); saved in checkpoints under `early_stopping.best.`.
     pub(crate) best_snapshot: Option<Vec<crate::checkpoint::NamedTensor>>,
@@ -122,6 +147,14 @@ pub struct Trainer {
     stop_requested: bool,
     /// Teacher model and settings when distilling.
     teacher: Option<(Model, DistillSpec)>,
+    /// Learning without Forgetting: the teacher is the chunk-start snapshot (`lwf`).
+    lwf: Option<LwfSpec>,
+    /// DER's loss in the current chunk's step program (`der`).
+    replay_loss: Option<der::ReplayLoss>,
+    /// Elastic Weight Consolidation's settings and, after a chunk's end, its Fisher and
+    /// anchor (`ewc`).
+    ewc: Option<EwcSpec>,
+    ewc_state: Option<ewc::EwcState>,
     rule: Rule,
     /// Which kernels the step programs are built from.
     kernels: StepKernels,
@@ -134,6 +167,11 @@ pub struct Trainer {
     mixed: Option<(MixedPrecision, Tensor)>,
     program: Option<program::Program>,
     eval_program: Option<program::Program>,
+    /// Data parallelism: replicas 1 … N−1 on their own devices (`parallel`; empty: one
+    /// device), their sync period and the communication so far.
+    peers: Vec<Trainer>,
+    sync_every: u64,
+    comm: CommStats,
 }
 
 impl Trainer {
@@ -148,6 +186,12 @@ impl Trainer {
         let rule = optimizer.rule()?;
         if train.batch_size == 0 {
             return Err(Error::invalid("train.batch_size", "must be ≥ 1"));
+        }
+        if train.accumulate_steps == 0 {
+            return Err(Error::invalid(
+                "train.accumulate_steps",
+                "must be at least 1 (1 = an update every batch)",
+            ));
         }
         if !(0.0..1.0).contains(&train.label_smoothing) {
             return Err(Error::invalid(
@@ -180,15 +224,22 @@ impl Trainer {
             history: Vec::new(),
             rehearsal: None,
             recovery: None,
+            chunk_schedule: Vec::new(),
             last_good_loss: None,
+            recovery_memory: Default::default(),
             planned_steps: None,
             plan: None,
             epoch_rates: Vec::new(),
             validation: None,
+            task_eval: None,
             best_snapshot: None,
             lr_spike: None,
             stop_requested: false,
             teacher: None,
+            lwf: None,
+            replay_loss: None,
+            ewc: None,
+            ewc_state: None,
             rule,
             kernels: StepKernels::default(),
             step_dispatches: 0,
@@ -197,6 +248,9 @@ impl Trainer {
             mixed,
             program: None,
             eval_program: None,
+            peers: Vec::new(),
+            sync_every: 1,
+            comm: CommStats::default(),
         })
     }
 

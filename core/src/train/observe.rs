@@ -2,7 +2,7 @@
 //! checkpoints every N steps, and a way to stop cleanly (Ctrl-C in the CLI, a button in
 //! the browser).
 
-use super::history::EpochRecord;
+use super::history::{ChunkEnd, EpochRecord};
 use super::Checkpoint;
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
@@ -61,6 +61,9 @@ pub trait Observer {
     fn validated(&mut self, _val: &Stats) {}
     /// After `validated`: the epoch's record, as it was appended to the history.
     fn epoch_record(&mut self, _record: &EpochRecord) {}
+    /// At a chunk's end, when the trainer evaluates there
+    /// ([`super::Trainer::set_chunk_evaluation`]): the row appended to the history.
+    fn chunk_end(&mut self, _end: &ChunkEnd) {}
     /// Every `checkpoint_every_steps` steps, at each epoch's end (when checkpointing is on),
     /// and before stopping.
     fn checkpoint(&mut self, _c: &Checkpoint) -> Result<()> {
@@ -83,6 +86,10 @@ pub struct ChunkOptions {
     pub checkpoint_every_steps: Option<u64>,
     /// Epochs over this chunk; `None` = `train.epochs`.
     pub epochs: Option<usize>,
+    /// The base learning rate (`optimizer.lr`) from this chunk on, when it differs from
+    /// the current one: recorded in the history as a change ([`super::hyper`]); `None` =
+    /// unchanged.
+    pub lr: Option<f32>,
 }
 
 /// How a chunk ended.

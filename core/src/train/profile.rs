@@ -21,13 +21,15 @@ impl Trainer {
         self.check_data(data)?;
         let b = self.train.batch_size;
         self.ensure_program(b).await?;
-        let (steps, n) = (steps.max(1), data.len.max(1));
-        let idx: Vec<u32> = (0..steps * b).map(|i| (i % n) as u32).collect();
-        let idx = Tensor::from_u32(self.gpu(), &[steps * b], &idx)?;
-        let table: Vec<f32> = (0..steps as u64)
+        // Micro-batches: `accumulate_steps` per step.
+        let micro = steps.max(1) * self.train.accumulate_steps.max(1);
+        let n = data.len.max(1);
+        let idx: Vec<u32> = (0..micro * b).map(|i| (i % n) as u32).collect();
+        let idx = Tensor::from_u32(self.gpu(), &[micro * b], &idx)?;
+        let table: Vec<f32> = (0..micro as u64)
             .flat_map(|k| schedule_row(&self.rule, self.optimizer.lr, self.step + k + 1))
             .collect();
-        let sched = Tensor::from_f32(self.gpu(), &[steps, 4], &table)?;
+        let sched = Tensor::from_f32(self.gpu(), &[micro, 4], &table)?;
         step::reset(&self.counter, self.step)?;
         let list = self.step_list(data, &idx, &sched)?;
         self.step_dispatches = list.len();

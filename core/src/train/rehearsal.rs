@@ -1,6 +1,8 @@
 //! Rehearsal: a reservoir sample of every sample seen so far (Vitter's Algorithm R, driven
 //! by Philox so it is the same on every platform), `per_batch` of which are mixed into
-//! every batch of a new chunk, which limits forgetting in class-incremental runs.
+//! every batch of a new chunk, which limits forgetting in class-incremental runs. With
+//! `logit_weight` / `label_weight` the replayed rows get their own loss terms, Dark
+//! Experience Replay (`der`).
 
 use super::Trainer;
 use crate::data::Dataset;
@@ -19,12 +21,91 @@ fn default_per_batch() -> usize {
 
 /// Rehearsal settings: `size` samples kept from earlier chunks, `per_batch` of them replayed
 /// in every batch (drawn with replacement).
+///
+/// Without `logit_weight` and `label_weight` the replayed rows join the batch's
+/// cross-entropy (one mean over all rows). With either, the batch objective is Dark
+/// Experience Replay's (Buzzega et al. 2020; shaders/loss_replay.wgsl):
+/// `mean_new CE + α·mean_{replayed, classes} (z − z_stored)² + β·mean_replayed CE`, where
+/// `z_stored` are the logits the model gave the sample when it entered the buffer (at the
+/// end of its chunk, in one evaluation-mode forward pass on the GPU, as Avalanche does).
+/// α = `logit_weight` alone is DER; with β = `label_weight` > 0 it is DER++.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify_next::Tsify))]
 #[serde(deny_unknown_fields)]
 pub struct RehearsalSpec {
     pub size: usize,
     #[serde(default = "default_per_batch")]
     pub per_batch: usize,
+    /// DER's α: the weight of the replayed rows' logit MSE; set, the buffer stores every
+    /// entering sample's logits (default: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logit_weight: Option<f32>,
+    /// DER++'s β: the weight of the replayed rows' own cross-entropy mean (default: off; 0
+    /// when only `logit_weight` is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_weight: Option<f32>,
+}
+
+impl RehearsalSpec {
+    /// `size` samples, `per_batch` replayed in every batch, plain rehearsal.
+    pub fn new(size: usize, per_batch: usize) -> RehearsalSpec {
+        RehearsalSpec {
+            size,
+            per_batch,
+            logit_weight: None,
+            label_weight: None,
+        }
+    }
+
+    /// Refuses negative or non-finite weights, and weights that cannot act (nothing
+    /// replayed, or both 0).
+    pub fn validate(&self, key: &str) -> Result<()> {
+        for (name, w) in [
+            ("logit_weight", self.logit_weight),
+            ("label_weight", self.label_weight),
+        ] {
+            if let Some(w) = w.filter(|w| !w.is_finite() || *w < 0.0) {
+                return Err(Error::invalid(
+                    format!("{key}.{name}"),
+                    format!("{w} must be a finite number ≥ 0 (e.g. 0.5)"),
+                ));
+            }
+        }
+        if self.replay_loss().is_none() {
+            return Ok(());
+        }
+        if self.size == 0 || self.per_batch == 0 {
+            return Err(Error::invalid(
+                key,
+                format!(
+                    "logit_weight / label_weight weigh replayed samples, but size = {} and per_batch = {} replay none; make both at least 1",
+                    self.size, self.per_batch
+                ),
+            ));
+        }
+        if self.logit_weight.unwrap_or(0.0) == 0.0 && self.label_weight.unwrap_or(0.0) == 0.0 {
+            return Err(Error::invalid(
+                key,
+                "logit_weight and label_weight are both 0, so the replayed samples would not be learned from; give one a positive weight, or leave both out for plain rehearsal",
+            ));
+        }
+        Ok(())
+    }
+
+    /// DER's weights (α, β), when the replayed rows have their own loss terms.
+    pub fn replay_loss(&self) -> Option<(f32, f32)> {
+        (self.logit_weight.is_some() || self.label_weight.is_some()).then(|| {
+            (
+                self.logit_weight.unwrap_or(0.0),
+                self.label_weight.unwrap_or(0.0),
+            )
+        })
+    }
+
+    /// Whether the buffer keeps its samples' logits (DER's `logit_weight` is set).
+    pub fn stores_logits(&self) -> bool {
+        self.logit_weight.is_some()
+    }
 }
 
 /// The rehearsal buffer: a uniform sample of every sample seen so far.
@@ -34,6 +115,9 @@ pub struct Reservoir {
     pub data: Option<Dataset>,
     /// Samples offered so far (Algorithm R's n).
     pub seen: u64,
+    /// With DER, [len, outputs] row-major: the logits each sample had when it entered
+    /// (empty otherwise).
+    pub logits: Vec<f32>,
 }
 
 impl Reservoir {
@@ -42,6 +126,7 @@ impl Reservoir {
             spec,
             data: None,
             seen: 0,
+            logits: Vec::new(),
         }
     }
 
@@ -54,11 +139,13 @@ impl Reservoir {
     }
 
     /// Offers every sample of `chunk`: the first `size` fill the buffer; sample number n
-    /// (0-based) then replaces slot j = uniform(0..=n) when j < size.
-    pub fn offer(&mut self, chunk: &Dataset, seed: u64) {
+    /// (0-based) then replaces slot j = uniform(0..=n) when j < size. Returns the
+    /// placements (slot, sample of `chunk`) in order (a later one may overwrite a slot).
+    pub fn offer(&mut self, chunk: &Dataset, seed: u64) -> Vec<(usize, usize)> {
         let cap = self.spec.size;
+        let mut placed = Vec::new();
         if cap == 0 {
-            return;
+            return placed;
         }
         let d = chunk.sample_len();
         let t = chunk.target_dim;
@@ -76,6 +163,7 @@ impl Reservoir {
             self.seen += 1;
             let x = &chunk.features[i * d..(i + 1) * d];
             if data.len() < cap {
+                placed.push((data.len(), i));
                 data.features.extend_from_slice(x);
                 data.labels.push(chunk.labels[i]);
                 data.targets
@@ -91,12 +179,14 @@ impl Reservoir {
             let j = ((w[0] as u64) << 32 | w[1] as u64) % (n + 1);
             if (j as usize) < cap {
                 let j = j as usize;
+                placed.push((j, i));
                 data.features[j * d..(j + 1) * d].copy_from_slice(x);
                 data.labels[j] = chunk.labels[i];
                 data.targets[j * t..(j + 1) * t]
                     .copy_from_slice(&chunk.targets[i * t..(i + 1) * t]);
             }
         }
+        placed
     }
 }
 
@@ -119,12 +209,24 @@ pub(crate) fn concat(a: &Dataset, b: &Dataset) -> Result<Dataset> {
 }
 
 impl Trainer {
-    /// Turns rehearsal on (or changes its settings, keeping the buffer's samples).
-    pub fn enable_rehearsal(&mut self, spec: RehearsalSpec) {
+    /// Turns rehearsal on (or changes its settings, keeping the buffer's samples). DER's
+    /// weights need class labels (`softmax_cross_entropy`) and no teacher (LwF,
+    /// `distill_from`).
+    pub fn enable_rehearsal(&mut self, spec: RehearsalSpec) -> Result<()> {
+        spec.validate("incremental.rehearsal")?;
+        if spec.replay_loss().is_some() {
+            super::der::check_compatible(self)?;
+        }
         match &mut self.rehearsal {
-            Some(r) => r.spec = spec,
+            Some(r) => {
+                if !spec.stores_logits() {
+                    r.logits.clear();
+                }
+                r.spec = spec;
+            }
             None => self.rehearsal = Some(Reservoir::new(spec)),
         }
+        Ok(())
     }
 
     /// Batches of `b` shuffled new samples (indices 0..n, padded) followed by `per` replayed

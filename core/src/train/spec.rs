@@ -11,9 +11,16 @@ fn default_batch() -> usize {
 fn default_epochs() -> usize {
     defaults::EPOCHS
 }
+fn default_accumulate() -> usize {
+    defaults::ACCUMULATE_STEPS
+}
+fn is_default_accumulate(k: &usize) -> bool {
+    *k == defaults::ACCUMULATE_STEPS
+}
 
 /// Loss functions for classification.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify_next::Tsify))]
 #[serde(rename_all = "snake_case")]
 pub enum LossKind {
     /// Softmax cross-entropy on class labels (`"softmax_cross_entropy"`).
@@ -26,6 +33,7 @@ pub enum LossKind {
 
 /// How to train: batch size, epochs per chunk, loss.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify_next::Tsify))]
 #[serde(deny_unknown_fields)]
 pub struct TrainSpec {
     /// Samples per step (default 128).
@@ -34,6 +42,17 @@ pub struct TrainSpec {
     /// Epochs per chunk of data (default 1).
     #[serde(default = "default_epochs")]
     pub epochs: usize,
+    /// Gradient accumulation: `k` micro-batches of `batch_size` rows per optimizer update,
+    /// so the effective batch is `k × batch_size` with the memory of one micro-batch
+    /// (default 1: every batch is an update). The k micro-steps are recorded in one step
+    /// program (no host round trip); the update uses the mean of the k micro-batch
+    /// gradients, each the mean over its rows. Steps, schedules, checkpoints and the
+    /// logged learning rate count optimizer updates.
+    #[serde(
+        default = "default_accumulate",
+        skip_serializing_if = "is_default_accumulate"
+    )]
+    pub accumulate_steps: usize,
     /// Loss (default softmax_cross_entropy).
     #[serde(default)]
     pub loss: LossKind,
@@ -54,6 +73,7 @@ pub struct TrainSpec {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "mixed::deserialize_opt"
     )]
+    #[cfg_attr(feature = "ts", tsify(type = "boolean | MixedPrecision"))]
     pub mixed_precision: Option<MixedPrecision>,
 }
 
@@ -62,10 +82,22 @@ impl Default for TrainSpec {
         TrainSpec {
             batch_size: default_batch(),
             epochs: default_epochs(),
+            accumulate_steps: default_accumulate(),
             loss: LossKind::default(),
             label_smoothing: defaults::LABEL_SMOOTHING,
             early_stopping: None,
             mixed_precision: None,
         }
+    }
+}
+
+impl TrainSpec {
+    /// Optimizer steps of an epoch over `samples` samples: `ceil(samples / batch_size)`
+    /// micro-batches, grouped `accumulate_steps` at a time (the last group padded with empty
+    /// micro-batches, which add nothing to the gradient).
+    pub fn steps_per_epoch(&self, samples: usize) -> u64 {
+        samples
+            .div_ceil(self.batch_size.max(1))
+            .div_ceil(self.accumulate_steps.max(1)) as u64
     }
 }

@@ -7,10 +7,12 @@
 //! Tensor names: parameters as PyTorch's `nn.Sequential` state dict names them
 //! (`layers.{i}.weight`, `layers.{i}.bias`), optimizer state as
 //! `optimizer.{parameter}.{state}` with PyTorch's state names ([`Rule::state_names`]),
-//! the rehearsal buffer as `rehearsal.{features,labels,targets}`, and the best epoch's
+//! the rehearsal buffer as `rehearsal.{features,labels,targets}` (and DER's stored logits
+//! `rehearsal.logits`), and the best epoch's
 //! weights and optimizer state under `early_stopping.best.`.
 
 use super::history::{deserialize_events, Event};
+use super::recovery::RECOVERY_BEST_PREFIX;
 use super::{LossScaleState, RehearsalSpec, Reservoir, TrainSpec, Trainer};
 use crate::checkpoint::{self, NamedTensor};
 use crate::data::Dataset;
@@ -30,6 +32,7 @@ pub(crate) const BEST_PREFIX: &str = "early_stopping.best.";
 const REHEARSAL_FEATURES: &str = "rehearsal.features";
 const REHEARSAL_LABELS: &str = "rehearsal.labels";
 const REHEARSAL_TARGETS: &str = "rehearsal.targets";
+const REHEARSAL_LOGITS: &str = "rehearsal.logits";
 
 /// The checkpoint name of a parameter's optimizer state tensor.
 pub(crate) fn optimizer_tensor(param: &str, state: &str) -> String {
@@ -41,6 +44,9 @@ pub(crate) fn optimizer_tensor(param: &str, state: &str) -> String {
 pub fn is_training_state(name: &str) -> bool {
     name.starts_with("optimizer.")
         || name.starts_with("rehearsal.")
+        || name.starts_with(super::lwf::LWF_PREFIX)
+        || name.starts_with(super::ewc::EWC_PREFIX)
+        || name.starts_with("recovery.")
         || name.starts_with(BEST_PREFIX)
 }
 
@@ -110,6 +116,18 @@ pub struct Meta {
     /// every chunk's steps × epochs): the end of a `cosine` schedule without `total_steps`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub planned_steps: Option<u64>,
+    /// Learning without Forgetting's settings (`[incremental] lwf`); inside a chunk, its
+    /// teacher is the `lwf.teacher.*` tensors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lwf: Option<super::LwfSpec>,
+    /// Elastic Weight Consolidation's settings (`[incremental] ewc`); after a chunk's end,
+    /// its Fisher and anchor are the `ewc.fisher.*` and `ewc.anchor.*` tensors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ewc: Option<super::EwcSpec>,
+    /// The recovery strategies' state (draws counter, best validation loss; the best state
+    /// is the `recovery.best.*` tensors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<super::RecoveryState>,
 }
 
 /// The rehearsal buffer's settings and Algorithm R counter.
@@ -190,17 +208,22 @@ impl Checkpoint {
 
     /// The best epoch's weights and optimizer state (early stopping), if the file has them.
     fn best_snapshot(&self) -> Option<Vec<NamedTensor>> {
-        let best: Vec<NamedTensor> = self
+        self.prefixed(BEST_PREFIX)
+    }
+
+    /// The tensors named `prefix…`, without the prefix; `None` when there are none.
+    fn prefixed(&self, prefix: &str) -> Option<Vec<NamedTensor>> {
+        let found: Vec<NamedTensor> = self
             .tensors
             .iter()
             .filter_map(|x| {
                 Some(NamedTensor {
-                    name: x.name.strip_prefix(BEST_PREFIX)?.to_string(),
+                    name: x.name.strip_prefix(prefix)?.to_string(),
                     ..x.clone()
                 })
             })
             .collect();
-        (!best.is_empty()).then_some(best)
+        (!found.is_empty()).then_some(found)
     }
 
     /// The rehearsal buffer described by `rs`, from the `rehearsal.*` tensors.
@@ -236,6 +259,25 @@ impl Checkpoint {
             d.targets = t.data.clone();
             d.target_dim = rs.target_dim;
         }
+        if rs.spec.stores_logits() {
+            let t = self.tensor(REHEARSAL_LOGITS).ok_or_else(|| {
+                Error::data(
+                    "checkpoint",
+                    "the DER rehearsal buffer's rehearsal.logits tensor is missing (incremental.rehearsal has logit_weight)",
+                )
+            })?;
+            if t.shape.first() != Some(&d.len()) || t.shape.len() != 2 {
+                return Err(Error::data(
+                    "checkpoint",
+                    format!(
+                        "rehearsal.logits is {:?}, expected [{}, outputs] (one row per buffered sample)",
+                        t.shape,
+                        d.len()
+                    ),
+                ));
+            }
+            r.logits = t.data.clone();
+        }
         r.data = Some(d);
         Ok(r)
     }
@@ -256,6 +298,13 @@ fn reservoir_tensors(r: &Reservoir, out: &mut Vec<NamedTensor>) -> RehearsalStat
             shape: vec![d.len()],
             data: d.labels.iter().map(|&l| l as f32).collect(),
         });
+        if !r.logits.is_empty() {
+            out.push(NamedTensor {
+                name: REHEARSAL_LOGITS.into(),
+                shape: vec![d.len(), r.logits.len() / d.len().max(1)],
+                data: r.logits.clone(),
+            });
+        }
         if d.target_dim > 0 {
             out.push(NamedTensor {
                 name: REHEARSAL_TARGETS.into(),
@@ -343,9 +392,17 @@ impl Trainer {
             .rehearsal
             .as_ref()
             .map(|r| reservoir_tensors(r, &mut tensors));
+        self.lwf_tensors(&mut tensors).await?;
+        self.ewc_tensors(&mut tensors).await?;
         for t in self.best_snapshot.iter().flatten() {
             tensors.push(NamedTensor {
                 name: format!("{BEST_PREFIX}{}", t.name),
+                ..t.clone()
+            });
+        }
+        for t in self.recovery_memory.best.iter().flatten() {
+            tensors.push(NamedTensor {
+                name: format!("{RECOVERY_BEST_PREFIX}{}", t.name),
                 ..t.clone()
             });
         }
@@ -370,6 +427,10 @@ impl Trainer {
                 last_good_loss: self.last_good_loss,
                 loss_scale: self.loss_scale().await?,
                 planned_steps: self.planned_steps,
+                lwf: self.lwf.clone(),
+                ewc: self.ewc.clone(),
+                recovery: (!self.recovery_memory.state.is_empty())
+                    .then(|| self.recovery_memory.state.clone()),
             },
             tensors,
         })
@@ -402,6 +463,12 @@ impl Trainer {
         )?;
         t.restore(ckpt)?;
         t.best_snapshot = ckpt.best_snapshot();
+        t.restore_lwf(m.lwf.as_ref(), &ckpt.tensors)?;
+        t.restore_ewc(m.ewc.as_ref(), &ckpt.tensors)?;
+        t.recovery_memory = super::recovery::RecoveryMemory {
+            state: m.recovery.clone().unwrap_or_default(),
+            best: ckpt.prefixed(RECOVERY_BEST_PREFIX),
+        };
         t.rehearsal = m
             .rehearsal
             .as_ref()

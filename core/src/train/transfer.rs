@@ -23,13 +23,19 @@ pub struct TransferReport {
 }
 
 impl Trainer {
-    /// Loads every parameter whose name and shape match a tensor of `source`; optimizer
-    /// state starts from zero (a fresh fine-tune).
+    /// Loads every parameter whose name and shape match a tensor of `source` — by accrete's
+    /// name (`layers.{i}.weight`) or, failing that, by PyTorch's `nn.Sequential` name
+    /// ([`crate::nn::torch`]); optimizer state starts from zero (a fresh fine-tune).
     pub fn load_weights(&mut self, source: &[NamedTensor]) -> Result<TransferReport> {
         let mut report = TransferReport::default();
         let mut used = vec![false; source.len()];
         for p in &self.model.params {
-            match source.iter().position(|t| t.name == p.name) {
+            let torch = crate::nn::torch::torch_name(&self.model.spec, &p.name);
+            let found = source.iter().position(|t| t.name == p.name).or_else(|| {
+                let torch = torch.as_deref()?;
+                source.iter().position(|t| t.name == torch)
+            });
+            match found {
                 Some(i) if source[i].shape == p.value.shape() => {
                     p.value.write_f32(&source[i].data)?;
                     used[i] = true;

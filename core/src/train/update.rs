@@ -6,6 +6,7 @@
 use crate::error::Result;
 use crate::gpu::{Dispatch, Tensor};
 use crate::kernels::clip::GlobalNormClip;
+use crate::kernels::elementwise::{axpy_into, scale_into};
 use crate::kernels::loss_scale;
 use crate::kernels::optim::{
     update_multi_scheduled_into, update_scheduled_into, MultiClip, Rule, Segment,
@@ -143,6 +144,29 @@ pub(crate) fn update_dispatches(
             sched,
             counter,
         )?);
+    }
+    Ok(out)
+}
+
+/// Gradient accumulation, micro-step `j` of `k` (k ≥ 2), one accumulator per arena in
+/// `accum`: `a = g` at j = 0, `a += g` in between, and at j = k − 1 `a += g; g = a · (1/k)`,
+/// so the update sees the mean of the k micro-batch gradients, summed in micro-batch order.
+pub(crate) fn accumulate_dispatches(
+    model: &Model,
+    accum: &[Tensor],
+    j: usize,
+    k: usize,
+) -> Result<Vec<Dispatch>> {
+    let mut out = Vec::new();
+    for (a, acc) in model.arenas.iter().zip(accum) {
+        if j == 0 {
+            out.push(scale_into(1.0, &a.grads, acc)?);
+        } else {
+            out.push(axpy_into(1.0, &a.grads, acc)?);
+            if j + 1 == k {
+                out.push(scale_into(1.0 / k as f32, acc, &a.grads)?);
+            }
+        }
     }
     Ok(out)
 }

@@ -35,7 +35,10 @@ mod sampled;
 mod tuning;
 mod variants;
 
-pub use launch::{dims, matmul, matmul_into, SHADER, SHADER_VEC4};
+pub use launch::{dims, matmul, matmul_into, matmul_row_sums_into, SHADER, SHADER_VEC4};
+// The shader assembly, for the catalogue's naga check.
+#[cfg(test)]
+pub(crate) use launch::{shader_defs, Flags};
 // The uniform block, for tests of the shaders' layouts.
 #[cfg(test)]
 pub(crate) use launch::Params;

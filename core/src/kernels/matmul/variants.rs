@@ -263,15 +263,26 @@ impl Variant {
         stages * elem * tl.bk * (tl.bm + tl.bn)
     }
 
-    /// The deterministic choice without autotuning: the tiled 32×32 kernel on CPU adapters
-    /// (cheap barriers matter most there); elsewhere the double-buffered 128×128 / 8×8 kernel
-    /// when the product has at least 128 such tiles (enough workgroups to fill a large GPU's
-    /// ~132 multiprocessors) and depth 64, else the vec4 64×64 / 4×4 kernel (four times the
-    /// workgroups) — the first of these the device can run. All are f32 and give the same
-    /// bits, so the rule only decides speed.
+    /// The deterministic choice without autotuning. On CPU adapters (lavapipe, SwiftShader)
+    /// the vec4 kernels: 64×64 / 4×4 when both M and N reach 64, else 32×32 / 4×4 (a thin
+    /// product has too few 64-wide tiles) — measured on lavapipe at 2–4× the tiled 32×32
+    /// kernel on square sizes 256–1024 and on the MLP's training GEMMs (PERFORMANCE.md).
+    /// Elsewhere the double-buffered 128×128 / 8×8 kernel when the product has at least 128
+    /// such tiles (enough workgroups to fill a large GPU's ~132 multiprocessors) and depth
+    /// 64, else the vec4 64×64 / 4×4 kernel (four times the workgroups). Always the first of
+    /// these the device can run, the tiled kernel last. All are f32 and give the same bits,
+    /// so the rule only decides speed.
     pub fn heuristic(gpu: &Gpu, m: usize, k: usize, n: usize) -> Variant {
         if gpu.summary().device_type == "Cpu" {
-            return Variant::tiled(Tiles::MEDIUM);
+            let first = if m >= 64 && n >= 64 {
+                Variant::VEC4_64X64
+            } else {
+                Variant::VEC4_32X32
+            };
+            return [first, Variant::VEC4_32X32]
+                .into_iter()
+                .find(|v| v.validate(gpu).is_ok())
+                .unwrap_or(Variant::tiled(Tiles::MEDIUM));
         }
         let big = m.div_ceil(128) * n.div_ceil(128) >= 128 && k >= 64;
         let first = if big {

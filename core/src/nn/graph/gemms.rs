@@ -38,7 +38,27 @@ pub fn gemm_problems(
         let (rows, inner, cols, trainable) = match layer {
             LayerSpec::Dense {
                 units, trainable, ..
-            } => (batch, input[0], *units, *trainable),
+            } => match layer.share() {
+                // A shared weight (graph/dense.rs): x·W (transposed) or x·Wᵀ forward, the
+                // weight's gradient when its owner is trainable, dZ·Wᵀ or dZ·W.
+                Some(s) => {
+                    let (inner, cols) = (input[0], *units);
+                    let t = s.transpose;
+                    problems.push(gemm(batch, inner, cols, false, !t));
+                    if plan.output_grad(i) && model.spec.layers[s.layer].trainable() {
+                        problems.push(if t {
+                            gemm(inner, batch, cols, true, false)
+                        } else {
+                            gemm(cols, batch, inner, true, false)
+                        });
+                    }
+                    if plan.input_grad(i) {
+                        problems.push(gemm(batch, cols, inner, false, t));
+                    }
+                    continue;
+                }
+                None => (batch, input[0], *units, *trainable),
+            },
             LayerSpec::Conv2d {
                 filters,
                 kernel,
