@@ -248,3 +248,69 @@ fn best_without_validation_is_refused() {
         .to_string();
     assert!(e.contains("genetic") && e.contains("population"), "{e}");
 }
+
+/// A cause that lasts: chunk 2 runs at 512 × the base rate for good (a bad `--set
+/// optimizer.lr`), not a transient spike. Each rollback halves the rate; `last_good` and
+/// `population` both end the chunk learning, and `population` never adopts a candidate
+/// that diverged in its trial steps (each adopted one scored within `spike_factor` × the
+/// last good state's loss): until the rate is low enough it restarts from the last good
+/// state.
+#[test]
+fn a_lasting_cause_is_met_by_lower_rates_not_by_diverged_candidates() {
+    use accrete::train::history::ChangeSource;
+    use accrete::train::Setting;
+    let mut table =
+        vec!["| strategy | rollbacks | extra steps | final val. accuracy |".to_string()];
+    for strategy in [Strategy::LastGood, Strategy::Population] {
+        let mut t = trainer(strategy);
+        t.recovery.as_mut().unwrap().max_rollbacks = 8;
+        let mut keep = Keep(Vec::new());
+        pollster::block_on(t.fit_chunk_with(&spirals(100, 62), &opts(), &mut keep)).unwrap();
+        t.change_hyper(&[Setting::new("optimizer.lr", 5.12)], ChangeSource::Call)
+            .unwrap();
+        chunk2(&mut t, &mut keep, false);
+        let rb = rollbacks(&t);
+        assert!(rb.len() >= 2, "{strategy:?}: the cause lasts: {rb:?}");
+        let last = accrete::train::history::epochs(&t.history)
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(last.epoch_in_chunk, 4, "{strategy:?}: the chunk completes");
+        assert!(
+            last.train_loss < 1.0 && last.val_accuracy.unwrap() > 0.7,
+            "{strategy:?}: {last:?}"
+        );
+        if strategy == Strategy::Population {
+            let number = |text: &str, key: &str| -> f64 {
+                let at = text.find(key).unwrap() + key.len();
+                text[at..]
+                    .split([' ', ')'])
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            };
+            let mut refused = 0;
+            for r in &rb {
+                let detail = r.detail.as_deref().unwrap();
+                if detail.starts_with("no candidate") {
+                    refused += 1;
+                    continue;
+                }
+                let (loss, good) = (number(detail, "loss "), number(detail, "last good "));
+                assert!(loss <= 2.0 * good, "adopted a diverged candidate: {detail}");
+            }
+            assert!(
+                refused >= 1,
+                "at 512 × the rate every candidate diverges: {rb:?}"
+            );
+        }
+        let extra: u64 = rb.iter().map(|r| r.extra_steps).sum();
+        table.push(format!(
+            "| {strategy:?} | {} | {extra} | {:.2}% |",
+            rb.len(),
+            100.0 * last.val_accuracy.unwrap()
+        ));
+    }
+    eprintln!("{}", table.join("\n"));
+}

@@ -12,9 +12,12 @@
 //!   `max_rollbacks` refused candidates the last good state itself is taken.
 //! - `population`: `population` candidates — even ones mutations (the last good state plus
 //!   noise), odd ones crossovers (each layer's tensors from the last good or the best state,
-//!   by a coin flip) — each trained `trial_steps` steps on the current chunk and scored on
-//!   validation (training loss without one); the best continues. It costs population ×
-//!   trial_steps extra steps per divergence.
+//!   by a coin flip) — each trained `trial_steps` steps on the current chunk (at the rate
+//!   this rollback lowered) and scored on validation (on the chunk without one); the best
+//!   continues if its score is within `spike_factor` × the last good state's, else the last
+//!   good state does (so a cause that lasts is met by the next rollback's lower rate, not
+//!   by adopting a diverged candidate). It costs population × trial_steps extra steps per
+//!   divergence.
 //!
 //! Noise and coin flips are Philox draws keyed by the seed and a counter carried in
 //! checkpoints, so runs are deterministic and resume exactly. After `max_rollbacks`

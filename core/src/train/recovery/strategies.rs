@@ -157,6 +157,12 @@ impl Trainer {
                 ))
             }
             Strategy::Population => {
+                // The bar a candidate must clear: the last good state's own score, within
+                // the divergence test's factor. Under a lasting cause (a rate still too high
+                // after this rollback's cut) every candidate may diverge in its trial; none
+                // is then taken, and the next rollback cuts the rate again.
+                let reference = self.score(data).await?;
+                let bar = policy.spike_factor * reference;
                 let best = self.recovery_memory.best.clone();
                 let lr_state = self.lr_state.clone();
                 let trial = policy.trial_steps;
@@ -180,27 +186,34 @@ impl Trainer {
                             &mut NoObserver,
                         )
                         .await?;
-                    let EpochOutcome::Done(stats) = trained else {
+                    let EpochOutcome::Done(_) = trained else {
                         unreachable!("NoObserver never stops")
                     };
-                    let loss = match self.validation.is_some() {
-                        true => self.score(data).await?,
-                        false if stats.loss.is_finite() => stats.loss,
-                        false => f64::INFINITY,
-                    };
-                    if winner.as_ref().is_none_or(|w| loss < w.0) {
+                    let loss = self.score(data).await?;
+                    if loss <= bar && winner.as_ref().is_none_or(|w| loss < w.0) {
                         winner = Some((loss, i, self.parameter_tensors().await?));
                     }
                     // Back to the epoch's start (counters, scaler) for the next candidate.
                     self.restore(snapshot)?;
                     self.lr_state = lr_state.clone();
                 }
-                let (loss, i, tensors) = winner.expect("population ≥ 1");
-                self.load_parameter_tensors(&tensors, "recovery")?;
                 let steps = policy.population as u64 * (idx.len() / rows) as u64;
+                let Some((loss, i, tensors)) = winner else {
+                    self.load_parameter_tensors(&base, "recovery")?;
+                    return Ok((
+                        Some(format!(
+                            "no candidate of {} scored within {} × the last good loss {reference:.4} after {} trial steps: the last good state",
+                            policy.population,
+                            policy.spike_factor,
+                            idx.len() / rows
+                        )),
+                        steps,
+                    ));
+                };
+                self.load_parameter_tensors(&tensors, "recovery")?;
                 Ok((
                     Some(format!(
-                        "candidate {} of {} ({}) after {} trial steps: loss {loss:.4}",
+                        "candidate {} of {} ({}) after {} trial steps: loss {loss:.4} (last good {reference:.4})",
                         i + 1,
                         policy.population,
                         if best.is_some() && i % 2 == 1 {
