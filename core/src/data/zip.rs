@@ -260,7 +260,7 @@ pub fn encode(files: &[(&str, &[u8])], deflate: bool) -> Vec<u8> {
         central.extend(CENTRAL.to_le_bytes());
         central.extend(20u16.to_le_bytes()); // version made by
         common(&mut central);
-        central.extend([0u8; 8]); // comment length, disk, internal and external attributes
+        central.extend([0u8; 10]); // comment length, disk, internal and external attributes
         central.extend(offset.to_le_bytes());
         central.extend(name.as_bytes());
     }
