@@ -427,8 +427,11 @@ fn malformed_array_files_and_image_folders_are_refused_clearly() {
 
     // Image folders: an empty class folder, an unreadable image, no class folders, a BMP.
     image_folder(&dir.join("imgs"), 3, 0);
-    std::fs::create_dir_all(dir.join("empty/a")).unwrap();
+    // "row" keeps only notes.txt: no images.
     image_folder(&dir.join("empty"), 2, 0);
+    for f in ["0000.png", "0001.JPG"] {
+        std::fs::remove_file(dir.join("empty/row").join(f)).unwrap();
+    }
     image_folder(&dir.join("broken"), 2, 0);
     let png = std::fs::read(dir.join("broken/row/0000.png")).unwrap();
     w("broken/row/0000.png", &png[..png.len() / 2]);
@@ -447,7 +450,7 @@ fn malformed_array_files_and_image_folders_are_refused_clearly() {
     train(
         "empty.toml",
         &[
-            "empty/a",
+            "empty/row",
             "holds no PNG or JPEG images",
             "remove the folder",
         ],
