@@ -59,6 +59,9 @@ pub const DISTILL_TEMPERATURE: f32 = 4.0;
 pub const DATA_DIR: &str = "/usr/share/datasets/fashion-mnist";
 /// `data.label_column` (CSV).
 pub const LABEL_COLUMN: &str = "label";
+/// The arrays of an `.npz` or safetensors dataset holding the features and the labels.
+pub const FEATURES_KEY: &str = "features";
+pub const LABELS_KEY: &str = "labels";
 /// `data.validation_fraction`.
 pub const VALIDATION_FRACTION: f64 = 0.1;
 /// `data.stratified`.

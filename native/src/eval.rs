@@ -3,8 +3,9 @@
 
 use crate::Failure;
 use accrete::config::RunConfig;
-use accrete::data::{csv, idx, inputs};
+use accrete::data::{csv, idx, inputs, npy};
 use accrete::input_file::same_file;
+use accrete::input_file::InputKind;
 use accrete::session::Session;
 use accrete::train::Checkpoint;
 use accrete::Gpu;
@@ -16,6 +17,8 @@ pub const EVAL_EXAMPLES: &str = "Examples:
   accrete eval runs/001/checkpoints/best.safetensors
   accrete eval model.safetensors --split train --limit 1000
   accrete eval model.safetensors --csv test.csv --label-column y
+  accrete eval model.safetensors --data test.npz          (or .safetensors, .csv, .tsv, an image folder)
+  accrete eval model.safetensors --data x_test.npy --labels y_test.npy
 
 Prints one JSON object: samples, loss, accuracy, per_class (precision, recall, f1, support,
 auc), macro_* and micro_* averages, macro_auc, top_confusions and the confusion matrix.";
@@ -23,6 +26,7 @@ auc), macro_* and micro_* averages, macro_auc, top_confusions and the confusion 
 pub const PREDICT_EXAMPLES: &str = "Examples:
   accrete predict model.safetensors --input t10k-images-idx3-ubyte.gz --output probs.csv
   accrete predict model.safetensors --input samples.csv        (a header row; a label column is ignored)
+  accrete predict model.safetensors --input x.npy              (or .npz, .safetensors, .tsv, an image folder)
 
 Writes one CSV row per sample with the header p0,p1,…,p(K-1): the class probabilities.";
 
@@ -37,17 +41,27 @@ pub struct EvalArgs {
     /// A checkpoint written by `accrete train` (last.safetensors, best.safetensors, …).
     pub checkpoint: PathBuf,
     /// Folder with the IDX files (default: the Fashion-MNIST folder).
-    #[arg(long, value_name = "DIR", conflicts_with = "csv")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["csv", "data"])]
     pub data_dir: Option<PathBuf>,
     /// Which IDX split to evaluate on.
     #[arg(long, value_enum, default_value = "test")]
     pub split: SplitChoice,
     /// A CSV table (header row, a label column) instead of IDX files.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "data")]
     pub csv: Option<PathBuf>,
+    /// Labelled data of any format, recognised by its content: a CSV/TSV table, an .npz or
+    /// safetensors file with features and labels arrays, an .npy features array (with
+    /// --labels), or an image folder (one subfolder per class, named as in training).
+    #[arg(long, value_name = "FILE|DIR")]
+    pub data: Option<PathBuf>,
+    /// The .npy labels array of an .npy --data file.
+    #[arg(long, value_name = "FILE", requires = "data")]
+    pub labels: Option<PathBuf>,
     /// The CSV column holding the class indices.
     #[arg(long, default_value = "label")]
     pub label_column: String,
+    #[command(flatten)]
+    pub format: FormatArgs,
     /// Use only the first N samples.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub limit: Option<u64>,
@@ -66,6 +80,59 @@ pub struct PredictArgs {
     /// A column of the CSV to ignore as the label, if present.
     #[arg(long, default_value = "label")]
     pub label_column: String,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+/// How to read the data files of eval and predict.
+#[derive(Args, Debug)]
+pub struct FormatArgs {
+    /// The CSV field delimiter: one ASCII character, "\t" (or "tab") for TSV. Default
+    /// ",", or a tab for files named *.tsv.
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<String>,
+    /// The features array of an .npz or safetensors file.
+    #[arg(long, value_name = "NAME", default_value = accrete::defaults::FEATURES_KEY)]
+    pub features_key: String,
+    /// The labels array of an .npz or safetensors file.
+    #[arg(long, value_name = "NAME", default_value = accrete::defaults::LABELS_KEY)]
+    pub labels_key: String,
+}
+
+impl FormatArgs {
+    /// The reading options for `file`.
+    fn options(
+        &self,
+        file: &Path,
+        label_column: &str,
+        require_labels: bool,
+        classes: usize,
+    ) -> Result<inputs::InputOptions, Failure> {
+        let tsv = file
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
+        let delimiter = match self.delimiter.as_deref() {
+            None if tsv => b'\t',
+            None => b',',
+            Some("\\t" | "tab" | "\t") => b'\t',
+            Some(d) => accrete::config::DataConfig {
+                delimiter: Some(d.to_string()),
+                ..Default::default()
+            }
+            .delimiter_byte()
+            .map_err(|e| crate::data_failure("--delimiter", e))?,
+        };
+        Ok(inputs::InputOptions {
+            label_column: label_column.to_string(),
+            delimiter,
+            names: accrete::data::ArrayNames {
+                features: self.features_key.clone(),
+                labels: self.labels_key.clone(),
+            },
+            require_labels,
+            classes: Some(classes),
+        })
+    }
 }
 
 /// The session of a checkpoint, for inference, and the run configuration its data is fitted
@@ -83,16 +150,37 @@ fn load(path: &Path) -> Result<(Session, RunConfig), Failure> {
 pub fn eval(args: &EvalArgs) -> Result<(), Failure> {
     let (mut session, config) = load(&args.checkpoint)?;
     let classes = config.model.outputs()?;
-    let (raw, name) = match &args.csv {
-        Some(file) => {
+    let (raw, name) = match (&args.csv, &args.data) {
+        (Some(file), _) => {
             let opts = csv::CsvOptions {
                 label_column: args.label_column.clone(),
                 classes: Some(classes),
                 require_label: true,
+                delimiter: args
+                    .format
+                    .options(file, &args.label_column, true, classes)?
+                    .delimiter,
             };
             (csv::load(file, &opts)?, file.display().to_string())
         }
-        None => {
+        (None, Some(file)) => {
+            let name = file.display().to_string();
+            let data = match &args.labels {
+                Some(labels) => {
+                    let read = |p: &Path| accrete::input_file::read(p, InputKind::Data);
+                    let lname = labels.display().to_string();
+                    npy::npy_dataset(&read(file)?, &read(labels)?, &name, &lname, Some(classes))?
+                }
+                None => {
+                    let opts = args
+                        .format
+                        .options(file, &args.label_column, true, classes)?;
+                    inputs::load_inputs(file, &opts, config.image_shape().ok())?.data
+                }
+            };
+            (data, name)
+        }
+        (None, None) => {
             let dir = args
                 .data_dir
                 .clone()
@@ -127,7 +215,10 @@ pub fn predict_cmd(args: &PredictArgs) -> Result<(), Failure> {
     let (mut session, config) = load(&args.checkpoint)?;
     let classes = config.model.outputs()?;
     let name = args.input.display().to_string();
-    let mut raw = inputs::load_inputs(&args.input, &args.label_column)?.data;
+    let opts = args
+        .format
+        .options(&args.input, &args.label_column, false, classes)?;
+    let mut raw = inputs::load_inputs(&args.input, &opts, config.image_shape().ok())?.data;
     // Labels, if the file had a column of them, are not used: predictions need none.
     raw.labels.iter_mut().for_each(|l| *l = 0);
     raw.classes = classes;

@@ -17,6 +17,8 @@
 //   errors        bad specs, arrays, options and checkpoint bytes reject with clear Errors
 //                 (name "AccreteError" and a code)
 //   busy-stop     concurrent calls reject as busy; stop() ends fitChunk early, resumably
+//   safetensors-dataset  datasetFromSafetensors reads a features/labels file written here into
+//                 the arrays fitChunk trains on (bit for bit); bad files and options throw clearly
 //
 // Usage: node tests/browser/run.mjs [name …]     (run.sh builds what is missing first)
 // Environment: CHROMIUM (browser binary), ACCRETE_BIN (native CLI; default target/debug/accrete).
@@ -545,6 +547,47 @@ every_steps = 0
     }
     assert(r.stillWorks, "the trainer did not work after the rejected calls");
     assert(problems.length === 0, problems.join("\n"));
+  },
+
+  async "safetensors-dataset"(page) {
+    // A safetensors file written here: F32 features [n, 2] and I64 labels [n] named x, y.
+    const { x, y } = spirals(200, { seed: 5 });
+    const header = JSON.stringify({
+      x: { dtype: "F32", shape: [200, 2], data_offsets: [0, 1600] },
+      y: { dtype: "I64", shape: [200], data_offsets: [1600, 3200] },
+    });
+    const h = Buffer.from(header.padEnd(Math.ceil(header.length / 8) * 8, " "));
+    const labels = new BigInt64Array([...y].map((v) => BigInt(v)));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(h.length));
+    const file = Buffer.concat([len, h, Buffer.from(x.buffer), Buffer.from(labels.buffer)]);
+    const r = await page.evaluate(async ({ b64, spec }) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const d = accrete.datasetFromSafetensors(bytes, { features: "x", labels: "y" });
+      const t = await accrete.Trainer.create(JSON.stringify({ ...spec, data: {} }));
+      const fit = await t.fitChunk(d.x, d.y, { epochs: 1 });
+      t.free();
+      const thrown = (f) => { try { f(); return null; } catch (e) { return { message: e.message, name: e.name, code: e.code }; } };
+      return {
+        n: d.n, classes: d.classes, shape: d.sampleShape, isF32: d.x instanceof Float32Array,
+        x: Array.from(d.x), y: Array.from(d.y), steps: fit.steps,
+        missing: thrown(() => accrete.datasetFromSafetensors(bytes)),
+        truncated: thrown(() => accrete.datasetFromSafetensors(bytes.slice(0, 100), { features: "x", labels: "y" })),
+        badOption: thrown(() => accrete.datasetFromSafetensors(bytes, { features: 3 })),
+        notBytes: thrown(() => accrete.datasetFromSafetensors("data.safetensors")),
+      };
+    }, { b64: file.toString("base64"), spec: SPEC });
+    assert(r.n === 200 && r.classes === 2 && r.shape.join() === "2" && r.isF32, JSON.stringify(r.shape));
+    assert(r.x.every((v, i) => Object.is(v, x[i])) && r.y.every((v, i) => v === y[i]), "values differ");
+    assert(r.steps > 0, `fitChunk took ${r.steps} steps`);
+    const has = (e, code, ...parts) => {
+      assert(e && e.name === "AccreteError" && e.code === code, `expected ${code}: ${JSON.stringify(e)}`);
+      for (const p of parts) assert(e.message.includes(p), `${JSON.stringify(e.message)} lacks ${p}`);
+    };
+    has(r.missing, "data", 'no array named "features"', '"x", "y"');
+    has(r.truncated, "data", "not a valid safetensors file");
+    has(r.badOption, "invalid_argument", "options.features must be the name of a tensor");
+    has(r.notBytes, "invalid_argument", "Uint8Array or ArrayBuffer");
   },
 
   async "busy-stop"(page) {

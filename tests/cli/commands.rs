@@ -784,7 +784,7 @@ const CASES: &[Case] = &[
         name: "bad data format",
         files: &[("c.toml", "[data]\nformat = \"hdf5\"\n")],
         args: &["train", "--config", "c.toml"],
-        message: "data.format: unknown variant `hdf5`, expected `idx` or `csv`",
+        message: "data.format: unknown variant `hdf5`, expected one of `idx`, `csv`, `npy`, `npz`, `safetensors`, `image_folder`",
     },
     Case {
         name: "bad activation",

@@ -2,5 +2,6 @@
 
 mod commands;
 mod continual;
+mod formats;
 mod hostile;
 mod interop;

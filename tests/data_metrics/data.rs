@@ -81,6 +81,7 @@ fn csv_label_column_first_or_named_and_lf_without_final_newline() {
             label_column: "y".into(),
             classes: Some(5),
             require_label: true,
+            ..opts()
         },
     )
     .unwrap();

@@ -1,5 +1,7 @@
 //! A seeded mutation fuzz suite of every reader of untrusted bytes (issue #19): checkpoints,
-//! IDX (raw and gzip), CSV, TOML run configurations and the browser's JSON spec. Each
+//! IDX (raw and gzip), CSV and TSV, `.npy`, `.npz` (stored and deflated), safetensors
+//! datasets, PNG and JPEG images, the content sniffing of `accrete predict`'s inputs, TOML
+//! run configurations and the browser's JSON spec. Each
 //! mutant must be answered by a clear `Err` (or a value, where the mutation left the input
 //! valid) — never a panic, never a hang, never an allocation beyond the input's declared
 //! and capped size (the readers stream or check declared sizes before allocating).
@@ -9,7 +11,8 @@
 //! `ACCRETE_FUZZ_MUTANTS=25000 cargo test -p accrete-tests --test data_metrics fuzz`.
 
 use accrete::config::{RunConfig, SessionSpec};
-use accrete::data::{csv, idx};
+use accrete::data::arrays::{Array, ArrayNames, Dtype};
+use accrete::data::{csv, idx, images, inputs, npy, tensors, zip};
 use accrete::train::Checkpoint;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -164,6 +167,145 @@ fn fuzz_csv() {
         csv::parse(text, "fuzz.csv", &csv::CsvOptions::default())
     };
     fuzz("csv", &seeds, read);
+}
+
+#[test]
+fn fuzz_tsv() {
+    let seeds = vec![b"label\tx\ty\n0\t1.5\t\"2\"\n1\t-3\t4e2\r\n".to_vec()];
+    let opts = csv::CsvOptions {
+        delimiter: b'\t',
+        ..csv::CsvOptions::default()
+    };
+    fuzz("tsv", &seeds, |b| {
+        csv::parse(&String::from_utf8_lossy(b), "fuzz.tsv", &opts)
+    });
+}
+
+/// Small arrays of every dtype the readers take: features [4, 3] and labels [4].
+fn seed_arrays() -> Vec<(Array, Array)> {
+    let bytes = |dtype: Dtype, n: usize| -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| match dtype {
+                Dtype::U8 => vec![(i % 3) as u8],
+                Dtype::I32 => ((i % 3) as i32).to_le_bytes().to_vec(),
+                Dtype::I64 => ((i % 3) as i64).to_le_bytes().to_vec(),
+                Dtype::F32 => (i as f32 * 0.5).to_le_bytes().to_vec(),
+                Dtype::F64 => (i as f64 - 2.0).to_le_bytes().to_vec(),
+            })
+            .collect()
+    };
+    let a = |shape: &[usize], dtype| Array {
+        shape: shape.to_vec(),
+        dtype,
+        bytes: bytes(dtype, shape.iter().product()),
+    };
+    [
+        (Dtype::F32, Dtype::I64),
+        (Dtype::F64, Dtype::U8),
+        (Dtype::U8, Dtype::I32),
+    ]
+    .into_iter()
+    .map(|(x, y)| (a(&[4, 3], x), a(&[4], y)))
+    .collect()
+}
+
+#[test]
+fn fuzz_npy() {
+    let seeds: Vec<Vec<u8>> = seed_arrays()
+        .iter()
+        .flat_map(|(x, y)| [npy::encode(x), npy::encode(y)])
+        .collect();
+    fuzz("npy", &seeds, |b| {
+        npy::parse(b, "fuzz.npy")
+            .and_then(|a| accrete::data::arrays::dataset(&a, None, "fuzz.npy", "", None))
+    });
+}
+
+#[test]
+fn fuzz_npz() {
+    let mut seeds = Vec::new();
+    for (x, y) in seed_arrays() {
+        for deflate in [false, true] {
+            seeds.push(zip::encode(
+                &[
+                    ("features.npy", &npy::encode(&x)),
+                    ("labels.npy", &npy::encode(&y)),
+                ],
+                deflate,
+            ));
+        }
+    }
+    let names = ArrayNames::default();
+    let (_, refused) = fuzz("npz", &seeds, |b| {
+        npy::npz_dataset(b, "fuzz.npz", &names, Some(3))
+    });
+    assert!(refused > 0);
+}
+
+#[test]
+fn fuzz_safetensors_datasets() {
+    let seeds: Vec<Vec<u8>> = seed_arrays()
+        .iter()
+        .map(|(x, y)| tensors::encode(&[("features", x), ("labels", y)]))
+        .collect();
+    let names = ArrayNames::default();
+    fuzz("safetensors-dataset", &seeds, |b| {
+        tensors::dataset(b, "fuzz.safetensors", &names, None)
+    });
+}
+
+/// Every format through the content sniffing of `predict --input`.
+#[test]
+fn fuzz_input_sniffing() {
+    let (x, y) = seed_arrays().remove(0);
+    let seeds = vec![
+        npy::encode(&x),
+        zip::encode(&[("features.npy", &npy::encode(&x))], true),
+        tensors::encode(&[("features", &x), ("labels", &y)]),
+        idx_images(2),
+        b"a;b;label\n1;2;0\n".to_vec(),
+    ];
+    let opts = inputs::InputOptions::default();
+    fuzz("inputs", &seeds, |b| {
+        inputs::parse_inputs(b, "fuzz.in", &opts)
+    });
+}
+
+#[test]
+fn fuzz_png_and_jpeg_images() {
+    let mut seeds = Vec::new();
+    let grey = image::GrayImage::from_fn(6, 5, |x, y| image::Luma([(x * 40 + y * 7) as u8]));
+    let rgb = image::RgbImage::from_fn(8, 8, |x, y| {
+        image::Rgb([(x * 30) as u8, (y * 30) as u8, 99])
+    });
+    for (img, fmt) in [
+        (
+            image::DynamicImage::ImageLuma8(grey.clone()),
+            image::ImageFormat::Png,
+        ),
+        (
+            image::DynamicImage::ImageRgb8(rgb.clone()),
+            image::ImageFormat::Png,
+        ),
+        (
+            image::DynamicImage::ImageLuma8(grey),
+            image::ImageFormat::Jpeg,
+        ),
+        (
+            image::DynamicImage::ImageRgb8(rgb),
+            image::ImageFormat::Jpeg,
+        ),
+    ] {
+        let mut b = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut b, fmt).unwrap();
+        seeds.push(b.into_inner());
+    }
+    let shape = images::ImageShape {
+        channels: 3,
+        height: 4,
+        width: 4,
+    };
+    fuzz("images", &seeds, |b| images::decode(b, "fuzz.png", shape));
 }
 
 #[test]

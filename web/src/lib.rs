@@ -16,6 +16,7 @@
 //! const e = await t.evaluate(x, y);       // { loss, accuracy, confusion, ... }
 //! const p = await t.predict(x);           // Float32Array, n × classes probabilities
 //! const bytes = await t.save();           // Uint8Array: the native .safetensors checkpoint
+//! const { x: fx, y: fy } = datasetFromSafetensors(fileBytes); // a features + labels file
 //! const t2 = await Trainer.load(bytes);   // continues where t left off
 //! ```
 //!
@@ -45,6 +46,7 @@
 
 mod args;
 mod browser;
+mod datasets;
 mod errors;
 mod types;
 
@@ -54,6 +56,7 @@ use accrete::train::{Checkpoint, ChunkOptions, ChunkOutcome, Control, Observer, 
 use args::{bytes_arg, camel_keys, features_arg, fit_options, labels_arg, spec_text, to_js};
 pub use browser::adapter_info;
 use browser::{install_panic_hook, shared_gpu};
+pub use datasets::dataset_from_safetensors;
 use errors::{error, BUSY, DISPOSED};
 use js_sys::{Float32Array, Uint8Array};
 use std::cell::{Cell, RefCell};

@@ -42,6 +42,11 @@ export interface FitResult {
   /** True when stop() ended the call early (call fitChunk with the same data to go on). */
   stopped: boolean;
 }
+/** `datasetFromSafetensors`: the tensors holding the features and the labels. */
+export interface SafetensorsDatasetOptions { features?: string; labels?: string; }
+/** A dataset read from a file: `n` samples of `sampleShape`, row-major in `x`; `y` the
+ * class indices; `classes` the largest label + 1. */
+export interface ArrayDataset { x: Float32Array; y: Uint32Array; n: number; sampleShape: number[]; classes: number; }
 /** `Trainer.evaluate`'s per-class scores. */
 export interface ClassScores { class: number; precision: number; recall: number; f1: number; support: number; auc: number | null; }
 export interface EvaluateResult {

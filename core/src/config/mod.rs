@@ -65,7 +65,7 @@ pub use crate::defaults::{DATA_DIR as DEFAULT_DATA_DIR, IMBALANCE_THRESHOLD};
 pub use parallel::{ParallelBackend, ParallelConfig, ParallelMode, MAX_LOCAL_DEVICES};
 pub use prepare::{check_labels, dataset_for_model, Prepared};
 pub use schema::{
-    CheckpointConfig, DataConfig, DataFormat, FinetuneConfig, IncrementalConfig, RunConfig,
-    FASHION_MNIST_CLASSES,
+    CheckpointConfig, DataConfig, DataFormat, FinetuneConfig, ImageColor, IncrementalConfig,
+    RunConfig, FASHION_MNIST_CLASSES,
 };
 pub use session_spec::{SessionData, SessionIncremental, SessionSpec};

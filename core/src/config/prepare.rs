@@ -24,14 +24,67 @@ impl RunConfig {
         )?))
     }
 
+    /// The samples image folders are read into: `data.image_size` and `data.image_color`,
+    /// else the model's input `[channels, height, width]` with 1 (grey) or 3 (RGB) channels.
+    pub fn image_shape(&self) -> Result<crate::data::ImageShape> {
+        let d = &self.data;
+        let input = &self.model.input;
+        let from_model = match input.as_slice() {
+            &[c @ (1 | 3), h, w] => Some((c, h, w)),
+            _ => None,
+        };
+        let (h, w) = match (d.image_size, from_model) {
+            (Some([h, w]), _) => (h, w),
+            (None, Some((_, h, w))) => (h, w),
+            (None, None) => {
+                return Err(Error::invalid(
+                    "data.image_size",
+                    format!(
+                        "is required when model.input ({input:?}) is not [channels, height, width] with 1 or 3 channels: give [height, width], e.g. image_size = [28, 28]"
+                    ),
+                ))
+            }
+        };
+        let channels = match (d.image_color, from_model) {
+            (Some(super::ImageColor::Grey), _) => 1,
+            (Some(super::ImageColor::Rgb), _) => 3,
+            (None, Some((c, _, _))) => c,
+            (None, None) => 1,
+        };
+        Ok(crate::data::ImageShape {
+            channels,
+            height: h,
+            width: w,
+        })
+    }
+
     /// Reads the training and (when there is one) test data named by `[data]`, unprepared.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load_data(&self) -> Result<(Dataset, Option<Dataset>)> {
-        use crate::data::{csv, idx};
+        use crate::data::{csv, idx, images, npy, tensors};
+        use crate::input_file::{read, InputKind};
+        use std::path::Path;
         let d = &self.data;
+        let classes = Some(self.model.outputs()?);
+        let required = |v: &Option<String>, key: &str| -> Result<String> {
+            v.clone().ok_or_else(|| {
+                Error::invalid(
+                    format!("data.{key}"),
+                    format!("is required with format = \"{}\"", d.format.name()),
+                )
+            })
+        };
+        let both = |train: &Option<String>,
+                    test: &Option<String>,
+                    load: &dyn Fn(&str) -> Result<Dataset>|
+         -> Result<(Dataset, Option<Dataset>)> {
+            let train = load(&required(train, "train_file")?)?;
+            let test = test.as_deref().map(load).transpose()?;
+            Ok((train, test))
+        };
         match d.format {
             DataFormat::Idx => {
-                let dir = std::path::Path::new(d.idx_dir());
+                let dir = Path::new(d.idx_dir());
                 let train = idx::load_dir(dir, idx::Split::Train)?;
                 let test = idx::load_dir(dir, idx::Split::Test)?;
                 Ok((train, Some(test)))
@@ -39,15 +92,55 @@ impl RunConfig {
             DataFormat::Csv => {
                 let opts = csv::CsvOptions {
                     label_column: d.label_column().to_string(),
-                    classes: Some(self.model.outputs()?),
+                    classes,
                     require_label: true,
+                    delimiter: d
+                        .delimiter_byte()
+                        .map_err(|e| Error::invalid("data.delimiter", e))?,
                 };
-                let train_file = d.train_file.as_deref().ok_or_else(|| {
-                    Error::invalid("data.train_file", "is required with format = \"csv\"")
-                })?;
-                let train = csv::load(std::path::Path::new(train_file), &opts)?;
+                both(&d.train_file, &d.test_file, &|f| {
+                    csv::load(Path::new(f), &opts)
+                })
+            }
+            DataFormat::Npy => {
+                let load = |x: &str, y: &str| -> Result<Dataset> {
+                    let xb = read(Path::new(x), InputKind::Data)?;
+                    let yb = read(Path::new(y), InputKind::Data)?;
+                    npy::npy_dataset(&xb, &yb, x, y, classes)
+                };
+                let train = load(
+                    &required(&d.train_file, "train_file")?,
+                    &required(&d.train_labels_file, "train_labels_file")?,
+                )?;
                 let test = match &d.test_file {
-                    Some(f) => Some(csv::load(std::path::Path::new(f), &opts)?),
+                    Some(x) => Some(load(
+                        x,
+                        &required(&d.test_labels_file, "test_labels_file")?,
+                    )?),
+                    None => None,
+                };
+                Ok((train, test))
+            }
+            DataFormat::Npz | DataFormat::Safetensors => {
+                let names = d.array_names();
+                let npz = d.format == DataFormat::Npz;
+                both(&d.train_file, &d.test_file, &|f| {
+                    let bytes = read(Path::new(f), InputKind::Data)?;
+                    if npz {
+                        npy::npz_dataset(&bytes, f, &names, classes)
+                    } else {
+                        tensors::dataset(&bytes, f, &names, classes)
+                    }
+                })
+            }
+            DataFormat::ImageFolder => {
+                let shape = self.image_shape()?;
+                let dir = required(&d.train_dir, "train_dir")?;
+                let (train, names) = images::load_folder(Path::new(&dir), shape, None, classes)?;
+                let test = match &d.test_dir {
+                    Some(t) => {
+                        Some(images::load_folder(Path::new(t), shape, Some(&names), classes)?.0)
+                    }
                     None => None,
                 };
                 Ok((train, test))

@@ -97,27 +97,94 @@ pub enum DataFormat {
     /// MNIST-style IDX files (`train-images-idx3-ubyte[.gz]`, …) in `dir`.
     #[default]
     Idx,
-    /// CSV tables with a header row: `train_file` (and optionally `test_file`).
+    /// CSV (or TSV: `delimiter = "\t"`) tables with a header row: `train_file` (and
+    /// optionally `test_file`).
     Csv,
+    /// NumPy `.npy` arrays: features `train_file` and labels `train_labels_file` (and
+    /// `test_file`, `test_labels_file`).
+    Npy,
+    /// NumPy `.npz` archives (`np.savez`, `np.savez_compressed`) holding the arrays
+    /// `features_key` and `labels_key`: `train_file` (and `test_file`).
+    Npz,
+    /// safetensors files holding the tensors `features_key` and `labels_key`: `train_file`
+    /// (and `test_file`).
+    Safetensors,
+    /// Folders of PNG/JPEG images, one subfolder per class: `train_dir` (and `test_dir`).
+    ImageFolder,
+}
+
+impl DataFormat {
+    /// The `format = "…"` spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataFormat::Idx => "idx",
+            DataFormat::Csv => "csv",
+            DataFormat::Npy => "npy",
+            DataFormat::Npz => "npz",
+            DataFormat::Safetensors => "safetensors",
+            DataFormat::ImageFolder => "image_folder",
+        }
+    }
+}
+
+/// `[data] image_color`: the channels image-folder samples get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageColor {
+    /// One channel (luma).
+    Grey,
+    /// Three channels, red, green, blue.
+    Rgb,
 }
 
 /// `[data]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// `"idx"` or `"csv"` (default "idx").
+    /// `"idx"`, `"csv"`, `"npy"`, `"npz"`, `"safetensors"` or `"image_folder"` (default "idx").
     #[serde(default)]
     pub format: DataFormat,
     /// idx: the folder with the four IDX files (default
     /// "/usr/share/datasets/fashion-mnist").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<String>,
-    /// csv: the training table (required with format = "csv").
+    /// csv, npy, npz, safetensors: the training file (required; for npy the features
+    /// array).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_file: Option<String>,
-    /// csv: the test table (default: none; the report then uses the validation split).
+    /// csv, npy, npz, safetensors: the test file (default: none; the report then uses the
+    /// validation split).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_file: Option<String>,
+    /// npy: the training labels array (required with format = "npy").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_labels_file: Option<String>,
+    /// npy: the test labels array (required with test_file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_labels_file: Option<String>,
+    /// npz, safetensors: the array holding the features (default "features").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features_key: Option<String>,
+    /// npz, safetensors: the array holding the class indices (default "labels").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels_key: Option<String>,
+    /// csv: the character between fields (default ","; "\t" for TSV).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// image_folder: the training folder, one subfolder of images per class (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_dir: Option<String>,
+    /// image_folder: the test folder, with subfolders named as the training folder's
+    /// (default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_dir: Option<String>,
+    /// image_folder: [height, width] images are resized to (default: from model.input
+    /// [channels, height, width]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<[usize; 2]>,
+    /// image_folder: "grey" or "rgb" (default: from model.input's channels, 1 or 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_color: Option<ImageColor>,
     /// csv: the column holding class indices 0, 1, 2, … (default "label"); every other
     /// column is a numeric feature.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,6 +218,15 @@ impl Default for DataConfig {
             dir: None,
             train_file: None,
             test_file: None,
+            train_labels_file: None,
+            test_labels_file: None,
+            features_key: None,
+            labels_key: None,
+            delimiter: None,
+            train_dir: None,
+            test_dir: None,
+            image_size: None,
+            image_color: None,
             label_column: None,
             standardize: false,
             train_limit: None,
@@ -173,6 +249,28 @@ impl DataConfig {
         self.label_column
             .as_deref()
             .unwrap_or(defaults::LABEL_COLUMN)
+    }
+
+    /// The arrays of an `.npz` or safetensors file (`features_key`, `labels_key`).
+    pub fn array_names(&self) -> crate::data::ArrayNames {
+        let d = crate::data::ArrayNames::default();
+        crate::data::ArrayNames {
+            features: self.features_key.clone().unwrap_or(d.features),
+            labels: self.labels_key.clone().unwrap_or(d.labels),
+        }
+    }
+
+    /// The CSV delimiter byte (`delimiter`, or ','); `Err` names what is wrong with it.
+    pub fn delimiter_byte(&self) -> std::result::Result<u8, String> {
+        match self.delimiter.as_deref() {
+            None => Ok(b','),
+            Some(d) if d.len() == 1 && d.is_ascii() && !matches!(d, "\"" | "\n" | "\r") => {
+                Ok(d.as_bytes()[0])
+            }
+            Some(d) => Err(format!(
+                "{d:?} is not one ASCII character other than a quote or a line break; use e.g. \",\", \";\" or \"\\t\" (TSV)"
+            )),
+        }
     }
 }
 
@@ -331,6 +429,13 @@ impl RunConfig {
         match &self.data.class_names {
             Some(names) => names.get(c).cloned(),
             None if fashion => FASHION_MNIST_CLASSES.get(c).map(|s| s.to_string()),
+            #[cfg(not(target_arch = "wasm32"))]
+            None if self.data.format == DataFormat::ImageFolder => self
+                .data
+                .train_dir
+                .as_deref()
+                .and_then(|d| crate::data::images::class_names(std::path::Path::new(d)).ok())
+                .and_then(|n| n.get(c).cloned()),
             None => None,
         }
         .unwrap_or_else(|| c.to_string())

@@ -93,6 +93,93 @@ impl RunConfig {
         Ok(())
     }
 
+    /// The `[data]` keys of the chosen format: each key applies to some formats only, and
+    /// each format has the keys it requires.
+    fn validate_data_keys(&self) -> Result<()> {
+        use DataFormat::*;
+        let d = &self.data;
+        let f = d.format;
+        let files = [Csv, Npy, Npz, Safetensors];
+        let keys: [(&str, bool, &[DataFormat]); 13] = [
+            ("dir", d.dir.is_some(), &[Idx]),
+            ("train_file", d.train_file.is_some(), &files),
+            ("test_file", d.test_file.is_some(), &files),
+            ("label_column", d.label_column.is_some(), &[Csv]),
+            ("delimiter", d.delimiter.is_some(), &[Csv]),
+            ("train_labels_file", d.train_labels_file.is_some(), &[Npy]),
+            ("test_labels_file", d.test_labels_file.is_some(), &[Npy]),
+            (
+                "features_key",
+                d.features_key.is_some(),
+                &[Npz, Safetensors],
+            ),
+            ("labels_key", d.labels_key.is_some(), &[Npz, Safetensors]),
+            ("train_dir", d.train_dir.is_some(), &[ImageFolder]),
+            ("test_dir", d.test_dir.is_some(), &[ImageFolder]),
+            ("image_size", d.image_size.is_some(), &[ImageFolder]),
+            ("image_color", d.image_color.is_some(), &[ImageFolder]),
+        ];
+        let wants = match f {
+            Idx => "set data.dir to the folder holding the IDX files",
+            Csv | Npz | Safetensors => "set data.train_file (and data.test_file)",
+            Npy => "set data.train_file and data.train_labels_file (and data.test_file, data.test_labels_file)",
+            ImageFolder => "set data.train_dir (and data.test_dir) to folders with one subfolder of images per class",
+        };
+        for (key, set, formats) in keys {
+            if set && !formats.contains(&f) {
+                let names: Vec<String> = formats
+                    .iter()
+                    .map(|g| format!("\"{}\"", g.name()))
+                    .collect();
+                return Err(Error::invalid(
+                    format!("data.{key}"),
+                    format!(
+                        "only applies to format = {}; with format = \"{}\" {wants}",
+                        names.join(" or "),
+                        f.name()
+                    ),
+                ));
+            }
+        }
+        let required: &[(&str, bool)] = match f {
+            Idx => &[],
+            Csv | Npz | Safetensors => &[("train_file", d.train_file.is_some())],
+            Npy => &[
+                ("train_file", d.train_file.is_some()),
+                ("train_labels_file", d.train_labels_file.is_some()),
+                (
+                    "test_labels_file",
+                    d.test_labels_file.is_some() || d.test_file.is_none(),
+                ),
+                (
+                    "test_file",
+                    d.test_file.is_some() || d.test_labels_file.is_none(),
+                ),
+            ],
+            ImageFolder => &[("train_dir", d.train_dir.is_some())],
+        };
+        if let Some((key, _)) = required.iter().find(|(_, ok)| !ok) {
+            return Err(Error::invalid(
+                format!("data.{key}"),
+                format!("is required with format = \"{}\": {wants}", f.name()),
+            ));
+        }
+        d.delimiter_byte()
+            .map_err(|e| Error::invalid("data.delimiter", e))?;
+        if let Some([h, w]) = d.image_size {
+            if h == 0 || w == 0 || h > 4096 || w > 4096 {
+                return Err(Error::invalid(
+                    "data.image_size",
+                    format!("[{h}, {w}] is not [height, width] of 1 to 4096 pixels each"),
+                ));
+            }
+        }
+        if f == ImageFolder {
+            self.image_shape()?;
+        }
+        Ok(())
+    }
+
     /// Checks what the types alone cannot: ranges, keys that only apply to one data
     /// format, a model and optimizer that can be built, layers to freeze that exist.
     /// Messages start with the key (`data.validation_fraction: …`).
@@ -105,36 +192,7 @@ impl RunConfig {
             );
         }
         let d = &self.data;
-        match d.format {
-            DataFormat::Idx => {
-                for (key, set) in [
-                    ("train_file", d.train_file.is_some()),
-                    ("test_file", d.test_file.is_some()),
-                    ("label_column", d.label_column.is_some()),
-                ] {
-                    if set {
-                        return bad(
-                            &format!("data.{key}"),
-                            "only applies to format = \"csv\"; with format = \"idx\" set data.dir to the folder holding the IDX files".into(),
-                        );
-                    }
-                }
-            }
-            DataFormat::Csv => {
-                if d.dir.is_some() {
-                    return bad(
-                        "data.dir",
-                        "only applies to format = \"idx\"; with format = \"csv\" set data.train_file (and data.test_file)".into(),
-                    );
-                }
-                if d.train_file.is_none() {
-                    return bad(
-                        "data.train_file",
-                        "is required with format = \"csv\": the path of the training table".into(),
-                    );
-                }
-            }
-        }
+        self.validate_data_keys()?;
         if d.train_limit == Some(0) {
             return bad("data.train_limit", "0 samples leaves nothing to train on; use at least 1, or remove the key to use all".into());
         }

@@ -1,16 +1,17 @@
 //! CSV tables: a header row naming the columns, one sample per row. One column (by default
 //! `label`) holds the class index; every other column is a numeric feature, in header order.
 //!
-//! The reader follows RFC 4180: fields separated by commas, optionally quoted with `"` (a
-//! quoted field may hold commas, line breaks and doubled quotes `""`), records ended by LF or
-//! CRLF. Blank lines are skipped, a UTF-8 byte-order mark is ignored, and spaces around
-//! numbers are allowed. Errors name the 1-based line (where the record starts) and column.
+//! Records are split by the `csv` crate (RFC 4180): fields separated by a delimiter (`,` by
+//! default; `\t` for TSV, or any ASCII byte), optionally quoted with `"` at the start of the
+//! field (a quoted field may hold delimiters, line breaks and doubled quotes `""`), records
+//! ended by LF, CRLF or CR. Records stream one at a time into the features. Blank lines are
+//! skipped, a UTF-8 byte-order mark is ignored, and spaces around numbers are allowed.
+//! Errors name the 1-based line (where the record starts) and column.
 
 use super::Dataset;
 use crate::error::clip;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Column names and cells are cut to this many characters in error messages.
@@ -29,6 +30,8 @@ pub struct CsvOptions {
     /// Whether the label column must be present (default true). When false and it is
     /// absent, every column is a feature and every label is 0 (inputs to predict).
     pub require_label: bool,
+    /// The byte between fields (default `b','`; `b'\t'` for TSV).
+    pub delimiter: u8,
 }
 
 impl Default for CsvOptions {
@@ -37,6 +40,7 @@ impl Default for CsvOptions {
             label_column: crate::defaults::LABEL_COLUMN.into(),
             classes: None,
             require_label: true,
+            delimiter: b',',
         }
     }
 }
@@ -58,10 +62,10 @@ pub fn parse_table(text: &str, source_name: &str, opts: &CsvOptions) -> Result<(
         ));
     }
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut records = Records::new(text, source_name);
+    let mut records = Records::new(text, source_name, opts.delimiter);
 
-    let (header_line, header) = match records.next_record()? {
-        Some(r) => r,
+    let header_line = match records.next_record()? {
+        Some(line) => line,
         None => {
             return Err(err(format!(
                 "the file is empty; expected a header row naming the columns (one of them {:?})",
@@ -69,7 +73,9 @@ pub fn parse_table(text: &str, source_name: &str, opts: &CsvOptions) -> Result<(
             )))
         }
     };
-    let names: Vec<String> = header.iter().map(|f| f.trim().to_string()).collect();
+    let names: Vec<String> = (0..records.len())
+        .map(|i| records.field(i).trim().to_string())
+        .collect();
     // Linear in the number of columns (a table may have a million of them).
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
@@ -107,22 +113,23 @@ pub fn parse_table(text: &str, source_name: &str, opts: &CsvOptions) -> Result<(
 
     let mut features = Vec::new();
     let mut labels = Vec::new();
-    while let Some((line, fields)) = records.next_record()? {
-        if fields.len() != names.len() {
+    while let Some(line) = records.next_record()? {
+        if records.len() != names.len() {
             return Err(err(format!(
-                "line {line} has {} fields, the header has {}; quote fields that contain commas",
-                fields.len(),
-                names.len()
+                "line {line} has {} fields, the header has {}; quote fields that contain {}",
+                records.len(),
+                names.len(),
+                delimiter_name(opts.delimiter)
             )));
         }
         for &c in &feature_cols {
-            features.push(parse_feature(&fields[c], line, &names[c]).map_err(&err)?);
+            features.push(parse_feature(records.field(c), line, &names[c]).map_err(&err)?);
         }
         let Some(label_col) = label_col else {
             labels.push(0);
             continue;
         };
-        let label = parse_label(&fields[label_col], line, &names[label_col]).map_err(&err)?;
+        let label = parse_label(records.field(label_col), line, &names[label_col]).map_err(&err)?;
         if let Some(classes) = opts.classes {
             if label as usize >= classes {
                 return Err(err(format!(
@@ -235,123 +242,148 @@ fn parse_label(cell: &str, line: usize, column: &str) -> std::result::Result<u32
     Ok(v as u32)
 }
 
-/// Splits text into records of fields, tracking the line each record starts on.
+/// "commas", "tabs", "';'"…, for messages.
+fn delimiter_name(d: u8) -> String {
+    match d {
+        b',' => "commas".into(),
+        b'\t' => "tabs".into(),
+        b';' => "semicolons".into(),
+        b' ' => "spaces".into(),
+        other => format!("{:?}", other as char),
+    }
+}
+
+/// The records of a table, from the `csv` crate, with the line each starts on and the
+/// checks the crate leaves out (it reads an unclosed quote to the end, and text after a
+/// closing quote as part of the field; both are refused here).
 struct Records<'a> {
     text: &'a str,
-    pos: usize,
-    /// 1-based line number at `pos`.
-    line: usize,
     source: &'a str,
+    delimiter: u8,
+    reader: csv::Reader<&'a [u8]>,
+    record: csv::ByteRecord,
+    /// A byte offset and the 1-based line it is on: line breaks are counted incrementally.
+    at: usize,
+    line: usize,
 }
 
 impl<'a> Records<'a> {
-    fn new(text: &'a str, source: &'a str) -> Self {
+    fn new(text: &'a str, source: &'a str, delimiter: u8) -> Self {
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter)
+            .from_reader(text.as_bytes());
         Records {
             text,
-            pos: 0,
-            line: 1,
             source,
+            delimiter,
+            reader,
+            record: csv::ByteRecord::new(),
+            at: 0,
+            line: 1,
         }
     }
 
-    /// The next non-blank record and the line it starts on; `None` at the end.
-    fn next_record(&mut self) -> Result<Option<(usize, Vec<Cow<'a, str>>)>> {
+    /// Moves the line count to byte `to`.
+    fn advance(&mut self, to: usize) {
+        self.line += count_lines(&self.text.as_bytes()[self.at..to]);
+        self.at = to;
+    }
+
+    /// Reads the next non-blank record (see [`Records::len`], [`Records::field`]); returns
+    /// the line it starts on, `None` at the end.
+    fn next_record(&mut self) -> Result<Option<usize>> {
         loop {
-            if self.pos >= self.text.len() {
+            let start = self.reader.position().byte() as usize;
+            let more = self
+                .reader
+                .read_byte_record(&mut self.record)
+                .map_err(|e| Error::data(self.source, e.to_string()))?;
+            if !more {
                 return Ok(None);
             }
-            let start = self.line;
-            let fields = self.record()?;
-            let blank = fields.len() == 1 && fields[0].trim().is_empty();
+            let end = (self.reader.position().byte() as usize).min(self.text.len());
+            // The crate skips the empty lines before a record: it starts after them.
+            let b = self.text.as_bytes();
+            let first = start
+                + b[start..end]
+                    .iter()
+                    .position(|&c| c != b'\r' && c != b'\n')
+                    .unwrap_or(end - start);
+            self.advance(first);
+            let line = self.line;
+            let span = &b[first..end];
+            if span.contains(&b'"') {
+                self.check_quotes(span, line)?;
+            }
+            self.advance(end);
+            let blank = self.len() == 1 && self.field(0).trim().is_empty();
             if !blank {
-                return Ok(Some((start, fields)));
+                return Ok(Some(line));
             }
         }
     }
 
-    fn record(&mut self) -> Result<Vec<Cow<'a, str>>> {
-        let text: &'a str = self.text;
-        let b = text.as_bytes();
-        let start_line = self.line;
-        let mut fields = Vec::new();
+    /// Fields in the record read last.
+    fn len(&self) -> usize {
+        self.record.len()
+    }
+
+    /// Field `i` of the record read last (quotes removed).
+    fn field(&self, i: usize) -> &str {
+        // The text's own bytes less quotes, so always UTF-8.
+        std::str::from_utf8(&self.record[i]).unwrap_or_default()
+    }
+
+    /// Refuses an unclosed quoted field and text after a closing quote, in the record
+    /// `span` (its raw bytes) starting on `line`.
+    fn check_quotes(&self, span: &[u8], line: usize) -> Result<()> {
+        let d = self.delimiter;
+        let (mut i, mut field) = (0usize, 1usize);
         loop {
-            // A quoted field may be preceded by spaces or tabs.
-            let mut p = self.pos;
-            while p < b.len() && (b[p] == b' ' || b[p] == b'\t') {
-                p += 1;
-            }
-            let quoted = p < b.len() && b[p] == b'"';
-            if quoted {
-                self.pos = p + 1;
-                let mut owned: Option<String> = None;
-                let mut seg = self.pos;
+            if span.get(i) == Some(&b'"') {
+                i += 1;
                 loop {
-                    let Some(q) = text[self.pos..].find('"').map(|q| self.pos + q) else {
-                        return Err(Error::data(
-                            self.source,
-                            format!(
-                                "line {start_line}: a quoted field (field {}) is never closed; add the closing quote",
-                                fields.len() + 1
-                            ),
-                        ));
-                    };
-                    self.line += count_lines(&b[self.pos..q]);
-                    if b.get(q + 1) == Some(&b'"') {
-                        owned
-                            .get_or_insert_with(String::new)
-                            .push_str(&text[seg..=q]);
-                        self.pos = q + 2;
-                        seg = self.pos;
-                    } else {
-                        let field = match owned {
-                            Some(mut s) => {
-                                s.push_str(&text[seg..q]);
-                                Cow::Owned(s)
-                            }
-                            None => Cow::Borrowed(&text[seg..q]),
-                        };
-                        fields.push(field);
-                        self.pos = q + 1;
-                        break;
+                    match span[i.min(span.len())..].iter().position(|&c| c == b'"') {
+                        None => {
+                            return Err(Error::data(
+                                self.source,
+                                format!(
+                                    "line {line}: a quoted field (field {field}) is never closed; add the closing quote"
+                                ),
+                            ))
+                        }
+                        Some(q) if span.get(i + q + 1) == Some(&b'"') => i += q + 2,
+                        Some(q) => {
+                            i += q + 1;
+                            break;
+                        }
                     }
                 }
-                while self.pos < b.len() && (b[self.pos] == b' ' || b[self.pos] == b'\t') {
-                    self.pos += 1;
+                while matches!(span.get(i), Some(b' ' | b'\t')) && d != span[i] {
+                    i += 1;
                 }
-                if !matches!(b.get(self.pos), None | Some(b',' | b'\r' | b'\n')) {
+                if !matches!(span.get(i), None | Some(b'\r' | b'\n')) && span.get(i) != Some(&d) {
                     return Err(Error::data(
                         self.source,
                         format!(
-                            "line {}: unexpected text after the closing quote of field {}; quote the whole field and double any quotes inside it (\"\")",
-                            self.line,
-                            fields.len()
+                            "line {}: unexpected text after the closing quote of field {field}; quote the whole field and double any quotes inside it (\"\")",
+                            line + count_lines(&span[..i])
                         ),
                     ));
                 }
             } else {
-                let end = b[self.pos..]
-                    .iter()
-                    .position(|&c| matches!(c, b',' | b'\r' | b'\n'))
-                    .map_or(b.len(), |e| self.pos + e);
-                fields.push(Cow::Borrowed(&text[self.pos..end]));
-                self.pos = end;
+                while i < span.len() && !matches!(span[i], b'\r' | b'\n') && span[i] != d {
+                    i += 1;
+                }
             }
-            match b.get(self.pos) {
-                Some(b',') => self.pos += 1,
-                Some(b'\r') => {
-                    self.pos += 1;
-                    if b.get(self.pos) == Some(&b'\n') {
-                        self.pos += 1;
-                    }
-                    self.line += 1;
-                    return Ok(fields);
+            match span.get(i) {
+                Some(&c) if c == d => {
+                    i += 1;
+                    field += 1;
                 }
-                Some(b'\n') => {
-                    self.pos += 1;
-                    self.line += 1;
-                    return Ok(fields);
-                }
-                _ => return Ok(fields),
+                _ => return Ok(()),
             }
         }
     }

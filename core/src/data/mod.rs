@@ -1,19 +1,38 @@
 //! Datasets in host memory, ready to upload: features row-major [n, ...sample_shape] f32
-//! and class labels u32, or real-valued regression targets [n, target_dim] f32. Readers: [`idx`] (MNIST / Fashion-MNIST) and [`csv`]; [`split`]
-//! (holdout, k-fold, increments) and [`preprocess`] (standardisation).
+//! and class labels u32, or real-valued regression targets [n, target_dim] f32. Readers: [`idx`] (MNIST / Fashion-MNIST), [`csv`] (and TSV),
+//! [`npy`] (`.npy`, `.npz`), [`tensors`] (safetensors) and [`images`] (image folders, native);
+//! [`inputs`] recognises any of them by content; [`split`] (holdout, k-fold, increments) and
+//! [`preprocess`] (standardisation).
 
+pub mod arrays;
 pub mod csv;
 pub mod idx;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod images;
 pub mod inputs;
+pub mod npy;
 pub mod preprocess;
 pub mod split;
+pub mod tensors;
+pub mod zip;
 
+pub use arrays::ArrayNames;
 pub use csv::CsvOptions;
-pub use inputs::{parse_inputs, Inputs};
+pub use inputs::{parse_inputs, InputOptions, Inputs};
 pub use preprocess::Standardizer;
 pub use split::SplitBy;
 
 use crate::error::{Error, Result};
+
+/// The samples an image folder is read into ([`images`]): channel-first
+/// `[channels, height, width]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageShape {
+    /// 1 (greyscale) or 3 (RGB).
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
 
 /// A labelled dataset: class labels (classification), or real-valued targets (regression,
 /// see [`Dataset::regression`]).

@@ -5,10 +5,12 @@
 
 import init, {
   adapterInfo,
+  datasetFromSafetensors,
   Trainer,
   version,
   type AccreteError,
   type AdapterInfo,
+  type ArrayDataset,
   type ErrorCode,
   type EvaluateResult,
   type FitProgress,
@@ -67,6 +69,11 @@ const badActivation: LayerSpec = { type: "dense", units: 2, activation: "swish" 
 
 async function main(x: Float32Array, y: Uint32Array): Promise<number> {
   await init();
+  const file: ArrayDataset = datasetFromSafetensors(new Uint8Array(8), { features: "x", labels: "y" });
+  const fromFile: Float32Array = file.x;
+  // @ts-expect-error: not an option of datasetFromSafetensors
+  datasetFromSafetensors(new Uint8Array(8), { feature: "x" });
+  console.log(fromFile.length, file.y.length, file.sampleShape, datasetFromSafetensors(new ArrayBuffer(8)).classes);
   const info: AdapterInfo = await adapterInfo();
   const slow: boolean = /cpu/i.test(info.deviceType) || info.maxStorageBufferBindingSize < 1 << 27;
   const t = await Trainer.create(slow ? minimal : spec);
