@@ -42,6 +42,7 @@ mixed_precision = { init_scale = 1024.0 }
 chunks = 2
 rehearsal = { size = 10, per_batch = 2, logit_weight = 0.5, label_weight = 0.5 }
 ewc = { weight = 1.0, decay = 0.9, samples = 4 }
+agem = { size = 10, per_batch = 2 }
 [recovery]
 spike_factor = 3.0
 [checkpoint]
@@ -198,7 +199,8 @@ fn every_json_spec_object_and_variant_refuses_an_unknown_key() {
               {"type": "dense", "units": 3}]},
             "optimizer": {"type": "adam", "lr": 0.01, "schedule": {"type": "constant"}},
             "train": {"batch_size": 4, "early_stopping": {"patience": 2}},
-            "incremental": {"rehearsal": {"size": 10, "per_batch": 2}, "ewc": {"decay": 0.5}},
+            "incremental": {"rehearsal": {"size": 10, "per_batch": 2}, "ewc": {"decay": 0.5},
+                            "agem": {"size": 10, "per_batch": 2}},
             "recovery": {"spike_factor": 3.0}}"#,
         r#"{"model": {"input": [2], "layers": [{"type": "dense", "units": 2}]},
             "optimizer": {"type": "sgd", "schedule": {"type": "cosine", "warmup_steps": 2}}}"#,

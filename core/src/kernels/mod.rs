@@ -6,6 +6,7 @@
 //! plain form that allocates the output, runs it and returns the tensor.
 
 pub mod activation;
+pub mod agem;
 #[cfg(test)]
 mod catalog;
 pub mod clip;
