@@ -92,7 +92,7 @@ pub(crate) struct AgemProgram {
     /// The memory batch's forward, loss and backward, and the copy to the reference.
     steps: Steps,
     /// One reference gradient per parameter arena.
-    _refs: Vec<Tensor>,
+    refs: Vec<Tensor>,
     /// The dot products and the projection, once per update.
     projection: Projection,
 }
@@ -147,6 +147,12 @@ impl Trainer {
     /// program (after a step: that step's), when A-GEM is active in it.
     pub fn agem_result(&self) -> Option<&Tensor> {
         Some(&self.program.as_ref()?.agem.as_ref()?.projection.result)
+    }
+
+    /// The reference gradient of the built step program's last step, one tensor per
+    /// parameter arena, when A-GEM is active in it.
+    pub fn agem_reference(&self) -> Option<&[Tensor]> {
+        Some(&self.program.as_ref()?.agem.as_ref()?.refs)
     }
 
     /// At a chunk's start: uploads the memory (A-GEM acts once it holds samples) and
@@ -246,7 +252,7 @@ impl Trainer {
             graph,
             labels,
             steps,
-            _refs: refs,
+            refs,
             projection,
         }))
     }
