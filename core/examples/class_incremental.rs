@@ -23,9 +23,7 @@ use accrete::data::Dataset;
 use accrete::metrics::AccuracyMatrix;
 use accrete::nn::presets::mlp;
 use accrete::optim::OptimizerSpec;
-use accrete::train::{
-    AgemSpec, EwcSpec, GpuDataset, LwfSpec, RehearsalSpec, TrainSpec, Trainer,
-};
+use accrete::train::{AgemSpec, EwcSpec, GpuDataset, LwfSpec, RehearsalSpec, TrainSpec, Trainer};
 use accrete::Gpu;
 
 fn configure(t: &mut Trainer, strategy: &str) -> Result<(), accrete::Error> {
@@ -45,10 +43,10 @@ fn configure(t: &mut Trainer, strategy: &str) -> Result<(), accrete::Error> {
             size: 2000,
             per_batch: 256,
         }),
-        other => Err(accrete::Error::invalid(
-            "strategy",
-            format!("unknown strategy {other:?}; use naive, ewc, lwf, replay, der, derpp, agem or joint"),
-        )),
+        other => {
+            eprintln!("unknown strategy {other:?}; use naive, ewc, lwf, replay, der, derpp, agem or joint");
+            std::process::exit(2)
+        }
     }
 }
 
@@ -116,13 +114,28 @@ fn main() -> Result<(), accrete::Error> {
             );
             rows.push(row);
             if c == stream.len() - 1 {
-                let m = (strategy != "joint").then(|| AccuracyMatrix::new(rows.clone())).transpose()?;
-                summary.push((strategy.clone(), all.accuracy, m, start.elapsed().as_secs_f64()));
+                let m = (strategy != "joint")
+                    .then(|| AccuracyMatrix::new(rows.clone()))
+                    .transpose()?;
+                summary.push((
+                    strategy.clone(),
+                    all.accuracy,
+                    m,
+                    start.elapsed().as_secs_f64(),
+                ));
+                // Each strategy's summary as soon as it is known (runs are long on a CPU).
+                print_summary(summary.last().expect("pushed"));
             }
         }
     }
+    Ok(())
+}
+
+type Summary = (String, f64, Option<AccuracyMatrix>, f64);
+
+fn print_summary((strategy, acc, m, secs): &Summary) {
     let opt = |v: Option<f64>| v.map_or("null".to_string(), |x| format!("{x:.4}"));
-    for (strategy, acc, m, secs) in summary {
+    {
         println!(
             "{{\"summary\":true,\"strategy\":\"{strategy}\",\"test_accuracy_all\":{acc:.4},\"average_accuracy\":{},\"bwt\":{},\"forgetting\":{},\"seconds\":{secs:.1}}}",
             opt(m.as_ref().and_then(|m| m.average_accuracy())),
@@ -130,5 +143,4 @@ fn main() -> Result<(), accrete::Error> {
             opt(m.as_ref().and_then(|m| m.forgetting())),
         );
     }
-    Ok(())
 }

@@ -946,7 +946,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "A-GEM with gradient accumulation",
-        files: &[("c.toml", "[train]\naccumulate_steps = 2\n[incremental]\nagem = { size = 10 }\n")],
+        files: &[("c.toml", "[train]\naccumulate_steps = 2\n[incremental]\nagem = { size = 300 }\n")],
         args: &["train", "--config", "c.toml"],
         message: "incremental.agem: A-GEM takes one reference gradient per update and cannot be combined with train.accumulate_steps > 1",
     },

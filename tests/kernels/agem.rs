@@ -36,8 +36,15 @@ fn check(what: &str, grads: &[Vec<f32>], refs: &[Vec<f32>]) -> f32 {
         .sum();
     let tol_dot = (n as f64 + 2.0) * EPS * abs_gr;
     let tol_rr = (n as f64 + 2.0) * EPS * rr;
-    assert_close(&format!("{what}: g·g_ref"), &result[..1], &[dot], |_| tol_dot);
-    assert_close(&format!("{what}: g_ref·g_ref"), &result[1..2], &[rr], |_| tol_rr);
+    assert_close(&format!("{what}: g·g_ref"), &result[..1], &[dot], |_| {
+        tol_dot
+    });
+    assert_close(
+        &format!("{what}: g_ref·g_ref"),
+        &result[1..2],
+        &[rr],
+        |_| tol_rr,
+    );
     assert_eq!(result[3], 0.0, "{what}: result[3]");
     let coef = if dot < 0.0 && rr > 0.0 { dot / rr } else { 0.0 };
     // Whether the projection applies is decided on the GPU's dot; near 0 the two may differ.
@@ -47,7 +54,9 @@ fn check(what: &str, grads: &[Vec<f32>], refs: &[Vec<f32>]) -> f32 {
         } else {
             coef.abs() * (tol_dot / dot.abs() + tol_rr / rr + 2.0 * EPS)
         };
-        assert_close(&format!("{what}: coef"), &result[2..3], &[coef], |_| tol_coef);
+        assert_close(&format!("{what}: coef"), &result[2..3], &[coef], |_| {
+            tol_coef
+        });
         let want = reference::project(grads, refs);
         for (t, (g, (r, w))) in got.iter().zip(refs.iter().zip(&want)).enumerate() {
             assert_close(&format!("{what}: arena {t}"), g, w, |i| {
@@ -62,7 +71,13 @@ fn check(what: &str, grads: &[Vec<f32>], refs: &[Vec<f32>]) -> f32 {
                 .zip(refs)
                 .flat_map(|(g, r)| g.iter().zip(r).map(|(&a, &b)| a as f64 * b as f64))
                 .sum();
-            let scale = (rr * got.iter().flatten().map(|&v| (v as f64).powi(2)).sum::<f64>()).sqrt();
+            let scale = (rr
+                * got
+                    .iter()
+                    .flatten()
+                    .map(|&v| (v as f64).powi(2))
+                    .sum::<f64>())
+            .sqrt();
             assert!(
                 after >= -1e-5 * scale.max(1e-30) - 4.0 * tol_dot,
                 "{what}: g_proj·g_ref = {after} (scale {scale})"
@@ -75,7 +90,11 @@ fn check(what: &str, grads: &[Vec<f32>], refs: &[Vec<f32>]) -> f32 {
 #[test]
 fn projection_matches_the_f64_reference_on_one_arena() {
     let mut projected = 0;
-    for (k, &n) in AWKWARD.iter().chain(&[255, 256, 257, 4097, 70_001]).enumerate() {
+    for (k, &n) in AWKWARD
+        .iter()
+        .chain(&[255, 256, 257, 4097, 70_001])
+        .enumerate()
+    {
         for flip in [false, true] {
             let mut r = rng(k as u64 * 2 + flip as u64);
             let g = uniform(&mut r, n, -1.0, 1.0);
@@ -85,7 +104,10 @@ fn projection_matches_the_f64_reference_on_one_arena() {
             let rf: Vec<f32> = g.iter().zip(&noise).map(|(a, b)| s * a + b).collect();
             let coef = check(&format!("n {n} flip {flip}"), &[g.clone()], &[rf]);
             if flip {
-                assert!(coef < 0.0, "n {n}: a conflicting reference must project ({coef})");
+                assert!(
+                    coef < 0.0,
+                    "n {n}: a conflicting reference must project ({coef})"
+                );
                 projected += 1;
             } else {
                 assert_eq!(coef, 0.0, "n {n}: an agreeing reference leaves g alone");
@@ -97,9 +119,15 @@ fn projection_matches_the_f64_reference_on_one_arena() {
 
 #[test]
 fn projection_sums_over_several_arenas() {
-    for (k, sizes) in [[3usize, 300, 1], [256, 7, 1000], [97, 97, 97]].iter().enumerate() {
+    for (k, sizes) in [[3usize, 300, 1], [256, 7, 1000], [97, 97, 97]]
+        .iter()
+        .enumerate()
+    {
         let mut r = rng(100 + k as u64);
-        let g: Vec<Vec<f32>> = sizes.iter().map(|&n| uniform(&mut r, n, -1.0, 1.0)).collect();
+        let g: Vec<Vec<f32>> = sizes
+            .iter()
+            .map(|&n| uniform(&mut r, n, -1.0, 1.0))
+            .collect();
         // Only the first arena conflicts; the total decides.
         let rf: Vec<Vec<f32>> = g
             .iter()
@@ -125,8 +153,14 @@ fn a_zero_reference_leaves_the_gradient_unchanged() {
 fn projection_refuses_mismatched_sizes() {
     let a = upload(&[4], &[0.0; 4]);
     let b = upload(&[5], &[0.0; 5]);
-    let e = Projection::new(gpu(), &[&a], &[&b]).err().unwrap().to_string();
+    let e = Projection::new(gpu(), &[&a], &[&b])
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("4 elements against 5"), "{e}");
-    let e = Projection::new(gpu(), &[&a, &a], &[&a]).err().unwrap().to_string();
+    let e = Projection::new(gpu(), &[&a, &a], &[&a])
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("2 gradients against 1"), "{e}");
 }

@@ -12,8 +12,7 @@ use accrete::metrics::AccuracyMatrix;
 use accrete::nn::reference::{self, HostParams};
 use accrete::optim::OptimizerSpec;
 use accrete::train::{
-    AgemSpec, Checkpoint, ChunkOptions, ChunkOutcome, LossKind, MixedPrecision, TrainSpec,
-    Trainer,
+    AgemSpec, Checkpoint, ChunkOptions, ChunkOutcome, LossKind, MixedPrecision, TrainSpec, Trainer,
 };
 use accrete_tests::*;
 
@@ -86,12 +85,24 @@ fn the_reference_gradient_is_the_memory_losss_and_the_update_never_conflicts_wit
             .find(|c| c.meta.step + 1 == t.step)
             .expect("a checkpoint before the last step")
             .clone();
-        let g = arenas(&t.model.arenas.iter().map(|a| a.grads.clone()).collect::<Vec<_>>());
+        let g = arenas(
+            &t.model
+                .arenas
+                .iter()
+                .map(|a| a.grads.clone())
+                .collect::<Vec<_>>(),
+        );
         let r = arenas(t.agem_reference().expect("A-GEM acts in chunk 2"));
         let result = read(t.agem_result().unwrap());
         // The reference gradient by central differences of the f64 forward pass and
         // cross-entropy on the memory's one sample, at the parameters before the step.
-        let mem_x: Vec<f64> = before.tensor("agem.features").unwrap().data.iter().map(|&v| v as f64).collect();
+        let mem_x: Vec<f64> = before
+            .tensor("agem.features")
+            .unwrap()
+            .data
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
         let mem_y = [before.tensor("agem.labels").unwrap().data[0] as u32];
         let host = host_params(&before, &t);
         let loss = |h: &HostParams| {
@@ -110,14 +121,20 @@ fn the_reference_gradient_is_the_memory_losss_and_the_update_never_conflicts_wit
                 })
                 .collect();
             let got32: Vec<f32> = got.iter().map(|&v| v as f32).collect();
-            assert_close(&format!("seed {seed}: g_ref of {}", p.name), &got32, &want, |i| {
-                1e-4 * (1.0 + want[i].abs())
-            });
+            assert_close(
+                &format!("seed {seed}: g_ref of {}", p.name),
+                &got32,
+                &want,
+                |i| 1e-4 * (1.0 + want[i].abs()),
+            );
         }
         // The applied gradient does not conflict with the reference.
         let gr = dot(&g, &r);
         let scale = (dot(&g, &g) * dot(&r, &r)).sqrt();
-        assert!(gr >= -1e-5 * scale, "seed {seed}: g_proj·g_ref = {gr} (|g||r| = {scale})");
+        assert!(
+            gr >= -1e-5 * scale,
+            "seed {seed}: g_proj·g_ref = {gr} (|g||r| = {scale})"
+        );
         // The GPU's dot product was of the unprojected gradient: g_proj = g − coef·r, so
         // g = g_proj + coef·r, and its dot with r is the recorded one.
         let coef = result[2] as f64;
@@ -135,13 +152,22 @@ fn the_reference_gradient_is_the_memory_losss_and_the_update_never_conflicts_wit
         if coef < 0.0 {
             projected += 1;
             assert!(result[0] < 0.0);
-            assert!(gr.abs() <= 1e-4 * scale, "seed {seed}: projected g·g_ref = {gr}");
+            assert!(
+                gr.abs() <= 1e-4 * scale,
+                "seed {seed}: projected g·g_ref = {gr}"
+            );
         } else {
-            assert!(result[0] >= 0.0, "seed {seed}: conflict without projection {result:?}");
+            assert!(
+                result[0] >= 0.0,
+                "seed {seed}: conflict without projection {result:?}"
+            );
         }
     }
     eprintln!("A-GEM: {projected} of 4 last steps projected");
-    assert!(projected > 0, "no run's last step conflicted; the test would not test the projection");
+    assert!(
+        projected > 0,
+        "no run's last step conflicted; the test would not test the projection"
+    );
 }
 
 /// Trains the chunks in order; the accuracy matrix over the tasks.
@@ -149,7 +175,12 @@ fn matrix(t: &mut Trainer, chunks: &[Dataset], tasks: &[&[u32]], test: &Dataset)
     let mut rows = Vec::new();
     for (i, c) in chunks.iter().enumerate() {
         pollster::block_on(t.fit_chunk(c)).unwrap();
-        rows.push(tasks[..=i].iter().map(|k| accuracy_on(t, test, k)).collect());
+        rows.push(
+            tasks[..=i]
+                .iter()
+                .map(|k| accuracy_on(t, test, k))
+                .collect(),
+        );
     }
     AccuracyMatrix::new(rows).unwrap()
 }
@@ -161,14 +192,28 @@ fn agem_forgets_less_than_fine_tuning() {
     let tasks: [&[u32]; 2] = [&[0, 1], &[2, 3]];
     let chunks = [by_classes(&train, tasks[0]), by_classes(&train, tasks[1])];
     let plain = matrix(&mut trainer(None, 32, 10, 9), &chunks, &tasks, &test);
-    let a = matrix(&mut trainer(Some(agem(40, 16)), 32, 10, 9), &chunks, &tasks, &test);
+    let a = matrix(
+        &mut trainer(Some(agem(40, 16)), 32, 10, 9),
+        &chunks,
+        &tasks,
+        &test,
+    );
     let f = |m: &AccuracyMatrix| m.forgetting().unwrap();
     eprintln!(
         "class-incremental blobs (2 chunks of 2 classes, memory 40, 16 per reference): forgetting {:.3} fine-tuning, {:.3} A-GEM; average accuracy {:.3} / {:.3}",
         f(&plain), f(&a), plain.average_accuracy().unwrap(), a.average_accuracy().unwrap()
     );
-    assert!(f(&plain) > 0.3, "fine-tuning should forget here: {:?}", plain.rows());
-    assert!(f(&a) < f(&plain) - 0.1, "A-GEM did not reduce forgetting: {:?} vs {:?}", a.rows(), plain.rows());
+    assert!(
+        f(&plain) > 0.3,
+        "fine-tuning should forget here: {:?}",
+        plain.rows()
+    );
+    assert!(
+        f(&a) < f(&plain) - 0.1,
+        "A-GEM did not reduce forgetting: {:?} vs {:?}",
+        a.rows(),
+        plain.rows()
+    );
 }
 
 #[test]
@@ -187,7 +232,10 @@ fn agem_resumes_mid_chunk_byte_identically() {
         assert!(matches!(out, Ok(ChunkOutcome::Done(_))));
     }
     let mid = mid_epoch_checkpoint_of_chunk_two(&keep.0);
-    assert_eq!(mid.tensor("agem.features").expect("the memory").shape, vec![24, 2]);
+    assert_eq!(
+        mid.tensor("agem.features").expect("the memory").shape,
+        vec![24, 2]
+    );
     assert_eq!(mid.meta.agem.as_ref().unwrap().spec, spec);
     let a = pollster::block_on(straight.checkpoint()).unwrap();
     let b = resumed_through_bytes(&mid, &chunks[1], &opts);
@@ -212,10 +260,19 @@ fn agem_resumes_mid_chunk_byte_identically() {
 fn bad_agem_settings_are_refused() {
     for (spec, want) in [
         (agem(0, 0), "incremental.agem.size: must be at least 1"),
-        (agem(10, 0), "incremental.agem.per_batch: 0 must be between 1 and size = 10"),
-        (agem(10, 11), "incremental.agem.per_batch: 11 must be between 1 and size = 10"),
+        (
+            agem(10, 0),
+            "incremental.agem.per_batch: 0 must be between 1 and size = 10",
+        ),
+        (
+            agem(10, 11),
+            "incremental.agem.per_batch: 11 must be between 1 and size = 10",
+        ),
     ] {
-        let e = trainer(None, 4, 1, 1).enable_agem(spec).unwrap_err().to_string();
+        let e = trainer(None, 4, 1, 1)
+            .enable_agem(spec)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(want), "{e}\nshould contain: {want}");
     }
     let with = |ts: TrainSpec| {
@@ -233,17 +290,29 @@ fn bad_agem_settings_are_refused() {
         loss: LossKind::Mse,
         ..Default::default()
     });
-    assert!(e.contains("it needs train.loss = \"softmax_cross_entropy\""), "{e}");
+    assert!(
+        e.contains("it needs train.loss = \"softmax_cross_entropy\""),
+        "{e}"
+    );
     let e = with(TrainSpec {
         accumulate_steps: 2,
         ..Default::default()
     });
-    assert!(e.contains("cannot be combined with train.accumulate_steps > 1"), "{e}");
-    if gpu().features().contains(accrete::kernels::matmul::Precision::F16.required_features()) {
+    assert!(
+        e.contains("cannot be combined with train.accumulate_steps > 1"),
+        "{e}"
+    );
+    if gpu()
+        .features()
+        .contains(accrete::kernels::matmul::Precision::F16.required_features())
+    {
         let e = with(TrainSpec {
             mixed_precision: Some(MixedPrecision::default()),
             ..Default::default()
         });
-        assert!(e.contains("cannot be combined with train.mixed_precision"), "{e}");
+        assert!(
+            e.contains("cannot be combined with train.mixed_precision"),
+            "{e}"
+        );
     }
 }

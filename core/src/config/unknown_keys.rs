@@ -42,7 +42,6 @@ mixed_precision = { init_scale = 1024.0 }
 chunks = 2
 rehearsal = { size = 10, per_batch = 2, logit_weight = 0.5, label_weight = 0.5 }
 ewc = { weight = 1.0, decay = 0.9, samples = 4 }
-agem = { size = 10, per_batch = 2 }
 [recovery]
 spike_factor = 3.0
 [checkpoint]
@@ -57,6 +56,8 @@ freeze = [0]
     "[optimizer]\ntype = \"sgd\"\nschedule = { type = \"reduce_on_plateau\" }\n",
     // A tied decoder: the `share` inline table.
     "[model]\ninput = [6]\nlayers = [\n  { type = \"dense\", units = 4, activation = \"relu\" },\n  { type = \"dense\", units = 6, share = { layer = 0, transpose = true } },\n]\n",
+    // A-GEM (refused beside mixed precision, so not in the first sample).
+    "[incremental]\nagem = { size = 10, per_batch = 2 }\n",
     "[train]\naccumulate_steps = 2\n[parallel]\nbackend = \"local\"\ndevices = 2\nmode = \"all_reduce\"\nsync_every = 4\n",
 ];
 

@@ -250,7 +250,10 @@ impl RunConfig {
                 None
             };
             if let Some(c) = conflict {
-                return bad("incremental.agem", format!("A-GEM {c}; turn one of them off"));
+                return bad(
+                    "incremental.agem",
+                    format!("A-GEM {c}; turn one of them off"),
+                );
             }
         }
         if let Some(r) = &self.incremental.rehearsal {

@@ -17,8 +17,8 @@
 use super::conv::{self, ConvGeom, ConvSpec, ConvTiles};
 use super::matmul::{self, Precision, Variant};
 use super::{
-    activation, agem, all_shaders, clip, consts, elementwise, ewc, gather, loss, loss_replay, loss_scale,
-    metrics, optim, permute, pool, reduce, rng, softmax, step, Activation, ConstVal,
+    activation, agem, all_shaders, clip, consts, elementwise, ewc, gather, loss, loss_replay,
+    loss_scale, metrics, optim, permute, pool, reduce, rng, softmax, step, Activation, ConstVal,
 };
 use crate::gpu::Shader;
 use std::collections::{BTreeMap, BTreeSet};

@@ -70,6 +70,7 @@ pub fn all_shaders() -> Vec<Shader> {
         loss_replay::SHADER,
         ewc::FISHER,
         ewc::PENALTY,
+        agem::SHADER,
         loss_scale::SHADER,
         optim::SHADER,
         optim::MULTI,

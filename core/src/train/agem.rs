@@ -14,7 +14,7 @@
 //! The memory is state: checkpoints carry it as `agem.{features,labels}`.
 
 use super::program::{Phase, Steps};
-use super::{GpuDataset, LossKind, Reservoir, RehearsalSpec, Trainer};
+use super::{GpuDataset, LossKind, RehearsalSpec, Reservoir, Trainer};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Tensor};
@@ -219,7 +219,10 @@ impl Trainer {
         let labels = Tensor::uninit(gpu, &[per], DType::U32)?;
         let logits = graph.output()?;
         let dlogits = graph.output_grad().ok_or_else(|| {
-            Error::invalid("incremental.agem", "the model's graph has no output gradient")
+            Error::invalid(
+                "incremental.agem",
+                "the model's graph has no output gradient",
+            )
         })?;
         let loss_rows = Tensor::uninit(gpu, &[per], DType::F32)?;
         let mut steps: Steps = graph
@@ -239,7 +242,13 @@ impl Trainer {
                 GradScale::MeanOverValid,
             )?,
         ));
-        steps.extend(graph.backward.iter().cloned().map(|d| (Phase::Reference, d)));
+        steps.extend(
+            graph
+                .backward
+                .iter()
+                .cloned()
+                .map(|d| (Phase::Reference, d)),
+        );
         let mut refs = Vec::new();
         for a in &self.model.arenas {
             let r = Tensor::zeros(gpu, &[a.grads.len()])?;
