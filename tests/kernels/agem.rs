@@ -102,7 +102,7 @@ fn projection_matches_the_f64_reference_on_one_arena() {
             let noise = uniform(&mut r, n, -0.5, 0.5);
             let s = if flip { -1.0 } else { 1.0 };
             let rf: Vec<f32> = g.iter().zip(&noise).map(|(a, b)| s * a + b).collect();
-            let coef = check(&format!("n {n} flip {flip}"), &[g.clone()], &[rf]);
+            let coef = check(&format!("n {n} flip {flip}"), std::slice::from_ref(&g), &[rf]);
             if flip {
                 assert!(
                     coef < 0.0,
@@ -144,7 +144,7 @@ fn projection_sums_over_several_arenas() {
 #[test]
 fn a_zero_reference_leaves_the_gradient_unchanged() {
     let g = uniform(&mut rng(5), 513, -1.0, 1.0);
-    let (got, result) = run(&[g.clone()], &[vec![0.0; 513]]);
+    let (got, result) = run(std::slice::from_ref(&g), &[vec![0.0; 513]]);
     assert_eq!(&result[..3], &[0.0, 0.0, 0.0]);
     assert_eq!(got[0], g);
 }
