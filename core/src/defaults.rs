@@ -87,6 +87,10 @@ pub const INFERENCE_BATCH: usize = 256;
 pub const LWF_WEIGHT: f32 = 1.0;
 pub const LWF_TEMPERATURE: f32 = 2.0;
 
+/// `incremental.agem.per_batch`: memory samples whose loss gives A-GEM's reference gradient
+/// in every step.
+pub const AGEM_PER_BATCH: usize = 256;
+
 /// Elastic Weight Consolidation (`[incremental] ewc`): the penalty's weight λ, the decay of
 /// the earlier chunks' Fisher (1 = EWC, below 1 = online EWC) and the samples per chunk
 /// whose per-sample gradients estimate its Fisher.

@@ -114,6 +114,9 @@ impl Session {
         if let Some(e) = &spec.incremental.ewc {
             t.enable_ewc(e.clone())?;
         }
+        if let Some(a) = &spec.incremental.agem {
+            t.enable_agem(a.clone())?;
+        }
         let mut s = Session::wrap(t, None)?;
         s.fit_standardizer = spec.data.standardize;
         Ok(s)
@@ -201,6 +204,9 @@ impl Session {
         }
         if let Some(e) = &config.incremental.ewc {
             self.trainer.enable_ewc(e.clone())?;
+        }
+        if let Some(a) = &config.incremental.agem {
+            self.trainer.enable_agem(a.clone())?;
         }
         let t = &self.trainer;
         check_device(

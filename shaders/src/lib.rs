@@ -29,6 +29,8 @@ pub struct Wgsl {
     pub source: &'static str,
 }
 
+/// A-GEM's gradient projection: the dot products and the projection (`agem_project.wgsl`).
+pub const AGEM_PROJECT: &str = include_str!("../agem_project.wgsl");
 /// Activation layers, forward and backward (`activation.wgsl`).
 pub const ACTIVATION: &str = include_str!("../activation.wgsl");
 /// Index of the largest element of each row (`argmax.wgsl`).
@@ -158,6 +160,7 @@ const fn wgsl(name: &'static str, source: &'static str) -> Wgsl {
 /// Every entry shader, by name (`shaders/<name>.wgsl`), in alphabetical order.
 pub const ENTRIES: &[Wgsl] = &[
     wgsl("activation", ACTIVATION),
+    wgsl("agem_project", AGEM_PROJECT),
     wgsl("argmax", ARGMAX),
     wgsl("axpy", AXPY),
     wgsl("binary", BINARY),

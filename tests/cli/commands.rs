@@ -933,6 +933,30 @@ const CASES: &[Case] = &[
         message: "unknown field `lambda`, expected one of `weight`, `decay`, `samples`",
     },
     Case {
+        name: "A-GEM with an empty memory",
+        files: &[("c.toml", "[incremental]\nagem = { size = 0 }\n")],
+        args: &["train", "--config", "c.toml"],
+        message: "incremental.agem.size: must be at least 1",
+    },
+    Case {
+        name: "A-GEM with a batch larger than its memory",
+        files: &[("c.toml", "[incremental]\nagem = { size = 10, per_batch = 20 }\n")],
+        args: &["train", "--config", "c.toml"],
+        message: "incremental.agem.per_batch: 20 must be between 1 and size = 10",
+    },
+    Case {
+        name: "A-GEM with gradient accumulation",
+        files: &[("c.toml", "[train]\naccumulate_steps = 2\n[incremental]\nagem = { size = 300 }\n")],
+        args: &["train", "--config", "c.toml"],
+        message: "incremental.agem: A-GEM takes one reference gradient per update and cannot be combined with train.accumulate_steps > 1",
+    },
+    Case {
+        name: "A-GEM with an unknown setting",
+        files: &[("c.toml", "[incremental]\nagem = { size = 10, sample_size = 4 }\n")],
+        args: &["train", "--config", "c.toml"],
+        message: "unknown field `sample_size`, expected `size` or `per_batch`",
+    },
+    Case {
         name: "DER with a negative logit weight",
         files: &[("c.toml", "[incremental]\nrehearsal = { size = 10, logit_weight = -0.5 }\n")],
         args: &["train", "--config", "c.toml"],

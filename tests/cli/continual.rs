@@ -319,3 +319,43 @@ fn ewc_runs_resume_after_sigkill_exactly() {
         "ewc.fisher.layers.0.weight",
     );
 }
+
+/// A-GEM: the memory travels in the checkpoint; the reference batches are redrawn from it.
+#[test]
+fn agem_runs_resume_after_sigkill_exactly() {
+    strategy_resumes_after_sigkill_exactly(
+        "agem_sigkill",
+        "agem = { size = 40, per_batch = 8 }",
+        "agem.features",
+    );
+}
+
+/// Plain rehearsal (replay): the buffer and its Algorithm R counter travel in the checkpoint.
+#[test]
+fn replay_runs_resume_after_sigkill_exactly() {
+    strategy_resumes_after_sigkill_exactly(
+        "replay_sigkill",
+        "rehearsal = { size = 40, per_batch = 4 }",
+        "rehearsal.features",
+    );
+}
+
+/// DER (α only, no label term): the stored logits travel in the checkpoint.
+#[test]
+fn der_alpha_only_runs_resume_after_sigkill_exactly() {
+    strategy_resumes_after_sigkill_exactly(
+        "der_alpha_sigkill",
+        "rehearsal = { size = 40, per_batch = 4, logit_weight = 0.5 }",
+        "rehearsal.logits",
+    );
+}
+
+/// A-GEM beside rehearsal: both memories travel in the checkpoint.
+#[test]
+fn agem_with_replay_runs_resume_after_sigkill_exactly() {
+    strategy_resumes_after_sigkill_exactly(
+        "agem_replay_sigkill",
+        "rehearsal = { size = 30, per_batch = 4 }\nagem = { size = 40, per_batch = 8 }",
+        "agem.labels",
+    );
+}

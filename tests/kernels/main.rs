@@ -1,5 +1,6 @@
 //! Kernel tests: every WGSL kernel against its f64 CPU reference (poisoned outputs, awkward sizes), gradient checks by finite differences, the GPU runtime and matmul autotuning. One test binary, so wgpu is linked once.
 
+mod agem;
 mod autotune;
 mod conv_pool;
 mod elementwise;

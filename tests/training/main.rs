@@ -1,6 +1,7 @@
 //! Training tests: end-to-end learning, incremental chunks and rehearsal (DER, DER++), distillation, LwF, EWC, early stopping, regression, mixed precision, tied layers, gradient accumulation and data parallelism.
 
 mod accumulate;
+mod agem;
 mod der;
 mod distill;
 mod e2e;

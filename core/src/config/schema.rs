@@ -308,6 +308,12 @@ pub struct IncrementalConfig {
     /// (the defaults; decay < 1 = online EWC; see [`crate::train::EwcSpec`]) (default: off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ewc: Option<crate::train::EwcSpec>,
+    /// A-GEM: a memory of `size` earlier samples; every step of a later chunk takes a
+    /// reference gradient on `per_batch` of them and, when the step's gradient conflicts
+    /// with it, projects it, e.g. `agem = { size = 2000, per_batch = 256 }` (per_batch
+    /// default 256; see [`crate::train::AgemSpec`]) (default: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agem: Option<crate::train::AgemSpec>,
     /// Hyper-parameters that change at the start of a chunk (1-based) and hold from there
     /// on: `[[incremental.schedule]]` tables of `chunk = 3, lr = 5e-4, epochs = 2`; each
     /// change is recorded in the history (default: none; see [`crate::train::hyper`]).
@@ -324,6 +330,7 @@ impl Default for IncrementalConfig {
             rehearsal: None,
             lwf: None,
             ewc: None,
+            agem: None,
             schedule: Vec::new(),
         }
     }

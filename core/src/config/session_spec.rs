@@ -25,7 +25,7 @@ pub struct SessionData {
 }
 
 /// `incremental` of a [`SessionSpec`]: the caller hands over the chunks, so only the
-/// strategies apply (rehearsal with DER, LwF, EWC).
+/// strategies apply (rehearsal with DER, LwF, EWC, A-GEM).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(tsify_next::Tsify))]
 #[serde(deny_unknown_fields)]
@@ -39,6 +39,9 @@ pub struct SessionIncremental {
     /// As `[incremental] ewc` of the run configuration (default: off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ewc: Option<crate::train::EwcSpec>,
+    /// As `[incremental] agem` of the run configuration (default: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agem: Option<crate::train::AgemSpec>,
 }
 
 /// A training session whose data arrives in memory, chunk by chunk (the browser's
@@ -136,6 +139,7 @@ impl SessionSpec {
                 rehearsal: self.incremental.rehearsal.clone(),
                 lwf: self.incremental.lwf.clone(),
                 ewc: self.incremental.ewc.clone(),
+                agem: self.incremental.agem.clone(),
                 ..IncrementalConfig::default()
             },
             recovery: self.recovery.clone(),
@@ -311,7 +315,7 @@ mod session_tests {
         );
         let e = err(&SPIRAL.replace("\"seed\":3", "\"incremental\":{\"chunks\":3}"));
         assert!(
-            e.contains("incremental.chunks: unknown field `chunks`, expected one of `rehearsal`, `lwf`, `ewc`"),
+            e.contains("incremental.chunks: unknown field `chunks`, expected one of `rehearsal`, `lwf`, `ewc`, `agem`"),
             "{e}"
         );
         let e = err(&SPIRAL.replace("\"units\":16", "\"units\":\"16\""));

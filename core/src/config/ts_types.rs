@@ -13,7 +13,7 @@ use crate::kernels::Activation;
 use crate::nn::{BiasInit, Init, LayerSpec, ModelSpec, Share};
 use crate::optim::{CosineCycle, OptimKind, OptimizerSpec, Schedule};
 use crate::train::{
-    EarlyStopping, EwcSpec, LossKind, LwfSpec, MixedPrecision, Monitor, RecoverySpec,
+    AgemSpec, EarlyStopping, EwcSpec, LossKind, LwfSpec, MixedPrecision, Monitor, RecoverySpec,
     RehearsalSpec, Strategy, TrainSpec,
 };
 use serde::de::DeserializeOwned;
@@ -69,6 +69,7 @@ const DECLS: &[(&str, &str, Shape, Probe)] = &[
     decl!(RehearsalSpec, Shape::Struct),
     decl!(LwfSpec, Shape::Struct),
     decl!(EwcSpec, Shape::Struct),
+    decl!(AgemSpec, Shape::Struct),
     decl!(Share, Shape::Struct),
     decl!(RecoverySpec, Shape::Struct),
     decl!(Strategy, Shape::Strings),

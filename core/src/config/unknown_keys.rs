@@ -56,6 +56,8 @@ freeze = [0]
     "[optimizer]\ntype = \"sgd\"\nschedule = { type = \"reduce_on_plateau\" }\n",
     // A tied decoder: the `share` inline table.
     "[model]\ninput = [6]\nlayers = [\n  { type = \"dense\", units = 4, activation = \"relu\" },\n  { type = \"dense\", units = 6, share = { layer = 0, transpose = true } },\n]\n",
+    // A-GEM (refused beside mixed precision, so not in the first sample).
+    "[incremental]\nagem = { size = 10, per_batch = 2 }\n",
     "[train]\naccumulate_steps = 2\n[parallel]\nbackend = \"local\"\ndevices = 2\nmode = \"all_reduce\"\nsync_every = 4\n",
 ];
 
@@ -198,7 +200,8 @@ fn every_json_spec_object_and_variant_refuses_an_unknown_key() {
               {"type": "dense", "units": 3}]},
             "optimizer": {"type": "adam", "lr": 0.01, "schedule": {"type": "constant"}},
             "train": {"batch_size": 4, "early_stopping": {"patience": 2}},
-            "incremental": {"rehearsal": {"size": 10, "per_batch": 2}, "ewc": {"decay": 0.5}},
+            "incremental": {"rehearsal": {"size": 10, "per_batch": 2}, "ewc": {"decay": 0.5},
+                            "agem": {"size": 10, "per_batch": 2}},
             "recovery": {"spike_factor": 3.0}}"#,
         r#"{"model": {"input": [2], "layers": [{"type": "dense", "units": 2}]},
             "optimizer": {"type": "sgd", "schedule": {"type": "cosine", "warmup_steps": 2}}}"#,

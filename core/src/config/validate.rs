@@ -296,6 +296,24 @@ impl RunConfig {
                 );
             }
         }
+        if let Some(a) = &self.incremental.agem {
+            a.validate("incremental.agem")?;
+            let conflict = if self.train.loss != crate::train::LossKind::SoftmaxCrossEntropy {
+                Some("projects the labels' cross-entropy gradient: it needs train.loss = \"softmax_cross_entropy\"")
+            } else if self.train.accumulate_steps > 1 {
+                Some("takes one reference gradient per update and cannot be combined with train.accumulate_steps > 1")
+            } else if self.train.mixed_precision.is_some() {
+                Some("cannot be combined with train.mixed_precision (the reference gradient is not loss-scaled)")
+            } else {
+                None
+            };
+            if let Some(c) = conflict {
+                return bad(
+                    "incremental.agem",
+                    format!("A-GEM {c}; turn one of them off"),
+                );
+            }
+        }
         if let Some(r) = &self.incremental.rehearsal {
             r.validate("incremental.rehearsal")?;
             if r.replay_loss().is_some() {

@@ -17,8 +17,8 @@
 use super::conv::{self, ConvGeom, ConvSpec, ConvTiles};
 use super::matmul::{self, Precision, Variant};
 use super::{
-    activation, all_shaders, clip, consts, elementwise, ewc, gather, loss, loss_replay, loss_scale,
-    metrics, optim, permute, pool, reduce, rng, softmax, step, Activation, ConstVal,
+    activation, agem, all_shaders, clip, consts, elementwise, ewc, gather, loss, loss_replay,
+    loss_scale, metrics, optim, permute, pool, reduce, rng, softmax, step, Activation, ConstVal,
 };
 use crate::gpu::Shader;
 use std::collections::{BTreeMap, BTreeSet};
@@ -104,6 +104,10 @@ fn launches() -> Vec<Launch> {
     all.extend(plain::<softmax::RowParams>(loss::MSE, &["main", "masked"]));
     all.extend(plain::<softmax::RowParams>(loss::DISTILL, &["main"]));
     all.extend(plain::<loss_replay::Params>(loss_replay::SHADER, &["main"]));
+    all.extend(plain::<agem::Params>(
+        agem::SHADER,
+        &["dots", "finalize", "project"],
+    ));
     all.extend(plain::<ewc::Params>(ewc::FISHER, &["accumulate", "finish"]));
     all.extend(plain::<ewc::Params>(ewc::PENALTY, &["main"]));
     all.extend(plain::<loss_scale::Params>(

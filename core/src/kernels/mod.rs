@@ -6,6 +6,7 @@
 //! plain form that allocates the output, runs it and returns the tensor.
 
 pub mod activation;
+pub mod agem;
 #[cfg(test)]
 mod catalog;
 pub mod clip;
@@ -69,6 +70,7 @@ pub fn all_shaders() -> Vec<Shader> {
         loss_replay::SHADER,
         ewc::FISHER,
         ewc::PENALTY,
+        agem::SHADER,
         loss_scale::SHADER,
         optim::SHADER,
         optim::MULTI,

@@ -74,6 +74,7 @@ impl Trainer {
             gpu_data.logits = self.replay_logits_source(chunk.len(), r)?;
         }
         self.set_replay_loss(replay.as_ref(), b);
+        self.agem_chunk_start(true)?;
         if self.cursor.epoch_in_chunk == 0 && self.cursor.step_in_epoch == 0 {
             self.cursor.chunk_start_step = Some(self.step);
             self.lwf_chunk_start().await?;
@@ -127,6 +128,7 @@ impl Trainer {
                 }
                 self.ewc_chunk_end(chunk).await?;
                 self.offer_to_rehearsal(chunk).await?;
+                self.agem_chunk_end(chunk);
                 self.lwf_chunk_end();
                 self.cursor.chunk += 1;
                 self.cursor.epoch_in_chunk = 0;

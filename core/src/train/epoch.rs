@@ -80,6 +80,7 @@ impl Trainer {
         }
         let b = self.train.batch_size;
         self.set_replay_loss(None, b);
+        self.agem_chunk_start(false)?;
         if self.plan.is_none() {
             // Outside a chunk the run is one chunk of train.epochs epochs from step 0 (or
             // from where fit_with_validation started it).
@@ -157,6 +158,7 @@ impl Trainer {
         let steps = idx.len() / (k * b);
         let first = (self.cursor.step_in_epoch as usize).min(steps);
         let epoch_start_step = self.step - first as u64;
+        self.agem_epoch(steps)?;
         let idx = Tensor::from_u32(&gpu, &[steps * k * b], &idx)?;
         let (table, rates) = self.schedule_table(epoch_start_step, steps, first)?;
         // The GPU counter counts micro-batches: each update's row repeated k times.

@@ -12,7 +12,7 @@
 //! `chunk` (incremental chunks), `infer` (evaluation and prediction), `profile`,
 //! `parallel` (data parallelism over local devices),
 //! [`state`] (what a checkpoint carries), [`history`] (what happened, typed), and the
-//! strategies: `rehearsal` (with `der`, Dark Experience Replay), `distill`, `lwf`, `ewc`, `early_stop`, `recovery`, `transfer`, `mixed`.
+//! strategies: `rehearsal` (with `der`, Dark Experience Replay), `distill`, `lwf`, `ewc`, `agem`, `early_stop`, `recovery`, `transfer`, `mixed`.
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -23,6 +23,7 @@ use crate::kernels::{loss_scale, step};
 use crate::nn::{Model, ModelSpec};
 use crate::optim::{LrPlan, LrState, OptimizerSpec};
 
+mod agem;
 mod chunk;
 mod der;
 mod distill;
@@ -46,6 +47,7 @@ mod task_eval;
 mod transfer;
 mod update;
 
+pub use agem::AgemSpec;
 pub use distill::DistillSpec;
 pub use early_stop::{EarlyStopping, FitReport, Monitor};
 pub use ewc::EwcSpec;
@@ -60,7 +62,7 @@ pub use program::Phase;
 pub use recovery::{RecoverySpec, RecoveryState, Strategy};
 pub use rehearsal::{RehearsalSpec, Reservoir};
 pub use spec::{LossKind, TrainSpec};
-pub use state::{Checkpoint, Cursor, Meta, RehearsalState, FORMAT_VERSION};
+pub use state::{AgemState, Checkpoint, Cursor, Meta, RehearsalState, FORMAT_VERSION};
 pub use transfer::TransferReport;
 pub use update::StepKernels;
 
@@ -155,6 +157,9 @@ pub struct Trainer {
     /// anchor (`ewc`).
     ewc: Option<EwcSpec>,
     ewc_state: Option<ewc::EwcState>,
+    /// A-GEM's settings and memory, and the memory on the GPU while it acts (`agem`).
+    agem: Option<agem::AgemMemory>,
+    agem_run: Option<agem::AgemRun>,
     rule: Rule,
     /// Which kernels the step programs are built from.
     kernels: StepKernels,
@@ -240,6 +245,8 @@ impl Trainer {
             replay_loss: None,
             ewc: None,
             ewc_state: None,
+            agem: None,
+            agem_run: None,
             rule,
             kernels: StepKernels::default(),
             step_dispatches: 0,

@@ -130,6 +130,9 @@ impl Trainer {
         if self.lwf.is_some() {
             return refuse("incremental.lwf (the teacher lives on one device)");
         }
+        if self.agem.is_some() {
+            return refuse("incremental.agem (the reference gradient is one device's)");
+        }
         Ok(())
     }
 

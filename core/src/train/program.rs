@@ -1,11 +1,12 @@
 //! The step program: the dispatches of one training (or evaluation) step, each stored with
 //! its [`Phase`], built once per batch size and recorded every step.
 //!
-//! One training step = gather the batch (by the epoch's index buffer and the GPU step
+//! One training step = (A-GEM: the memory batch's gather, forward, loss and backward, copied
+//! to the reference gradient →) gather the batch (by the epoch's index buffer and the GPU step
 //! counter; with DER also the replayed rows' stored logits) → forward (and the teacher's
 //! forward when distilling) → loss (DER's replay loss with rehearsal weights) → accumulate
 //! metrics (one dispatch with the loss for a cross-entropy over at most
-//! `XENT_METRICS_MAX_CLASSES` classes) → (scale the loss gradient) → backward → (unscale) → (EWC penalty) → (clip) → update → (update
+//! `XENT_METRICS_MAX_CLASSES` classes) → (scale the loss gradient) → backward → (unscale) → (EWC penalty) → (A-GEM's projection) → (clip) → update → (update
 //! the loss scale) → advance the counter.
 //!
 //! Gradient accumulation (`train.accumulate_steps = k > 1`): the step program holds k
@@ -49,6 +50,10 @@ pub enum Phase {
     Backward,
     /// EWC's penalty gradient added to the parameter gradients.
     Penalty,
+    /// A-GEM's reference gradient: a memory batch's gather, forward, loss and backward.
+    Reference,
+    /// A-GEM's projection of the gradient (dot products, then g − (g·g_ref/g_ref·g_ref)·g_ref).
+    Projection,
     /// Global-norm gradient clipping.
     Clip,
     /// The optimizer update.
@@ -71,6 +76,8 @@ impl Phase {
             Phase::LossScale => "loss_scale",
             Phase::Backward => "backward",
             Phase::Penalty => "penalty",
+            Phase::Reference => "reference",
+            Phase::Projection => "projection",
             Phase::Clip => "clip",
             Phase::Update => "update",
             Phase::Accumulate => "accumulate",
@@ -107,6 +114,8 @@ pub(crate) struct Program {
     pub clip: Steps,
     /// One gradient accumulator per parameter arena (`train.accumulate_steps > 1` only).
     pub accum: Vec<Tensor>,
+    /// A-GEM's memory batch and projection, once its memory holds samples (`agem`).
+    pub agem: Option<super::agem::AgemProgram>,
 }
 
 impl Trainer {
@@ -256,6 +265,7 @@ impl Trainer {
             self.loss_steps(&graph, batch, train, &labels, &mut steps)?;
         let mut clip = Steps::new();
         let mut accum = Vec::new();
+        let mut agem = None;
         if train {
             steps.extend(tagged(Phase::Backward, graph.backward.iter().cloned()));
             if let Some((_, scaler)) = &self.mixed {
@@ -267,6 +277,8 @@ impl Trainer {
             // Once per optimizer update, after accumulation (and after the replicas'
             // gradient reduction): the EWC penalty's gradient, then clipping.
             clip.extend(tagged(Phase::Penalty, self.ewc_penalty_dispatches()?));
+            agem = self.build_agem_program()?;
+            clip.extend(Self::agem_projection_steps(agem.as_ref()));
             clip.extend(tagged(
                 Phase::Clip,
                 update::clip_dispatches(&self.model, &self.optimizer, &self.kernels)?,
@@ -286,6 +298,7 @@ impl Trainer {
             steps,
             clip,
             accum,
+            agem,
         })
     }
 
@@ -358,7 +371,7 @@ impl Trainer {
         let prog = self.built_program()?;
         let gathers = self.gather_steps(prog, data, idx)?;
         let k = self.train.accumulate_steps.max(1);
-        let mut list = Steps::new();
+        let mut list = self.agem_reference_steps(prog.agem.as_ref())?;
         for j in 0..k {
             list.extend(gathers.iter().cloned());
             list.extend(prog.steps.iter().cloned());

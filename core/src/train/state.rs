@@ -8,7 +8,7 @@
 //! (`layers.{i}.weight`, `layers.{i}.bias`), optimizer state as
 //! `optimizer.{parameter}.{state}` with PyTorch's state names ([`Rule::state_names`]),
 //! the rehearsal buffer as `rehearsal.{features,labels,targets}` (and DER's stored logits
-//! `rehearsal.logits`), and the best epoch's
+//! `rehearsal.logits`), A-GEM's memory as `agem.{features,labels}`, and the best epoch's
 //! weights and optimizer state under `early_stopping.best.`.
 
 use super::history::{deserialize_events, Event};
@@ -29,10 +29,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Prefix of the tensors holding the best epoch's weights and optimizer state of the
 /// current chunk (early stopping with `restore_best`).
 pub(crate) const BEST_PREFIX: &str = "early_stopping.best.";
-const REHEARSAL_FEATURES: &str = "rehearsal.features";
-const REHEARSAL_LABELS: &str = "rehearsal.labels";
-const REHEARSAL_TARGETS: &str = "rehearsal.targets";
-const REHEARSAL_LOGITS: &str = "rehearsal.logits";
+const REHEARSAL: &str = "rehearsal";
 
 /// The checkpoint name of a parameter's optimizer state tensor.
 pub(crate) fn optimizer_tensor(param: &str, state: &str) -> String {
@@ -46,6 +43,7 @@ pub fn is_training_state(name: &str) -> bool {
         || name.starts_with("rehearsal.")
         || name.starts_with(super::lwf::LWF_PREFIX)
         || name.starts_with(super::ewc::EWC_PREFIX)
+        || name.starts_with("agem.")
         || name.starts_with("recovery.")
         || name.starts_with(BEST_PREFIX)
 }
@@ -128,6 +126,19 @@ pub struct Meta {
     /// is the `recovery.best.*` tensors).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<super::RecoveryState>,
+    /// A-GEM's settings and memory counter (`[incremental] agem`); its samples are the
+    /// `agem.{features,labels}` tensors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agem: Option<AgemState>,
+}
+
+/// A-GEM's settings and its memory's Algorithm R counter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgemState {
+    pub spec: super::AgemSpec,
+    pub seen: u64,
+    pub classes: usize,
 }
 
 /// The rehearsal buffer's settings and Algorithm R counter.
@@ -226,20 +237,21 @@ impl Checkpoint {
         (!found.is_empty()).then_some(found)
     }
 
-    /// The rehearsal buffer described by `rs`, from the `rehearsal.*` tensors.
-    fn reservoir(&self, rs: &RehearsalState) -> Result<Reservoir> {
+    /// The rehearsal buffer described by `rs`, from the `{prefix}.*` tensors (`rehearsal`,
+    /// or `agem` for A-GEM's memory).
+    fn reservoir(&self, rs: &RehearsalState, prefix: &str) -> Result<Reservoir> {
         let mut r = Reservoir::new(rs.spec.clone());
         r.seen = rs.seen;
         let (Some(f), Some(l)) = (
-            self.tensor(REHEARSAL_FEATURES),
-            self.tensor(REHEARSAL_LABELS),
+            self.tensor(&format!("{prefix}.features")),
+            self.tensor(&format!("{prefix}.labels")),
         ) else {
             return Ok(r);
         };
         let labels = l.data.iter().map(|&v| v as u32).collect();
         let mut d = Dataset::new(f.data.clone(), labels, f.shape[1..].to_vec(), rs.classes)?;
         if rs.target_dim > 0 {
-            let t = self.tensor(REHEARSAL_TARGETS).ok_or_else(|| {
+            let t = self.tensor(&format!("{prefix}.targets")).ok_or_else(|| {
                 Error::data(
                     "checkpoint",
                     "the regression rehearsal buffer's rehearsal.targets tensor is missing",
@@ -260,7 +272,7 @@ impl Checkpoint {
             d.target_dim = rs.target_dim;
         }
         if rs.spec.stores_logits() {
-            let t = self.tensor(REHEARSAL_LOGITS).ok_or_else(|| {
+            let t = self.tensor(&format!("{prefix}.logits")).ok_or_else(|| {
                 Error::data(
                     "checkpoint",
                     "the DER rehearsal buffer's rehearsal.logits tensor is missing (incremental.rehearsal has logit_weight)",
@@ -283,31 +295,31 @@ impl Checkpoint {
     }
 }
 
-/// The rehearsal buffer's tensors and its state for the metadata.
-fn reservoir_tensors(r: &Reservoir, out: &mut Vec<NamedTensor>) -> RehearsalState {
+/// The rehearsal buffer's tensors, named `{prefix}.*`, and its state for the metadata.
+fn reservoir_tensors(r: &Reservoir, prefix: &str, out: &mut Vec<NamedTensor>) -> RehearsalState {
     if let Some(d) = &r.data {
         let mut shape = vec![d.len()];
         shape.extend_from_slice(&d.sample_shape);
         out.push(NamedTensor {
-            name: REHEARSAL_FEATURES.into(),
+            name: format!("{prefix}.features"),
             shape,
             data: d.features.clone(),
         });
         out.push(NamedTensor {
-            name: REHEARSAL_LABELS.into(),
+            name: format!("{prefix}.labels"),
             shape: vec![d.len()],
             data: d.labels.iter().map(|&l| l as f32).collect(),
         });
         if !r.logits.is_empty() {
             out.push(NamedTensor {
-                name: REHEARSAL_LOGITS.into(),
+                name: format!("{prefix}.logits"),
                 shape: vec![d.len(), r.logits.len() / d.len().max(1)],
                 data: r.logits.clone(),
             });
         }
         if d.target_dim > 0 {
             out.push(NamedTensor {
-                name: REHEARSAL_TARGETS.into(),
+                name: format!("{prefix}.targets"),
                 shape: vec![d.len(), d.target_dim],
                 data: d.targets.clone(),
             });
@@ -391,7 +403,15 @@ impl Trainer {
         let rehearsal = self
             .rehearsal
             .as_ref()
-            .map(|r| reservoir_tensors(r, &mut tensors));
+            .map(|r| reservoir_tensors(r, REHEARSAL, &mut tensors));
+        let agem = self.agem.as_ref().map(|m| {
+            let rs = reservoir_tensors(&m.memory, super::agem::AGEM_PREFIX, &mut tensors);
+            AgemState {
+                spec: m.spec.clone(),
+                seen: rs.seen,
+                classes: rs.classes,
+            }
+        });
         self.lwf_tensors(&mut tensors).await?;
         self.ewc_tensors(&mut tensors).await?;
         for t in self.best_snapshot.iter().flatten() {
@@ -431,6 +451,7 @@ impl Trainer {
                 ewc: self.ewc.clone(),
                 recovery: (!self.recovery_memory.state.is_empty())
                     .then(|| self.recovery_memory.state.clone()),
+                agem,
             },
             tensors,
         })
@@ -472,8 +493,18 @@ impl Trainer {
         t.rehearsal = m
             .rehearsal
             .as_ref()
-            .map(|rs| ckpt.reservoir(rs))
+            .map(|rs| ckpt.reservoir(rs, REHEARSAL))
             .transpose()?;
+        if let Some(a) = &m.agem {
+            t.enable_agem(a.spec.clone())?;
+            let rs = RehearsalState {
+                spec: RehearsalSpec::new(a.spec.size, a.spec.per_batch),
+                seen: a.seen,
+                classes: a.classes,
+                target_dim: 0,
+            };
+            t.restore_agem_memory(ckpt.reservoir(&rs, super::agem::AGEM_PREFIX)?);
+        }
         Ok(t)
     }
 
