@@ -227,7 +227,11 @@ fn two_mpi_ranks_equal_two_local_devices_byte_for_byte() {
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(stdout.starts_with("done: test accuracy"), "{stdout}");
     assert!(stderr.contains("2 MPI ranks, 2 workers"), "{stderr}");
-    assert_eq!(stderr.matches("chunk 2/2 epoch 3/3").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("chunk 2/2 epoch 3/3: train loss").count(),
+        1,
+        "{stderr}"
+    );
     same_run(&dir.join("local"), &dir.join("mpi"));
     // The sharding is real: one device with the same global batch ends elsewhere.
     std::fs::write(dir.join("one.toml"), CONFIG).unwrap();

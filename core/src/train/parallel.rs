@@ -403,6 +403,9 @@ impl Trainer {
             if report || ckpt {
                 let m = self.replica_metrics().await?;
                 self.cursor.metrics = Some(m);
+                if ckpt {
+                    self.fold_metrics(&m, offset)?;
+                }
                 if report {
                     let p = self.progress(done, steps, &m, start);
                     stop = self.agree(matches!(obs.progress(&p), Control::Stop));
@@ -425,6 +428,19 @@ impl Trainer {
         let stats = self.end_epoch(&m, rates, steps, start, host, opts, obs);
         self.stop_requested = self.agree(self.stop_requested);
         Ok(EpochOutcome::Done(stats))
+    }
+
+    /// At a checkpoint: the summed metrics `m` become worker 0's accumulator and the others
+    /// restart from zero — what a run resumed from that checkpoint starts with — so the
+    /// epoch's f32 sums round the same whether or not the run was resumed there.
+    fn fold_metrics(&self, m: &[f32; 4], offset: Option<usize>) -> Result<()> {
+        for r in 0..self.replicas() {
+            let first = offset.map(|o| o + r) == Some(0);
+            self.replica(r)
+                .metrics
+                .write_f32(if first { m } else { &[0.0; 4] })?;
+        }
+        Ok(())
     }
 
     /// Records `list` `count` times into one command buffer and submits it (nothing when
