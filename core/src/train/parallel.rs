@@ -22,6 +22,12 @@
 //!   checkpoint holds the one averaged model and a resumed run continues exactly; a stop
 //!   requested between averages averages early (the resumed run then differs from an
 //!   uninterrupted one by that extra average).
+//! - Every replica sums its own loss and accuracy; at each checkpoint the summed metrics
+//!   are folded into worker 0's accumulator (the others restart at zero), as a run resumed
+//!   there starts, so the logged epoch loss of a resumed run rounds the same. (A stop
+//!   between checkpoints is not such a point: after it only the logged loss may differ in
+//!   its last bits.)
+//! - Over MPI (`collective`) the same loop runs with one replica per rank.
 //!
 //! Checkpoints, validation, the history and every host-side decision are replica 0's; at
 //! the start of every epoch replica 0's parameters and optimizer state are copied to the
