@@ -24,6 +24,7 @@ pub const EXAMPLES: &str = "Examples:
   accrete bench train --model cnn --update per-tensor --conv im2col   the older kernels
   accrete bench train --model cnn --batch 128,1024 --profile   GPU time per kernel of a step
   accrete bench train --devices 2 --sync-every 1,16 --train-limit 4096   data parallel vs 1 device
+  mpirun -np 2 accrete bench train --mpi --train-limit 4096             one replica per MPI rank
 
 --profile prints, per batch size, one JSON line per kind of dispatch in a training step
 (\"bench\": \"train_kernels\"; a kind is a phase and a kernel, e.g. \"backward matmul::main\")
