@@ -278,11 +278,32 @@ impl Session {
         Ok(change)
     }
 
-    /// Opens the replicas of a run's `[parallel]` table (backend = "local", devices > 1):
+    /// Opens the replicas of a run's `[parallel]` table. backend = "local", devices > 1:
     /// `devices − 1` more devices on the adapter the environment picks (as replica 0's,
-    /// `ACCRETE_ADAPTER`), one replica each ([`Trainer::enable_replicas`]). Nothing without
-    /// the table or with one device.
-    pub async fn enable_parallel(&mut self, config: &RunConfig) -> Result<()> {
+    /// `ACCRETE_ADAPTER`), one replica each ([`Trainer::enable_replicas`]). backend = "mpi":
+    /// this process is the replica of its rank in `comm` ([`Trainer::enable_collective`];
+    /// refused without one). Nothing without the table or with one local device.
+    pub async fn enable_parallel(
+        &mut self,
+        config: &RunConfig,
+        comm: Option<std::rc::Rc<dyn crate::train::Collective>>,
+    ) -> Result<()> {
+        use crate::config::{ParallelBackend, ParallelMode};
+        if let Some(p) = config.parallel.as_ref() {
+            if p.backend == ParallelBackend::Mpi {
+                p.validate(config)?;
+                let Some(comm) = comm else {
+                    return Err(Error::invalid(
+                        "parallel.backend",
+                        "\"mpi\" needs an MPI communicator: run the accrete CLI built with `--features mpi` under mpirun",
+                    ));
+                };
+                let ranks = comm.size();
+                p.check_split(config, p.workers(ranks), &format!("{ranks} MPI ranks"))?;
+                let ps = p.mode == ParallelMode::ParameterServer;
+                return self.trainer.enable_collective(comm, ps, p.sync_every);
+            }
+        }
         let Some(p) = config.parallel.as_ref().filter(|p| p.devices > 1) else {
             return Ok(());
         };

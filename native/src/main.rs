@@ -9,6 +9,7 @@ mod cv;
 mod devices;
 mod eval;
 mod export;
+mod mpi;
 mod progress;
 mod report;
 mod run;
@@ -158,24 +159,29 @@ fn main() -> ExitCode {
             which: BenchCommand::Train(args),
         } => train_bench::run(&args),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match result {
+        Ok(()) => 0,
         // The reader went away (`accrete bench matmul | head -1`): nothing left to say.
-        Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => 0,
         Err(Failure::Output(e)) => report(&format!("could not write the output: {e}"), 1),
         Err(Failure::Accrete(e)) => report(&e.to_string(), if e.is_bad_input() { 2 } else { 1 }),
         Err(Failure::Interrupted(message)) => {
-            let _ = writeln!(io::stderr(), "{message}");
-            ExitCode::from(130)
+            if !message.is_empty() {
+                let _ = writeln!(io::stderr(), "{message}");
+            }
+            130
         }
-    }
+    };
+    // Under mpirun: finalise, or abort every rank on a failure.
+    mpi::finish(code);
+    ExitCode::from(code)
 }
 
-fn report(message: &str, code: u8) -> ExitCode {
+fn report(message: &str, code: u8) -> u8 {
     // One line, whatever the message holds.
     let message = message.trim().replace('\n', "; ");
     let _ = writeln!(io::stderr(), "error: {message}");
-    ExitCode::from(code)
+    code
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use accrete::data::Dataset;
 use accrete::report::best_validation;
 use accrete::session::Session;
 use accrete::train::{
-    history, Checkpoint, ChunkEnd, ChunkOptions, ChunkOutcome, Control, EpochRecord, Observer,
-    Progress,
+    history, Checkpoint, ChunkEnd, ChunkOptions, ChunkOutcome, Control, EpochRecord, NoObserver,
+    Observer, Progress,
 };
 use accrete::Gpu;
 use clap::Args;
@@ -97,13 +97,15 @@ pub fn train(args: &TrainArgs) -> Result<(), Failure> {
         None => RunConfig::default(),
     }
     .resolved();
-    if let Some(out) = &args.out {
+    // Under mpirun: every rank trains, rank 0 alone writes (crate::mpi).
+    let (world, gpu) = open(&config, "train")?;
+    let root = world.as_ref().is_none_or(crate::mpi::World::is_root);
+    if let Some(out) = args.out.as_ref().filter(|_| root) {
         check_out(out)?;
     }
-    let display = display_for(&config, args.quiet);
+    let display = display_for(&config, args.quiet || !root);
     let data = prepare(&config)?;
     let finetune = config.finetune_weights()?;
-    let gpu = pollster::block_on(Gpu::new())?;
     let (mut session, transfer) = Session::for_run(
         &gpu,
         &config,
@@ -111,7 +113,11 @@ pub fn train(args: &TrainArgs) -> Result<(), Failure> {
         Some(data.planned_steps_by(&config.train, &config.chunk_epochs(&[]))),
         finetune.as_deref(),
     )?;
-    pollster::block_on(session.enable_parallel(&config))?;
+    let comm = world.as_ref().map(|w| w.comm.clone());
+    pollster::block_on(session.enable_parallel(&config, comm))?;
+    if !root {
+        return worker_run(&config, &data, session);
+    }
     if let (Some(ft), Some(rep)) = (&config.finetune, &transfer) {
         let reinit = if rep.reinitialized.is_empty() {
             "none".to_string()
@@ -139,9 +145,10 @@ pub fn train(args: &TrainArgs) -> Result<(), Failure> {
         if data.chunks.len() == 1 { "" } else { "s" },
         data.validation.as_ref().map_or(0, Dataset::len),
         gpu.summary().name,
-        match session.trainer.replicas() {
-            1 => String::new(),
-            n => format!(" · {n} replicas"),
+        match (session.trainer.ranks(), session.trainer.workers()) {
+            (1, 1) => String::new(),
+            (1, n) => format!(" · {n} replicas"),
+            (r, n) => format!(" · {r} MPI ranks, {n} workers"),
         }
     ));
     train_run(&gpu, &config, &data, &run, session, display)
@@ -149,8 +156,12 @@ pub fn train(args: &TrainArgs) -> Result<(), Failure> {
 
 pub fn resume(args: &ResumeArgs) -> Result<(), Failure> {
     let run = RunDir::open(&args.dir)?;
-    run.preflight()?;
     let config = read_config(&run.config())?;
+    let (world, gpu) = open(&config, &format!("resume {:?}", args.set))?;
+    let root = world.as_ref().is_none_or(crate::mpi::World::is_root);
+    if root {
+        run.preflight()?;
+    }
     let last = run.checkpoint(Which::Last);
     let ckpt = if last.exists() {
         Some(Checkpoint::read_file(&last)?)
@@ -174,9 +185,8 @@ pub fn resume(args: &ResumeArgs) -> Result<(), Failure> {
             ),
         ));
     }
-    let display = display_for(&config, args.quiet);
+    let display = display_for(&config, args.quiet || !root);
     let data = prepare(&config)?;
-    let gpu = pollster::block_on(Gpu::new())?;
     let mut session = match &ckpt {
         Some(c) => Session::resume_run(&gpu, &config, c, &last.display().to_string())?,
         None => {
@@ -191,7 +201,14 @@ pub fn resume(args: &ResumeArgs) -> Result<(), Failure> {
             .0
         }
     };
-    pollster::block_on(session.enable_parallel(&config))?;
+    let comm = world.as_ref().map(|w| w.comm.clone());
+    pollster::block_on(session.enable_parallel(&config, comm))?;
+    if !args.set.is_empty() && !root {
+        session.change_settings(&config, &data, &args.set)?;
+    }
+    if !root {
+        return worker_run(&config, &data, session);
+    }
     if !args.set.is_empty() {
         let change = session.change_settings(&config, &data, &args.set)?;
         // The change and the checkpoint go together: last.safetensors holds it at once, so
@@ -219,6 +236,47 @@ pub fn resume(args: &ResumeArgs) -> Result<(), Failure> {
         }
     ));
     train_run(&gpu, &config, &data, &run, session, display)
+}
+
+/// This process's device: an MPI rank's (backend = "mpi", with the job), else the one the
+/// environment picks.
+fn open(config: &RunConfig, command: &str) -> Result<(Option<crate::mpi::World>, Gpu), Failure> {
+    Ok(match crate::mpi::start(config, command)? {
+        Some((world, gpu)) => (Some(world), gpu),
+        None => (None, pollster::block_on(Gpu::new())?),
+    })
+}
+
+/// An MPI rank other than 0: trains its replica in step with rank 0 (the same chunk options,
+/// so the same collective calls) and writes nothing; a stop (rank 0's decision) ends it
+/// with status 130 and no message.
+fn worker_run(config: &RunConfig, data: &Prepared, mut session: Session) -> Result<(), Failure> {
+    session.trainer.set_validation(data.validation.as_ref())?;
+    session.set_run_evaluation(config, data)?;
+    install_stop_handler(Path::new("."));
+    let start_chunk = session.trainer.cursor.chunk as usize;
+    for chunk in data.chunks.iter().skip(start_chunk) {
+        let opts = chunk_options(config, chunk, Mode::Lines);
+        match pollster::block_on(session.fit_chunk(chunk, &opts, &mut NoObserver))? {
+            ChunkOutcome::Done(_) => {}
+            ChunkOutcome::Stopped => return Err(Failure::Interrupted(String::new())),
+        }
+    }
+    Ok(())
+}
+
+/// A chunk's report and checkpoint points. Over MPI every rank must use the same, so the
+/// report period is the quiet mode's whatever rank 0's terminal.
+fn chunk_options(config: &RunConfig, chunk: &Dataset, mode: Mode) -> ChunkOptions {
+    ChunkOptions {
+        report_every_steps: Some(report_every(
+            config.train.steps_per_epoch(chunk.len()),
+            mode,
+        )),
+        checkpoint_every_steps: Some(config.checkpoint.every_steps),
+        epochs: None,
+        lr: None,
+    }
 }
 
 /// Report every this many steps: often enough for a smooth bar and a prompt stop.
@@ -295,12 +353,11 @@ pub(crate) fn train_run(
         let mut outcome = Ok(None);
         for (i, chunk) in data.chunks.iter().enumerate().skip(start_chunk) {
             obs.chunk = i;
-            let opts = ChunkOptions {
-                report_every_steps: Some(report_every(steps_of(chunk), obs.display.mode)),
-                checkpoint_every_steps: Some(config.checkpoint.every_steps),
-                epochs: None,
-                lr: None,
+            let mode = match session.trainer.ranks() {
+                1 => obs.display.mode,
+                _ => Mode::Lines,
             };
+            let opts = chunk_options(config, chunk, mode);
             match pollster::block_on(session.fit_chunk(chunk, &opts, &mut obs)) {
                 Ok(ChunkOutcome::Done(_)) => {}
                 Ok(ChunkOutcome::Stopped) => {

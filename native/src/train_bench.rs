@@ -24,6 +24,7 @@ pub const EXAMPLES: &str = "Examples:
   accrete bench train --model cnn --update per-tensor --conv im2col   the older kernels
   accrete bench train --model cnn --batch 128,1024 --profile   GPU time per kernel of a step
   accrete bench train --devices 2 --sync-every 1,16 --train-limit 4096   data parallel vs 1 device
+  mpirun -np 2 accrete bench train --mpi --train-limit 4096             one replica per MPI rank
 
 --profile prints, per batch size, one JSON line per kind of dispatch in a training step
 (\"bench\": \"train_kernels\"; a kind is a phase and a kernel, e.g. \"backward matmul::main\")
@@ -122,6 +123,11 @@ pub struct TrainBenchArgs {
     /// every step; K = local SGD), comma-separated to compare several.
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub sync_every: Vec<u64>,
+    /// One replica per MPI rank (run under `mpirun -np N`; the build with `--features
+    /// mpi`): rank 0 prints one line per epoch with the job's samples/s and communication
+    /// share; compare `-np 1` with `-np 2`.
+    #[arg(long)]
+    pub mpi: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -168,6 +174,15 @@ pub fn run(args: &TrainBenchArgs) -> Result<(), Failure> {
             "--devices",
             format!("{} is outside 1..={max}", args.devices),
         ));
+    }
+    if args.mpi {
+        if args.devices > 1 || args.profile || args.mixed_precision {
+            return Err(bad_arg(
+                "--mpi",
+                "cannot be combined with --devices, --profile or --mixed-precision",
+            ));
+        }
+        return parallel::run_mpi(args);
     }
     if args.devices > 1 {
         if args.profile || args.mixed_precision {

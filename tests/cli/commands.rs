@@ -1057,6 +1057,20 @@ const CASES: &[Case] = &[
         args: &["train", "--config", "c.toml"],
         message: "w.safetensors: no tensor matches the model (it holds other.weight [1]); it was saved from another architecture",
     },
+    // The default build has no MPI: a run asking for it, or the resume of one, is refused
+    // with how to build it (tests/mpi covers the MPI build).
+    Case {
+        name: "backend = \"mpi\" without the mpi feature",
+        files: &[("c.toml", "[parallel]\nbackend = \"mpi\"\n")],
+        args: &["train", "--config", "c.toml", "--out", "r"],
+        message: "parallel.backend: \"mpi\": this accrete was built without MPI; install MPI and libclang (Debian/Ubuntu: apt-get install -y libopenmpi-dev openmpi-bin libclang-dev), build with `cargo build --release -p accrete-cli --features mpi`",
+    },
+    Case {
+        name: "resume of an MPI run without the mpi feature",
+        files: &[("run/config.toml", "seed = 3\n[parallel]\nbackend = \"mpi\"\nmode = \"parameter_server\"\n")],
+        args: &["resume", "run"],
+        message: "parallel.backend: \"mpi\": this accrete was built without MPI",
+    },
 ];
 
 #[test]

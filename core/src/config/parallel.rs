@@ -1,7 +1,9 @@
-//! `[parallel]`: one table for every parallel mode. Only `backend = "local"` with
-//! `mode = "all_reduce"` trains today (several devices in one process,
-//! [`crate::train::Trainer::enable_replicas`]); the MPI backend and the parameter server are
-//! refused with a message saying what they need.
+//! `[parallel]`: one table for every parallel mode. `backend = "local"`: several devices in
+//! one process ([`crate::train::Trainer::enable_replicas`]); `backend = "mpi"`: one replica
+//! per MPI rank, all-reduce or a parameter server
+//! ([`crate::train::Trainer::enable_collective`]; the CLI built with its `mpi` feature, run
+//! under `mpirun`). The world size is only known at run time: [`ParallelConfig::check_split`]
+//! then checks the batch against it.
 //!
 //! ```toml
 //! [parallel]
@@ -39,7 +41,7 @@ pub enum ParallelBackend {
     /// Replicas in this process, one wgpu device each (`"local"`).
     #[default]
     Local,
-    /// One replica per MPI rank (`"mpi"`; not available yet: refused by [`ParallelConfig::validate`]).
+    /// One replica per MPI rank (`"mpi"`; needs a front end with MPI: the CLI's `mpi` feature).
     Mpi,
 }
 
@@ -72,8 +74,8 @@ pub struct ParallelConfig {
     /// shard, then parameters and optimizer moments are averaged (default 1).
     #[serde(default = "one_u64")]
     pub sync_every: u64,
-    /// parameter_server only: 0 = synchronous; s > 0 = workers go on with parameters at most
-    /// s updates old (default 0).
+    /// parameter_server only: 0 = synchronous (the only setting available in this version;
+    /// s > 0, bounded asynchrony, is refused) (default 0).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub max_staleness: u64,
 }
@@ -91,31 +93,80 @@ impl Default for ParallelConfig {
 }
 
 impl ParallelConfig {
-    /// How many replicas compute gradients (local: `devices`).
-    pub fn workers(&self) -> usize {
-        self.devices
+    /// How many replicas compute gradients with `ranks` MPI ranks (local: `devices`; MPI
+    /// all-reduce: every rank; parameter server: every rank but the server).
+    pub fn workers(&self, ranks: usize) -> usize {
+        match (self.backend, self.mode) {
+            (ParallelBackend::Local, _) => self.devices,
+            (ParallelBackend::Mpi, ParallelMode::AllReduce) => ranks,
+            (ParallelBackend::Mpi, ParallelMode::ParameterServer) => ranks.saturating_sub(1),
+        }
+    }
+
+    /// The keys that must split over `n` workers (`where_` names them in the message:
+    /// "parallel.devices", "MPI ranks"): the global batch and the replayed rows.
+    pub fn check_split(&self, config: &RunConfig, n: usize, where_: &str) -> Result<()> {
+        let bad = |key: &str, detail: String| Err(Error::invalid(key, detail));
+        if n == 0 {
+            return bad(
+                "parallel.mode",
+                format!("{where_}: no worker computes gradients; the parameter server needs at least 2 MPI ranks (mpirun -np 3 or more)"),
+            );
+        }
+        if !config.train.batch_size.is_multiple_of(n) {
+            return bad(
+                "train.batch_size",
+                format!(
+                    "{} (the global batch) does not split over {n} workers ({where_}): each takes batch_size / {n} rows of every step; use a multiple of {n}",
+                    config.train.batch_size
+                ),
+            );
+        }
+        if let Some(r) = &config.incremental.rehearsal {
+            if !r.per_batch.is_multiple_of(n) {
+                return bad(
+                    "incremental.rehearsal.per_batch",
+                    format!("{} replayed rows per step do not split over {n} workers ({where_}); use a multiple of {n}", r.per_batch),
+                );
+            }
+        }
+        Ok(())
     }
 
     /// The checks on `[parallel]` and on the keys it constrains (messages start with the
     /// key).
     pub fn validate(&self, config: &RunConfig) -> Result<()> {
         let bad = |key: &str, detail: String| Err(Error::invalid(key, detail));
-        if self.backend == ParallelBackend::Mpi {
-            return bad(
-                "parallel.backend",
-                "\"mpi\" (one replica per MPI rank under mpirun) is not available in this version of accrete; use backend = \"local\" for several devices in one process, or train.accumulate_steps for a larger effective batch on one device".into(),
-            );
-        }
-        if self.mode == ParallelMode::ParameterServer {
+        let mpi = self.backend == ParallelBackend::Mpi;
+        let ps = self.mode == ParallelMode::ParameterServer;
+        if ps && !mpi {
             return bad(
                 "parallel.mode",
                 "\"parameter_server\" runs over MPI (backend = \"mpi\": rank 0 the server, the other ranks workers); with backend = \"local\" use mode = \"all_reduce\"".into(),
             );
         }
-        if self.max_staleness > 0 {
+        if self.max_staleness > 0 && !ps {
             return bad(
                 "parallel.max_staleness",
                 "only applies to mode = \"parameter_server\"; all_reduce is synchronous: remove the key".into(),
+            );
+        }
+        if self.max_staleness > 0 {
+            return bad(
+                "parallel.max_staleness",
+                format!("{}: the asynchronous parameter server is not available in this version; use max_staleness = 0 (synchronous: the server sums every worker's gradients in rank order each step)", self.max_staleness),
+            );
+        }
+        if ps && self.sync_every != 1 {
+            return bad(
+                "parallel.sync_every",
+                "local SGD (sync_every > 1) is for mode = \"all_reduce\"; the parameter server updates every step: remove sync_every".into(),
+            );
+        }
+        if mpi && self.devices != 1 {
+            return bad(
+                "parallel.devices",
+                format!("{}: backend = \"mpi\" runs one replica per MPI rank (the number of ranks is mpirun's -np); remove parallel.devices", self.devices),
             );
         }
         if self.devices == 0 {
@@ -136,25 +187,11 @@ impl ParallelConfig {
                 "must be at least 1 (1 = gradients every step; K = parameters averaged every K steps)".into(),
             );
         }
-        let n = self.workers();
-        if !config.train.batch_size.is_multiple_of(n) {
-            return bad(
-                "train.batch_size",
-                format!(
-                    "{} (the global batch) does not split over {n} workers (parallel.devices): each takes batch_size / {n} rows of every step; use a multiple of {n}",
-                    config.train.batch_size
-                ),
-            );
+        let n = self.devices;
+        if !mpi {
+            self.check_split(config, n, "parallel.devices")?;
         }
-        if let Some(r) = &config.incremental.rehearsal {
-            if !r.per_batch.is_multiple_of(n) {
-                return bad(
-                    "incremental.rehearsal.per_batch",
-                    format!("{} replayed rows per step do not split over {n} workers (parallel.devices); use a multiple of {n}", r.per_batch),
-                );
-            }
-        }
-        if n > 1 {
+        if n > 1 || mpi {
             let unsupported = [
                 (
                     "train.mixed_precision",
@@ -166,7 +203,7 @@ impl ParallelConfig {
                 if set {
                     return bad(
                         key,
-                        format!("cannot be combined with data-parallel training yet (parallel.devices = {n}); remove one of them"),
+                        format!("cannot be combined with data-parallel training yet ([parallel] with {}); remove one of them", if mpi { "backend = \"mpi\"".to_string() } else { format!("devices = {n}") }),
                     );
                 }
             }
@@ -202,11 +239,36 @@ mod tests {
 
     #[test]
     fn every_bad_parallel_setting_is_refused_naming_its_key() {
-        let e = err("[parallel]\nbackend = \"mpi\"\n");
+        let e = err("[parallel]\nbackend = \"mpi\"\ndevices = 2\n");
         assert!(
-            e.contains("parallel.backend")
-                && e.contains("not available")
-                && e.contains("\"local\""),
+            e.contains("parallel.devices: 2") && e.contains("per MPI rank"),
+            "{e}"
+        );
+        let e =
+            err("[parallel]\nbackend = \"mpi\"\nmode = \"parameter_server\"\nmax_staleness = 2\n");
+        assert!(
+            e.contains("parallel.max_staleness: 2") && e.contains("not available"),
+            "{e}"
+        );
+        let e = err("[parallel]\nbackend = \"mpi\"\nmode = \"parameter_server\"\nsync_every = 4\n");
+        assert!(
+            e.contains("parallel.sync_every") && e.contains("all_reduce"),
+            "{e}"
+        );
+        let e = err("[train]\nmixed_precision = true\n[parallel]\nbackend = \"mpi\"\n");
+        assert!(
+            e.contains("train.mixed_precision: cannot be combined"),
+            "{e}"
+        );
+        let ok = "[parallel]\nbackend = \"mpi\"\nmode = \"parameter_server\"\n";
+        let c = RunConfig::from_toml(ok, "c.toml").unwrap();
+        let p = c.parallel.as_ref().unwrap();
+        assert_eq!((p.workers(3), p.workers(1)), (2, 0));
+        let e = p.check_split(&c, 0, "MPI ranks").unwrap_err().to_string();
+        assert!(e.contains("at least 2 MPI ranks"), "{e}");
+        let e = p.check_split(&c, 3, "MPI ranks").unwrap_err().to_string();
+        assert!(
+            e.contains("train.batch_size: 128") && e.contains("(MPI ranks)"),
             "{e}"
         );
         let e = err("[parallel]\nmode = \"parameter_server\"\n");

@@ -20,6 +20,10 @@ pub struct GpuOptions {
     /// Optional features not to enable even where the adapter has them (`SHADER_F16`,
     /// `SUBGROUP`, `TIMESTAMP_QUERY`…): to run, or test, the paths taken on devices without.
     pub disable_features: wgpu::Features,
+    /// Without `adapter`: open the adapter at this position (modulo their number) among the
+    /// best-ranked adapters of the best device type, instead of the first: an MPI rank's
+    /// node-local rank, so the ranks of a node spread over its GPUs. `None`: the first.
+    pub position: Option<usize>,
 }
 
 impl GpuOptions {
@@ -33,6 +37,7 @@ impl GpuOptions {
                     .filter(|s| !s.is_empty()),
                 backends: wgpu::Backends::from_env(),
                 disable_features: wgpu::Features::empty(),
+                position: None,
             }
         }
         #[cfg(target_arch = "wasm32")]
@@ -216,6 +221,14 @@ pub(super) async fn select(options: &GpuOptions) -> Result<wgpu::Adapter> {
     let mut adapters = candidates(options).await;
     let summaries: Vec<AdapterSummary> = adapters.iter().map(AdapterSummary::of).collect();
     match choose_adapter(&summaries, options.adapter.as_deref()) {
+        AdapterChoice::Best(0) if options.position.is_some() => {
+            let best = &summaries[0].device_type;
+            let same = summaries
+                .iter()
+                .take_while(|a| &a.device_type == best)
+                .count();
+            Ok(adapters.swap_remove(options.position.unwrap_or(0) % same))
+        }
         AdapterChoice::Best(i) | AdapterChoice::Matched(i, _) => Ok(adapters.swap_remove(i)),
         AdapterChoice::NoMatch(wanted) => Err(Error::AdapterNotFound {
             wanted,

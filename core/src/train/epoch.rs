@@ -144,7 +144,7 @@ impl Trainer {
         opts: &ChunkOptions,
         obs: &mut dyn Observer,
     ) -> Result<EpochOutcome> {
-        if !self.peers.is_empty() {
+        if !self.peers.is_empty() || self.dist.is_some() {
             return self.run_epoch_parallel(data, b, idx, opts, obs).await;
         }
         let start = clock::now_seconds();

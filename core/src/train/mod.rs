@@ -10,7 +10,7 @@
 //! The modules, one concern each: [`spec`] (what a user configures), `program` (the step's
 //! dispatches with their [`Phase`]s), `epoch` (the epoch loop and the learning-rate table),
 //! `chunk` (incremental chunks), `infer` (evaluation and prediction), `profile`,
-//! `parallel` (data parallelism over local devices),
+//! `parallel` (data parallelism over local devices), `collective` (over MPI ranks),
 //! [`state`] (what a checkpoint carries), [`history`] (what happened, typed), and the
 //! strategies: `rehearsal` (with `der`, Dark Experience Replay), `distill`, `lwf`, `ewc`, `agem`, `early_stop`, `recovery`, `transfer`, `mixed`.
 
@@ -25,6 +25,7 @@ use crate::optim::{LrPlan, LrState, OptimizerSpec};
 
 mod agem;
 mod chunk;
+mod collective;
 mod der;
 mod distill;
 mod early_stop;
@@ -48,6 +49,7 @@ mod transfer;
 mod update;
 
 pub use agem::AgemSpec;
+pub use collective::Collective;
 pub use distill::DistillSpec;
 pub use early_stop::{EarlyStopping, FitReport, Monitor};
 pub use ewc::EwcSpec;
@@ -177,6 +179,8 @@ pub struct Trainer {
     peers: Vec<Trainer>,
     sync_every: u64,
     comm: CommStats,
+    /// Over MPI: the communicator and this rank's role (`collective`).
+    dist: Option<collective::Distributed>,
 }
 
 impl Trainer {
@@ -258,6 +262,7 @@ impl Trainer {
             peers: Vec::new(),
             sync_every: 1,
             comm: CommStats::default(),
+            dist: None,
         })
     }
 

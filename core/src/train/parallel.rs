@@ -22,6 +22,12 @@
 //!   checkpoint holds the one averaged model and a resumed run continues exactly; a stop
 //!   requested between averages averages early (the resumed run then differs from an
 //!   uninterrupted one by that extra average).
+//! - Every replica sums its own loss and accuracy; at each checkpoint the summed metrics
+//!   are folded into worker 0's accumulator (the others restart at zero), as a run resumed
+//!   there starts, so the logged epoch loss of a resumed run rounds the same. (A stop
+//!   between checkpoints is not such a point: after it only the logged loss may differ in
+//!   its last bits.)
+//! - Over MPI (`collective`) the same loop runs with one replica per rank.
 //!
 //! Checkpoints, validation, the history and every host-side decision are replica 0's; at
 //! the start of every epoch replica 0's parameters and optimizer state are copied to the
@@ -29,6 +35,7 @@
 //! (refused): mixed precision (each replica's loss scaler would skip steps on its own),
 //! distillation and Learning without Forgetting (their teacher lives on one device).
 
+use super::collective::{fixed_order_mean, fixed_order_sum};
 use super::epoch::STEPS_PER_SUBMIT;
 use super::{ChunkOptions, Control, EpochOutcome, GpuDataset, Observer, Trainer};
 use crate::checkpoint::NamedTensor;
@@ -37,6 +44,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::gather::PAD_INDEX;
+use crate::kernels::step;
 use serde::Serialize;
 
 /// Communication in parallel training, summed since the replicas were enabled.
@@ -112,7 +120,7 @@ impl Trainer {
         Ok(out)
     }
 
-    fn check_parallel_support(&self) -> Result<()> {
+    pub(super) fn check_parallel_support(&self) -> Result<()> {
         let refuse = |what: &str| {
             Err(Error::invalid(
                 "parallel",
@@ -152,7 +160,13 @@ impl Trainer {
             let mut tensors = vec![&arena.values];
             tensors.extend(arena.state.iter());
             for (i, t) in tensors.into_iter().enumerate() {
-                let v = t.read_f32().await?;
+                let mut v = t.read_f32().await?;
+                if let Some(d) = &self.dist {
+                    d.comm.broadcast(&mut v, 0);
+                    if d.rank() != 0 {
+                        t.write_f32(&v)?;
+                    }
+                }
                 for p in &self.peers {
                     let pa = &p.model.arenas[a];
                     let dst = if i == 0 { &pa.values } else { &pa.state[i - 1] };
@@ -175,29 +189,34 @@ impl Trainer {
         Ok(())
     }
 
-    /// Replaces `pick(replica)` on every replica by the mean over the replicas, summed in
-    /// replica order in f32 and then scaled by 1/N.
-    async fn reduce(&mut self, pick: impl Fn(&Trainer) -> Vec<Tensor>) -> Result<()> {
-        let n = self.replicas();
-        let scale = 1.0 / n as f32;
+    /// Replaces `pick(replica)` on every replica by the mean over the workers
+    /// ([`fixed_order_mean`]: summed in worker order in f32, then scaled by 1/N; over MPI
+    /// through rank 0). `to_all = false` (the parameter server's push): only the server
+    /// receives the mean.
+    async fn reduce(&mut self, pick: impl Fn(&Trainer) -> Vec<Tensor>, to_all: bool) -> Result<()> {
+        let n = self.replicas() as u64;
         let mine = pick(&*self);
         let others: Vec<Vec<Tensor>> = self.peers.iter().map(&pick).collect();
+        let dist = self.dist.clone();
         for (i, t) in mine.iter().enumerate() {
-            let mut sum = t.read_f32().await?;
+            let mut parts = vec![t.read_f32().await?];
             for o in &others {
-                let g = o[i].read_f32().await?;
-                for (s, x) in sum.iter_mut().zip(&g) {
-                    *s += *x;
+                parts.push(o[i].read_f32().await?);
+            }
+            let len = parts[0].len() as u64;
+            let mean = match &dist {
+                None => Some(fixed_order_mean(
+                    &parts.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+                )),
+                Some(d) => d.reduce(&parts[0], true, to_all),
+            };
+            if let Some(mean) = mean {
+                t.write_f32(&mean)?;
+                for o in &others {
+                    o[i].write_f32(&mean)?;
                 }
             }
-            for s in &mut sum {
-                *s *= scale;
-            }
-            t.write_f32(&sum)?;
-            for o in &others {
-                o[i].write_f32(&sum)?;
-            }
-            self.comm.bytes += 8 * sum.len() as u64 * n as u64;
+            self.comm.bytes += 8 * len * n;
         }
         Ok(())
     }
@@ -206,8 +225,12 @@ impl Trainer {
     async fn all_reduce_gradients(&mut self) -> Result<()> {
         self.wait_replicas()?;
         let t0 = clock::now_seconds();
-        self.reduce(|t| t.model.arenas.iter().map(|a| a.grads.clone()).collect())
-            .await?;
+        let to_all = !self.dist.as_ref().is_some_and(|d| d.server_mode);
+        self.reduce(
+            |t| t.model.arenas.iter().map(|a| a.grads.clone()).collect(),
+            to_all,
+        )
+        .await?;
         self.comm.seconds += clock::now_seconds() - t0;
         self.comm.reductions += 1;
         Ok(())
@@ -217,13 +240,16 @@ impl Trainer {
     async fn average_parameters(&mut self) -> Result<()> {
         self.wait_replicas()?;
         let t0 = clock::now_seconds();
-        self.reduce(|t| {
-            t.model
-                .arenas
-                .iter()
-                .flat_map(|a| std::iter::once(a.values.clone()).chain(a.state.iter().cloned()))
-                .collect()
-        })
+        self.reduce(
+            |t| {
+                t.model
+                    .arenas
+                    .iter()
+                    .flat_map(|a| std::iter::once(a.values.clone()).chain(a.state.iter().cloned()))
+                    .collect()
+            },
+            true,
+        )
         .await?;
         self.comm.seconds += clock::now_seconds() - t0;
         self.comm.reductions += 1;
@@ -240,12 +266,18 @@ impl Trainer {
         obs: &mut dyn Observer,
     ) -> Result<EpochOutcome> {
         let start = clock::now_seconds();
-        let n = self.replicas();
+        let local = self.replicas();
+        // Workers in all (over MPI: the worker ranks); this process's replica r is worker
+        // `offset + r`; the parameter server (`offset` None) computes no gradients.
+        let n = self.workers();
+        let offset = self.dist.as_ref().map_or(Some(0), |d| d.worker());
+        let server = self.dist.as_ref().is_some_and(|d| d.is_server());
+        let ps = self.dist.as_ref().is_some_and(|d| d.server_mode);
         self.check_parallel_support()?;
-        if data.peers.len() != n - 1 {
+        if data.peers.len() != local - 1 {
             return Err(Error::invalid(
                 "training data",
-                format!("it is on {} device(s) but there are {n} replicas; upload it with Trainer::upload_training", data.peers.len() + 1),
+                format!("it is on {} device(s) but there are {local} replicas; upload it with Trainer::upload_training", data.peers.len() + 1),
             ));
         }
         if !rows.is_multiple_of(n) {
@@ -287,13 +319,14 @@ impl Trainer {
         self.broadcast().await?;
         // Per replica: its shard of every micro-batch, the schedule, its step lists.
         let global = self.step;
-        let mut grad_lists: Vec<Vec<Dispatch>> = Vec::with_capacity(n);
-        let mut update_lists: Vec<Vec<Dispatch>> = Vec::with_capacity(n);
+        let mut grad_lists: Vec<Vec<Dispatch>> = Vec::with_capacity(local);
+        let mut update_lists: Vec<Vec<Dispatch>> = Vec::with_capacity(local);
         let mut keep: Vec<Tensor> = Vec::new();
-        for r in 0..n {
+        for r in 0..local {
+            let w = offset.unwrap_or(0) + r;
             let shard_idx: Vec<u32> = idx
                 .chunks(rows)
-                .flat_map(|mb| mb[r * shard..(r + 1) * shard].iter().copied())
+                .flat_map(|mb| mb[w * shard..(w + 1) * shard].iter().copied())
                 .collect();
             let t = if r == 0 {
                 &mut *self
@@ -308,15 +341,31 @@ impl Trainer {
             let strip = |l: super::program::Steps| -> Vec<Dispatch> {
                 l.into_iter().map(|(_, d)| d).collect()
             };
-            grad_lists.push(strip(t.gradient_steps(d, &ti)?));
-            update_lists.push(strip(t.update_steps(&ts)?));
+            if server {
+                // The server: the workers' micro-batch advances, then the update.
+                let mut list = Vec::new();
+                for _ in 1..k {
+                    list.push(step::advance_into(&t.counter)?);
+                }
+                list.extend(strip(t.update_steps(&ts)?));
+                grad_lists.push(Vec::new());
+                update_lists.push(list);
+            } else if ps {
+                // A worker: gradients, then only the counter advance (the server updates).
+                grad_lists.push(strip(t.gradient_steps(d, &ti)?));
+                update_lists.push(vec![step::advance_into(&t.counter)?]);
+            } else {
+                grad_lists.push(strip(t.gradient_steps(d, &ti)?));
+                update_lists.push(strip(t.update_steps(&ts)?));
+            }
             t.counter
                 .write_u32(&[(first * k) as u32, (global * k as u64) as u32, 0, 0])?;
             keep.extend([ti, ts]);
         }
         self.step_dispatches = grad_lists[0].len() + update_lists[0].len();
-        self.metrics
-            .write_f32(&self.cursor.metrics.unwrap_or([0.0; 4]))?;
+        // A resumed epoch's metrics so far belong to worker 0 alone (they are summed).
+        let restored = self.cursor.metrics.filter(|_| offset == Some(0));
+        self.metrics.write_f32(&restored.unwrap_or([0.0; 4]))?;
         for p in &self.peers {
             p.metrics.write_f32(&[0.0; 4])?;
         }
@@ -330,17 +379,14 @@ impl Trainer {
             let mut count = 1;
             if sync_every == 1 {
                 for (r, list) in grad_lists.iter().enumerate() {
-                    let refs: Vec<&Dispatch> = list.iter().collect();
-                    let mut rec = self.replica(r).gpu().recorder();
-                    rec.pass(&refs, 1);
-                    host += rec.submit_timed()?;
+                    host += self.replica(r).submit(list, 1)?;
                 }
                 self.all_reduce_gradients().await?;
                 for (r, list) in update_lists.iter().enumerate() {
-                    let refs: Vec<&Dispatch> = list.iter().collect();
-                    let mut rec = self.replica(r).gpu().recorder();
-                    rec.pass(&refs, 1);
-                    host += rec.submit_timed()?;
+                    host += self.replica(r).submit(list, 1)?;
+                }
+                if ps {
+                    self.pull_parameters().await?;
                 }
             } else {
                 count = STEPS_PER_SUBMIT.min(steps - done);
@@ -353,10 +399,8 @@ impl Trainer {
                     count = count.min((e - self.step % e) as usize);
                 }
                 for (r, (g, u)) in grad_lists.iter().zip(&update_lists).enumerate() {
-                    let refs: Vec<&Dispatch> = g.iter().chain(u.iter()).collect();
-                    let mut rec = self.replica(r).gpu().recorder();
-                    rec.pass(&refs, count);
-                    host += rec.submit_timed()?;
+                    let list: Vec<Dispatch> = g.iter().chain(u.iter()).cloned().collect();
+                    host += self.replica(r).submit(&list, count)?;
                 }
             }
             done += count;
@@ -368,9 +412,12 @@ impl Trainer {
             if report || ckpt {
                 let m = self.replica_metrics().await?;
                 self.cursor.metrics = Some(m);
+                if ckpt {
+                    self.fold_metrics(&m, offset)?;
+                }
                 if report {
                     let p = self.progress(done, steps, &m, start);
-                    stop = matches!(obs.progress(&p), Control::Stop);
+                    stop = self.agree(matches!(obs.progress(&p), Control::Stop));
                 }
             }
             let average = sync_every > 1
@@ -387,19 +434,49 @@ impl Trainer {
         }
         drop(keep);
         let m = self.replica_metrics().await?;
-        Ok(EpochOutcome::Done(
-            self.end_epoch(&m, rates, steps, start, host, opts, obs),
-        ))
+        let stats = self.end_epoch(&m, rates, steps, start, host, opts, obs);
+        self.stop_requested = self.agree(self.stop_requested);
+        Ok(EpochOutcome::Done(stats))
     }
 
-    /// The epoch's metrics accumulators summed over the replicas.
-    async fn replica_metrics(&self) -> Result<[f32; 4]> {
-        let mut m = [0.0f32; 4];
+    /// At a checkpoint: the summed metrics `m` become worker 0's accumulator and the others
+    /// restart from zero — what a run resumed from that checkpoint starts with — so the
+    /// epoch's f32 sums round the same whether or not the run was resumed there.
+    fn fold_metrics(&self, m: &[f32; 4], offset: Option<usize>) -> Result<()> {
         for r in 0..self.replicas() {
-            let x = self.replica(r).metrics.read_f32().await?;
-            for (a, b) in m.iter_mut().zip(&x) {
-                *a += *b;
-            }
+            let first = offset.map(|o| o + r) == Some(0);
+            self.replica(r)
+                .metrics
+                .write_f32(if first { m } else { &[0.0; 4] })?;
+        }
+        Ok(())
+    }
+
+    /// Records `list` `count` times into one command buffer and submits it (nothing when
+    /// the list is empty); returns the host seconds.
+    fn submit(&self, list: &[Dispatch], count: usize) -> Result<f64> {
+        if list.is_empty() {
+            return Ok(0.0);
+        }
+        let refs: Vec<&Dispatch> = list.iter().collect();
+        let mut rec = self.gpu().recorder();
+        rec.pass(&refs, count);
+        rec.submit_timed()
+    }
+
+    /// The epoch's metrics accumulators summed over the workers in worker order.
+    async fn replica_metrics(&self) -> Result<[f32; 4]> {
+        let mut parts = Vec::with_capacity(self.replicas());
+        for r in 0..self.replicas() {
+            parts.push(self.replica(r).metrics.read_f32().await?);
+        }
+        let sum = match &self.dist {
+            None => fixed_order_sum(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>(), false),
+            Some(d) => d.reduce(&parts[0], false, true).unwrap_or_default(),
+        };
+        let mut m = [0.0f32; 4];
+        for (a, b) in m.iter_mut().zip(&sum) {
+            *a = *b;
         }
         Ok(m)
     }

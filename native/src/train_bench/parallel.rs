@@ -6,7 +6,9 @@
 use super::{bad_arg, write_line, ModelChoice, TrainBenchArgs};
 use crate::Failure;
 use accrete::data::idx::{load_dir, Split};
+use accrete::data::Dataset;
 use accrete::nn::presets;
+use accrete::nn::ModelSpec;
 use accrete::optim::OptimizerSpec;
 use accrete::train::{TrainSpec, Trainer};
 use accrete::Gpu;
@@ -38,7 +40,7 @@ struct Line<'a> {
     adapter: &'a str,
 }
 
-pub fn run(args: &TrainBenchArgs) -> Result<(), Failure> {
+fn model_and_data(args: &TrainBenchArgs) -> Result<(ModelSpec, Dataset), Failure> {
     let spec = match args.model {
         ModelChoice::Mlp => presets::fashion_mlp(),
         ModelChoice::Cnn => presets::fashion_cnn(),
@@ -48,6 +50,75 @@ pub fn run(args: &TrainBenchArgs) -> Result<(), Failure> {
         train = train.take(n);
     }
     let train = train.reshaped(&spec.input)?;
+    Ok((spec, train))
+}
+
+/// `--mpi` under `mpirun -np N`: one replica per rank, all-reduce (the first --sync-every);
+/// rank 0 prints the lines (`devices` = ranks; scaling efficiency is not known in one job:
+/// compare the samples/s of `-np 1` and `-np N`).
+pub fn run_mpi(args: &TrainBenchArgs) -> Result<(), Failure> {
+    let (spec, train) = model_and_data(args)?;
+    let fingerprint = format!("{args:?}");
+    let (world, gpu) = crate::mpi::join(&fingerprint)?;
+    let ranks = world.comm.size();
+    let sync_every = args.sync_every.first().copied().unwrap_or(1);
+    let adapter = gpu.summary().name.clone();
+    let mut out = std::io::stdout().lock();
+    for &batch in &args.batch {
+        if !batch.is_multiple_of(ranks) {
+            return Err(bad_arg(
+                "--batch",
+                format!("{batch} does not split over {ranks} MPI ranks; use a multiple of {ranks}"),
+            ));
+        }
+        let ts = TrainSpec {
+            batch_size: batch,
+            epochs: args.epochs,
+            ..Default::default()
+        };
+        let mut t = Trainer::new(
+            &gpu,
+            spec.clone(),
+            OptimizerSpec::adam(args.lr),
+            ts,
+            args.seed,
+        )?;
+        t.enable_collective(world.comm.clone(), false, sync_every)?;
+        let data = t.upload_training(&train)?;
+        for epoch in 1..=args.epochs {
+            let before = t.comm_stats();
+            let s = pollster::block_on(t.fit_epoch(&data))?;
+            let c = t.comm_stats();
+            let comm = c.seconds - before.seconds;
+            if world.is_root() {
+                let line = Line {
+                    bench: "train_mpi",
+                    model: args.model,
+                    batch,
+                    devices: ranks,
+                    sync_every,
+                    epoch,
+                    train_samples: s.samples,
+                    seconds: s.seconds,
+                    samples_per_sec: s.samples_per_second(),
+                    comm_seconds: comm,
+                    comm_share: comm / s.seconds.max(1e-9),
+                    bytes_per_step: (c.bytes - before.bytes) as f64
+                        / s.samples.div_ceil(batch).max(1) as f64,
+                    scaling_efficiency: f64::NAN,
+                    train_loss: s.loss,
+                    train_accuracy: s.accuracy,
+                    adapter: &adapter,
+                };
+                write_line(&mut out, &line)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn run(args: &TrainBenchArgs) -> Result<(), Failure> {
+    let (spec, train) = model_and_data(args)?;
     let n = args.devices;
     let mut gpus = Vec::with_capacity(n);
     for i in 0..n {
