@@ -49,3 +49,11 @@ if [[ ${SKIP_BROWSER_TESTS:-0} == 1 ]]; then
 else
     bash tests/browser/run.sh
 fi
+
+# The CLI's `mpi` feature under mpirun (-np 2 and 3, on lavapipe): installs Open MPI and
+# libclang if missing. SKIP_MPI_TESTS=1 skips it.
+if [[ ${SKIP_MPI_TESTS:-0} == 1 ]]; then
+    echo "[scripts/test.sh] SKIP_MPI_TESTS=1: skipping tests/mpi/run.sh" >&2
+else
+    bash tests/mpi/run.sh
+fi

@@ -22,6 +22,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// The features tests/mpi/run.sh builds with: scripts/test.sh's plus `mpi`.
+const MPI_FEATURES: &str = "accrete/ts,accrete-cli/mpi,accrete-tests/mpi";
+
 /// The `accrete` binary with MPI, built once per test process in this test's target
 /// directory and profile.
 fn accrete_bin() -> &'static Path {
@@ -35,9 +38,11 @@ fn accrete_bin() -> &'static Path {
         let target_dir = profile_dir.parent().expect("target dir");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
+        // The feature set of tests/mpi/run.sh (and, but for `mpi`, of scripts/test.sh), so
+        // that cargo reuses their build of core and its dependencies.
         cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--quiet", "-p", "accrete-cli", "--bin", "accrete"])
-            .args(["--features", "mpi", "--target-dir"])
+            .args(["build", "--quiet", "--workspace", "--exclude", "accrete-web"])
+            .args(["--bin", "accrete", "--features", MPI_FEATURES, "--target-dir"])
             .arg(target_dir);
         if profile_dir.file_name().and_then(|n| n.to_str()) == Some("release") {
             cmd.arg("--release");

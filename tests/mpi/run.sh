@@ -18,10 +18,14 @@ if ! command -v mpirun >/dev/null 2>&1 || ! command -v mpicc >/dev/null 2>&1 \
     fi
 fi
 start=$SECONDS
-cargo clippy -p accrete-cli -p accrete-tests --features accrete-cli/mpi,accrete-tests/mpi --all-targets -- -D warnings
-cargo build -p accrete-cli --features mpi
-cargo test -p accrete-tests --features mpi --test mpi --no-run
+# scripts/test.sh's workspace and features plus `mpi` (the same list as MPI_FEATURES in
+# tests/mpi/main.rs): cargo then reuses that build of core and its dependencies, and only
+# the CLI and the test crate are built again, with MPI.
+FEATURES=accrete/ts,accrete-cli/mpi,accrete-tests/mpi
+cargo clippy --workspace --exclude accrete-web --all-targets --features "$FEATURES" -- -D warnings
+cargo build --workspace --exclude accrete-web --bin accrete --features "$FEATURES"
+cargo test --workspace --exclude accrete-web --features "$FEATURES" --test mpi --no-run
 built=$SECONDS
 # The tests share one machine's cores between ranks: one test at a time.
-cargo test -p accrete-tests --features mpi --test mpi "$@" -- --test-threads=1
+cargo test --workspace --exclude accrete-web --features "$FEATURES" --test mpi "$@" -- --test-threads=1
 echo "[tests/mpi/run.sh] build $((built - start)) s, tests $((SECONDS - built)) s" >&2
