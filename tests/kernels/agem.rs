@@ -102,7 +102,11 @@ fn projection_matches_the_f64_reference_on_one_arena() {
             let noise = uniform(&mut r, n, -0.5, 0.5);
             let s = if flip { -1.0 } else { 1.0 };
             let rf: Vec<f32> = g.iter().zip(&noise).map(|(a, b)| s * a + b).collect();
-            let coef = check(&format!("n {n} flip {flip}"), std::slice::from_ref(&g), &[rf]);
+            let coef = check(
+                &format!("n {n} flip {flip}"),
+                std::slice::from_ref(&g),
+                &[rf],
+            );
             if flip {
                 assert!(
                     coef < 0.0,
