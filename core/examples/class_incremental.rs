@@ -14,7 +14,7 @@
 //! summary per strategy: final accuracy, and from the accuracy matrix the average accuracy,
 //! backward transfer and forgetting.
 //!
-//! cargo run --release -p accrete --example class_incremental [-- TRAIN_LIMIT TEST_LIMIT [STRATEGIES]]
+//! cargo run --release -p accrete --example class_incremental [-- TRAIN_LIMIT TEST_LIMIT [STRATEGIES [SEED]]]
 //! e.g. `-- 20000 10000 naive,ewc,lwf,replay,derpp,agem,joint` (default `naive,replay`).
 
 use accrete::data::idx::{load_dir, Split};
@@ -54,6 +54,7 @@ fn main() -> Result<(), accrete::Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let num = |i: usize, d: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(d);
     let (train_limit, test_limit) = (num(0, 60_000), num(1, 10_000));
+    let seed = num(3, 0) as u64;
     let strategies: Vec<String> = args
         .get(2)
         .map_or("naive,replay", |s| s.as_str())
@@ -90,7 +91,7 @@ fn main() -> Result<(), accrete::Error> {
             mlp(784, &[400, 400], 10),
             OptimizerSpec::adam(1e-3),
             ts,
-            0,
+            seed,
         )?;
         configure(&mut t, strategy)?;
         let start = std::time::Instant::now();
