@@ -10,6 +10,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::sync::OnceLock;
 
+pub mod spirals;
+
 /// f32 machine epsilon, 2⁻²³ (twice the unit roundoff).
 pub const EPS: f64 = 1.0 / 8_388_608.0;
 

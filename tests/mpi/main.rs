@@ -41,8 +41,20 @@ fn accrete_bin() -> &'static Path {
         // The feature set of tests/mpi/run.sh (and, but for `mpi`, of scripts/test.sh), so
         // that cargo reuses their build of core and its dependencies.
         cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--quiet", "--workspace", "--exclude", "accrete-web"])
-            .args(["--bin", "accrete", "--features", MPI_FEATURES, "--target-dir"])
+            .args([
+                "build",
+                "--quiet",
+                "--workspace",
+                "--exclude",
+                "accrete-web",
+            ])
+            .args([
+                "--bin",
+                "accrete",
+                "--features",
+                MPI_FEATURES,
+                "--target-dir",
+            ])
             .arg(target_dir);
         if profile_dir.file_name().and_then(|n| n.to_str()) == Some("release") {
             cmd.arg("--release");
