@@ -5,9 +5,8 @@
 //! resumed inside the second chunk ends byte-identical, and bad settings are refused.
 
 use super::lwf::{
-    accuracy_on, blobs, by_classes, mid_epoch_checkpoint_of_chunk_two, resumed_through_bytes, Keep,
+    blobs, by_classes, matrix, mid_epoch_checkpoint_of_chunk_two, resumed_through_bytes, Keep,
 };
-use accrete::data::Dataset;
 use accrete::metrics::AccuracyMatrix;
 use accrete::nn::reference::{self, HostParams};
 use accrete::optim::OptimizerSpec;
@@ -168,21 +167,6 @@ fn the_reference_gradient_is_the_memory_losss_and_the_update_never_conflicts_wit
         projected > 0,
         "no run's last step conflicted; the test would not test the projection"
     );
-}
-
-/// Trains the chunks in order; the accuracy matrix over the tasks.
-fn matrix(t: &mut Trainer, chunks: &[Dataset], tasks: &[&[u32]], test: &Dataset) -> AccuracyMatrix {
-    let mut rows = Vec::new();
-    for (i, c) in chunks.iter().enumerate() {
-        pollster::block_on(t.fit_chunk(c)).unwrap();
-        rows.push(
-            tasks[..=i]
-                .iter()
-                .map(|k| accuracy_on(t, test, k))
-                .collect(),
-        );
-    }
-    AccuracyMatrix::new(rows).unwrap()
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! combinations are refused.
 
 use super::lwf::{
-    accuracy_on, blobs, by_classes, mid_epoch_checkpoint_of_chunk_two, resumed_through_bytes, Keep,
+    blobs, by_classes, matrix, mid_epoch_checkpoint_of_chunk_two, resumed_through_bytes, Keep,
 };
 use accrete::data::Dataset;
 use accrete::metrics::AccuracyMatrix;
@@ -36,21 +36,6 @@ fn trainer(rehearsal: Option<RehearsalSpec>, epochs: usize) -> Trainer {
         t.enable_rehearsal(r).unwrap();
     }
     t
-}
-
-/// Trains the chunks in order; the accuracy matrix over the tasks (`tasks[j]`'s classes).
-fn matrix(t: &mut Trainer, chunks: &[Dataset], tasks: &[&[u32]], test: &Dataset) -> AccuracyMatrix {
-    let mut rows = Vec::new();
-    for (i, c) in chunks.iter().enumerate() {
-        pollster::block_on(t.fit_chunk(c)).unwrap();
-        rows.push(
-            tasks[..=i]
-                .iter()
-                .map(|k| accuracy_on(t, test, k))
-                .collect(),
-        );
-    }
-    AccuracyMatrix::new(rows).unwrap()
 }
 
 #[test]

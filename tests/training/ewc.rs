@@ -5,9 +5,8 @@
 //! the second chunk ends byte-identical; bad settings are refused.
 
 use super::lwf::{
-    accuracy_on, blobs, by_classes, mid_epoch_checkpoint_of_chunk_two, resumed_through_bytes, Keep,
+    blobs, by_classes, matrix, mid_epoch_checkpoint_of_chunk_two, resumed_through_bytes, Keep,
 };
-use accrete::data::Dataset;
 use accrete::metrics::AccuracyMatrix;
 use accrete::nn::reference::{self, HostParams};
 use accrete::optim::OptimizerSpec;
@@ -108,20 +107,6 @@ fn the_fisher_is_the_mean_of_squared_per_sample_gradients() {
             1e-5 * max + 1e-5 * want[i]
         });
     }
-}
-
-fn matrix(t: &mut Trainer, chunks: &[Dataset], tasks: &[&[u32]], test: &Dataset) -> AccuracyMatrix {
-    let mut rows = Vec::new();
-    for (i, c) in chunks.iter().enumerate() {
-        pollster::block_on(t.fit_chunk(c)).unwrap();
-        rows.push(
-            tasks[..=i]
-                .iter()
-                .map(|k| accuracy_on(t, test, k))
-                .collect(),
-        );
-    }
-    AccuracyMatrix::new(rows).unwrap()
 }
 
 #[test]

@@ -53,6 +53,26 @@ pub(crate) fn accuracy_on(t: &mut Trainer, test: &Dataset, classes: &[u32]) -> f
     pollster::block_on(t.evaluate(&d, 100)).unwrap().accuracy
 }
 
+/// Trains the chunks in order; the accuracy matrix over the tasks (`tasks[j]`'s classes).
+pub(crate) fn matrix(
+    t: &mut Trainer,
+    chunks: &[Dataset],
+    tasks: &[&[u32]],
+    test: &Dataset,
+) -> accrete::metrics::AccuracyMatrix {
+    let mut rows = Vec::new();
+    for (i, c) in chunks.iter().enumerate() {
+        pollster::block_on(t.fit_chunk(c)).unwrap();
+        rows.push(
+            tasks[..=i]
+                .iter()
+                .map(|k| accuracy_on(t, test, k))
+                .collect(),
+        );
+    }
+    accrete::metrics::AccuracyMatrix::new(rows).unwrap()
+}
+
 /// Keeps every checkpoint.
 pub(crate) struct Keep(pub Vec<Checkpoint>);
 
