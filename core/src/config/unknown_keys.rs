@@ -62,49 +62,21 @@ freeze = [0]
 ];
 
 /// Calls `f` with a copy of `v` in which one table (found by walking tables, inline tables
-/// and arrays of tables) holds the unknown key, once per table, and the table's path.
+/// and arrays of tables) holds the unknown key, once per table, and the table's path: the
+/// JSON walk below over the same document as JSON (run configurations hold no dates, so
+/// the conversion is exact both ways).
 fn each_table_toml(v: &toml::Value, f: &mut dyn FnMut(toml::Value, String)) {
-    fn walk(
-        root: &toml::Value,
-        at: &mut Vec<PathStep>,
-        cur: &toml::Value,
-        f: &mut dyn FnMut(toml::Value, String),
-    ) {
-        match cur {
-            toml::Value::Table(t) => {
-                let mut copy = root.clone();
-                let mut target = &mut copy;
-                for s in at.iter() {
-                    target = match s {
-                        PathStep::Key(k) => &mut target[k.as_str()],
-                        PathStep::Index(i) => &mut target[*i],
-                    };
-                }
-                target
-                    .as_table_mut()
-                    .expect("a table")
-                    .insert(KEY.into(), toml::Value::Integer(1));
-                f(copy, describe(at));
-                for (k, child) in t {
-                    at.push(PathStep::Key(k.clone()));
-                    walk(root, at, child, f);
-                    at.pop();
-                }
-            }
-            toml::Value::Array(a) => {
-                for (i, child) in a.iter().enumerate() {
-                    at.push(PathStep::Index(i));
-                    walk(root, at, child, f);
-                    at.pop();
-                }
-            }
-            _ => {}
-        }
-    }
-    walk(v, &mut Vec::new(), v, f);
+    let json = serde_json::to_value(v).expect("a TOML document as JSON");
+    each_object_json(&json, &mut |copy, path| {
+        f(
+            serde_json::from_value(copy).expect("JSON back to TOML"),
+            path,
+        )
+    });
 }
 
-/// The same walk over JSON.
+/// Calls `f` with a copy of `v` in which one object (walking objects and arrays) holds the
+/// unknown key, once per object, and the object's path.
 fn each_object_json(v: &serde_json::Value, f: &mut dyn FnMut(serde_json::Value, String)) {
     fn walk(
         root: &serde_json::Value,
