@@ -7,6 +7,7 @@
 pub mod checkpoint;
 pub mod clock;
 pub mod config;
+pub mod cpu;
 pub mod data;
 pub mod defaults;
 pub mod error;
@@ -22,4 +23,6 @@ pub mod session;
 pub mod train;
 
 pub use error::{Error, Result};
-pub use gpu::{list_adapters, AdapterSummary, DType, Dispatch, Gpu, GpuOptions, Tensor};
+pub use gpu::{
+    list_adapters, AdapterSummary, BackendChoice, DType, Dispatch, Gpu, GpuOptions, Tensor,
+};

@@ -4,7 +4,7 @@
 //! `ACCRETE_ADAPTER=<substring>` picks one by name (case-insensitive). `WGPU_BACKEND`
 //! (e.g. `vulkan`, `metal`, `dx12`) restricts the backends searched.
 
-use super::{pool::BufferPool, Gpu, GpuInner};
+use super::{pool::BufferPool, Gpu, GpuInner, Hw, WgpuDevice};
 use crate::error::{Error, Result};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -24,10 +24,57 @@ pub struct GpuOptions {
     /// best-ranked adapters of the best device type, instead of the first: an MPI rank's
     /// node-local rank, so the ranks of a node spread over its GPUs. `None`: the first.
     pub position: Option<usize>,
+    /// Which backend to open (`ACCRETE_BACKEND`): a GPU adapter, the CPU backend, or the
+    /// better of the two ([`BackendChoice::Auto`]).
+    pub backend: BackendChoice,
+}
+
+/// Which backend a device opens on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// A hardware GPU adapter when there is one, else the CPU backend: a software adapter
+    /// (lavapipe, SwiftShader, WARP) runs WGSL far slower than the CPU backend runs Rust.
+    #[default]
+    Auto,
+    /// A WebGPU adapter (software ones included), chosen as `ACCRETE_ADAPTER` says.
+    Gpu,
+    /// The CPU backend ([`crate::cpu`]).
+    Cpu,
+}
+
+impl BackendChoice {
+    /// Parses `auto`, `gpu` or `cpu` (case-insensitive), naming the valid values otherwise.
+    pub fn parse(text: &str, source: &str) -> Result<BackendChoice> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(BackendChoice::Auto),
+            "gpu" | "webgpu" => Ok(BackendChoice::Gpu),
+            "cpu" => Ok(BackendChoice::Cpu),
+            other => Err(Error::invalid(
+                source.to_string(),
+                format!("unknown backend {other:?}; use auto, gpu or cpu"),
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Gpu => "gpu",
+            BackendChoice::Cpu => "cpu",
+        }
+    }
+}
+
+/// Whether an adapter is a hardware GPU, which `auto` prefers to the CPU backend (a software
+/// adapter reports device type `Cpu`: lavapipe, SwiftShader, WARP).
+pub fn is_hardware(adapter: &AdapterSummary) -> bool {
+    adapter.device_type != "Cpu"
 }
 
 impl GpuOptions {
-    /// Reads `ACCRETE_ADAPTER` and `WGPU_BACKEND` (both optional).
+    /// Reads `ACCRETE_ADAPTER`, `WGPU_BACKEND` and `ACCRETE_BACKEND` (all optional; an
+    /// `ACCRETE_BACKEND` that is not auto, gpu or cpu is refused when a device is opened).
     pub fn from_env() -> Self {
         #[cfg(not(target_arch = "wasm32"))]
         {
@@ -38,10 +85,23 @@ impl GpuOptions {
                 backends: wgpu::Backends::from_env(),
                 disable_features: wgpu::Features::empty(),
                 position: None,
+                backend: BackendChoice::default(),
             }
         }
         #[cfg(target_arch = "wasm32")]
         GpuOptions::default()
+    }
+
+    /// The backend to open: `backend` unless it is `Auto` and `ACCRETE_BACKEND` says
+    /// otherwise (natively).
+    pub fn backend(&self) -> Result<BackendChoice> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if self.backend == BackendChoice::Auto {
+            if let Ok(v) = std::env::var("ACCRETE_BACKEND") {
+                return BackendChoice::parse(&v, "ACCRETE_BACKEND");
+            }
+        }
+        Ok(self.backend)
     }
 }
 
@@ -248,6 +308,11 @@ pub(super) async fn select(options: &GpuOptions) -> Result<wgpu::Adapter> {
     }
 }
 
+/// [`is_hardware`] for an adapter not yet opened.
+pub(super) fn is_hardware_adapter(adapter: &wgpu::Adapter) -> bool {
+    is_hardware(&AdapterSummary::of(adapter))
+}
+
 /// Creates the device with the adapter's own limits and the optional features accrete uses.
 pub(super) async fn open(adapter: wgpu::Adapter, disable: wgpu::Features) -> Result<Gpu> {
     let summary = AdapterSummary::of(&adapter);
@@ -285,14 +350,16 @@ pub(super) async fn open(adapter: wgpu::Adapter, disable: wgpu::Features) -> Res
     let autotune = super::autotune::Tuner::from_env(&super::autotune::adapter_key(&summary));
     Ok(Gpu {
         inner: Arc::new(GpuInner {
-            device,
-            queue,
+            hw: Hw::Wgpu(WgpuDevice {
+                device,
+                queue,
+                pipelines: Mutex::new(HashMap::new()),
+                pool: Arc::new(BufferPool::default()),
+                dummy,
+            }),
             summary,
             limits,
             features,
-            pipelines: Mutex::new(HashMap::new()),
-            pool: Arc::new(BufferPool::default()),
-            dummy,
             uncaptured,
             autotune,
         }),

@@ -38,26 +38,52 @@ impl Shader {
     }
 }
 
-/// A ready-to-record kernel launch.
+/// A ready-to-record kernel launch: an op (shader and entry point), its parameters and its
+/// tensors — a pipeline and bind group on a WebGPU device, a Rust kernel on the CPU backend
+/// (see [`crate::cpu`]).
 #[derive(Clone, Debug)]
 pub struct Dispatch {
     pub(crate) label: String,
-    pipeline: Arc<wgpu::ComputePipeline>,
-    bind_group: wgpu::BindGroup,
+    exec: Exec,
     workgroups: [u32; 3],
     /// The bound tensors, kept alive so their buffers cannot return to the pool (and be
     /// handed to another tensor) while this dispatch may still be recorded.
     _bound: Vec<Tensor>,
 }
 
+#[derive(Clone, Debug)]
+enum Exec {
+    Wgpu {
+        pipeline: Arc<wgpu::ComputePipeline>,
+        bind_group: wgpu::BindGroup,
+    },
+    Host(Arc<crate::cpu::HostDispatch>),
+}
+
 impl Dispatch {
-    /// Records this dispatch into an open compute pass.
-    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[]);
+    /// Records this dispatch into an open compute pass (WebGPU devices; a CPU dispatch never
+    /// meets a wgpu pass, since the CPU device has no wgpu objects to make one with).
+    pub(crate) fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        let Exec::Wgpu {
+            pipeline,
+            bind_group,
+        } = &self.exec
+        else {
+            return;
+        };
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, bind_group, &[]);
         let [x, y, z] = self.workgroups;
         if x > 0 && y > 0 && z > 0 {
             pass.dispatch_workgroups(x, y, z);
+        }
+    }
+
+    /// Runs this dispatch on the host (CPU backend); an error on a WebGPU dispatch.
+    pub(crate) fn run_host(&self) -> Result<()> {
+        match &self.exec {
+            Exec::Host(h) => h.run(),
+            Exec::Wgpu { .. } => Err(super::tensor::mixed_devices("a CPU recording")),
         }
     }
 
@@ -86,18 +112,16 @@ impl Gpu {
         consts: &str,
         entry: &str,
     ) -> Result<Arc<wgpu::ComputePipeline>> {
-        let key = format!("{}|{}|{}", shader.name, entry, consts);
-        if let Some(p) = self
+        let w = self
             .inner
-            .pipelines
-            .lock()
-            .expect("pipeline cache")
-            .get(&key)
-        {
+            .wgpu()
+            .ok_or_else(|| super::tensor::mixed_devices("compiling a kernel"))?;
+        let key = format!("{}|{}|{}", shader.name, entry, consts);
+        if let Some(p) = w.pipelines.lock().expect("pipeline cache").get(&key) {
             return Ok(p.clone());
         }
         let src = shader.module_source(consts);
-        let dev = &self.inner.device;
+        let dev = &w.device;
         let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(shader.name),
             source: wgpu::ShaderSource::Wgsl(src.into()),
@@ -112,8 +136,7 @@ impl Gpu {
         });
         self.check_in(&format!("compiling kernel {}::{entry}", shader.name))?;
         let p = Arc::new(pipeline);
-        self.inner
-            .pipelines
+        w.pipelines
             .lock()
             .expect("pipeline cache")
             .insert(key, p.clone());
@@ -139,8 +162,48 @@ impl Gpu {
                 limit_name: "max_compute_workgroups_per_dimension",
             });
         }
+        for b in storage {
+            if let Bind::T(t) = b {
+                if t.host().is_some() != self.is_cpu() {
+                    return Err(super::tensor::mixed_devices("binding a kernel's tensors"));
+                }
+            }
+        }
+        let bound = storage
+            .iter()
+            .filter_map(|b| match b {
+                Bind::T(t) => Some((*t).clone()),
+                _ => None,
+            })
+            .collect();
+        let Some(w) = self.inner.wgpu() else {
+            let label = format!("{}::{entry}", shader.name);
+            let kernel = crate::cpu::kernels::lookup(shader.name, entry)
+                .ok_or_else(|| crate::cpu::missing(shader.name, entry))?;
+            let slots = storage
+                .iter()
+                .map(|b| match b {
+                    Bind::T(t) => crate::cpu::Slot::T((*t).clone()),
+                    Bind::Dummy => crate::cpu::Slot::Dummy,
+                    Bind::Skip => crate::cpu::Slot::Skip,
+                })
+                .collect();
+            return Ok(Dispatch {
+                label: label.clone(),
+                exec: Exec::Host(Arc::new(crate::cpu::HostDispatch {
+                    kernel,
+                    params: bytemuck::bytes_of(params).to_vec(),
+                    consts: crate::cpu::Consts::parse(consts),
+                    slots,
+                    workgroups,
+                    label,
+                })),
+                workgroups,
+                _bound: Vec::new(),
+            });
+        };
         let pipeline = self.pipeline(shader, consts, entry)?;
-        let dev = &self.inner.device;
+        let dev = &w.device;
         let uniform = wgpu::util::DeviceExt::create_buffer_init(
             dev,
             &wgpu::util::BufferInitDescriptor {
@@ -156,7 +219,7 @@ impl Gpu {
         for (i, b) in storage.iter().enumerate() {
             let resource = match b {
                 Bind::T(t) => t.binding(),
-                Bind::Dummy => self.inner.dummy.as_entire_binding(),
+                Bind::Dummy => w.dummy.as_entire_binding(),
                 Bind::Skip => continue,
             };
             entries.push(wgpu::BindGroupEntry {
@@ -172,33 +235,29 @@ impl Gpu {
         self.check_in(&format!("binding kernel {}::{entry}", shader.name))?;
         Ok(Dispatch {
             label: format!("{}::{entry}", shader.name),
-            pipeline,
-            bind_group,
+            exec: Exec::Wgpu {
+                pipeline,
+                bind_group,
+            },
             workgroups,
-            _bound: storage
-                .iter()
-                .filter_map(|b| match b {
-                    Bind::T(t) => Some((*t).clone()),
-                    _ => None,
-                })
-                .collect(),
+            _bound: bound,
         })
     }
 
     /// Records `dispatches` in order into one compute pass and submits them.
     /// wgpu inserts the barriers between dependent dispatches.
     pub fn run(&self, dispatches: &[&Dispatch]) -> Result<()> {
-        let mut enc = self
-            .inner
-            .device
-            .create_command_encoder(&Default::default());
+        let Some(w) = self.inner.wgpu() else {
+            return dispatches.iter().try_for_each(|d| d.run_host());
+        };
+        let mut enc = w.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             for d in dispatches {
                 d.record(&mut pass);
             }
         }
-        self.inner.queue.submit([enc.finish()]);
+        w.queue.submit([enc.finish()]);
         self.check()
     }
 
@@ -224,20 +283,38 @@ impl Gpu {
 }
 
 /// Records compute passes and buffer copies into one command buffer, submitted at once.
+/// On the CPU backend the recording is a list of commands run in order at submission.
 pub struct Recorder {
     gpu: Gpu,
-    encoder: wgpu::CommandEncoder,
+    rec: Rec,
+}
+
+enum Rec {
+    Wgpu(wgpu::CommandEncoder),
+    Host(Vec<HostCommand>),
+}
+
+enum HostCommand {
+    Pass(Vec<Dispatch>, usize),
+    Copy {
+        src: Tensor,
+        src_at: usize,
+        dst: Tensor,
+        dst_at: usize,
+        count: usize,
+    },
 }
 
 impl Gpu {
     /// Starts recording a command buffer.
     pub fn recorder(&self) -> Recorder {
+        let rec = match self.inner.wgpu() {
+            Some(w) => Rec::Wgpu(w.device.create_command_encoder(&Default::default())),
+            None => Rec::Host(Vec::new()),
+        };
         Recorder {
             gpu: self.clone(),
-            encoder: self
-                .inner
-                .device
-                .create_command_encoder(&Default::default()),
+            rec,
         }
     }
 }
@@ -245,7 +322,15 @@ impl Gpu {
 impl Recorder {
     /// One compute pass running `dispatches` in order, `reps` times over.
     pub fn pass(&mut self, dispatches: &[&Dispatch], reps: usize) {
-        let mut pass = self.encoder.begin_compute_pass(&Default::default());
+        let encoder = match &mut self.rec {
+            Rec::Wgpu(e) => e,
+            Rec::Host(cmds) => {
+                let list = dispatches.iter().map(|d| (*d).clone()).collect();
+                cmds.push(HostCommand::Pass(list, reps));
+                return;
+            }
+        };
+        let mut pass = encoder.begin_compute_pass(&Default::default());
         for _ in 0..reps {
             for d in dispatches {
                 d.record(&mut pass);
@@ -272,8 +357,24 @@ impl Recorder {
                 ),
             ));
         }
+        if src.host().is_some() != self.gpu.is_cpu() || dst.host().is_some() != self.gpu.is_cpu() {
+            return Err(super::tensor::mixed_devices("copy"));
+        }
+        let encoder = match &mut self.rec {
+            Rec::Wgpu(e) => e,
+            Rec::Host(cmds) => {
+                cmds.push(HostCommand::Copy {
+                    src: src.clone(),
+                    src_at,
+                    dst: dst.clone(),
+                    dst_at,
+                    count,
+                });
+                return Ok(());
+            }
+        };
         if count > 0 {
-            self.encoder.copy_buffer_to_buffer(
+            encoder.copy_buffer_to_buffer(
                 src.buffer(),
                 src.byte_offset() + src_at as u64 * 4,
                 dst.buffer(),
@@ -286,19 +387,57 @@ impl Recorder {
 
     /// Submits everything recorded.
     pub fn submit(self) -> Result<()> {
-        self.gpu.inner.queue.submit([self.encoder.finish()]);
-        self.gpu.check()
+        self.submit_timed().map(|_| ())
     }
 
     /// Submits everything recorded; returns the host seconds spent finishing the command
     /// buffer (where wgpu validates and encodes the recorded passes). The queue submission
     /// itself is not counted: a driver may block in it until earlier work completes (lavapipe
     /// does when a submission is still running), which is GPU time, not host cost.
+    ///
+    /// On the CPU backend the commands run here, in order, and the encoding time is 0.
     pub fn submit_timed(self) -> Result<f64> {
+        let encoder = match self.rec {
+            Rec::Wgpu(e) => e,
+            Rec::Host(cmds) => {
+                for c in cmds {
+                    match c {
+                        HostCommand::Pass(list, reps) => {
+                            for _ in 0..reps {
+                                list.iter().try_for_each(|d| d.run_host())?;
+                            }
+                        }
+                        HostCommand::Copy {
+                            src,
+                            src_at,
+                            dst,
+                            dst_at,
+                            count,
+                        } => {
+                            if let (Some(s), Some(d)) = (src.host(), dst.host()) {
+                                crate::cpu::HostBuffer::copy(
+                                    s,
+                                    src.offset() + src_at,
+                                    d,
+                                    dst.offset() + dst_at,
+                                    count,
+                                );
+                            }
+                        }
+                    }
+                }
+                return Ok(0.0);
+            }
+        };
+        let w = self
+            .gpu
+            .inner
+            .wgpu()
+            .ok_or_else(|| super::tensor::mixed_devices("submit"))?;
         let t0 = crate::clock::now_seconds();
-        let buffer = self.encoder.finish();
+        let buffer = encoder.finish();
         let encode = crate::clock::now_seconds() - t0;
-        self.gpu.inner.queue.submit([buffer]);
+        w.queue.submit([buffer]);
         self.gpu.check()?;
         Ok(encode)
     }

@@ -4,13 +4,15 @@
 
 mod adapter;
 mod autotune;
+mod host;
 mod kernel;
 mod pool;
 mod tensor;
 mod timing;
 
 pub use adapter::{
-    choose_adapter, feature_names, list_adapters, AdapterChoice, AdapterSummary, GpuOptions,
+    choose_adapter, feature_names, is_hardware, list_adapters, AdapterChoice, AdapterSummary,
+    BackendChoice, GpuOptions,
 };
 pub use autotune::{
     cache_path_from_env, default_cache_path, AutotuneCache, AutotuneMode, TunedEntry,
@@ -32,21 +34,45 @@ pub struct Gpu {
 }
 
 pub(crate) struct GpuInner {
-    pub(crate) device: wgpu::Device,
-    pub(crate) queue: wgpu::Queue,
+    /// The wgpu device, or nothing on the CPU backend.
+    pub(crate) hw: Hw,
     pub(crate) summary: AdapterSummary,
     pub(crate) limits: wgpu::Limits,
     pub(crate) features: wgpu::Features,
+    /// Validation errors wgpu reported outside an error scope, drained by [`Gpu::check`].
+    pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
+    /// Autotuned kernel choices for this adapter (see [`AutotuneMode`]).
+    pub(crate) autotune: autotune::Tuner,
+}
+
+/// What executes a device's commands.
+pub(crate) enum Hw {
+    /// A WebGPU device (wgpu: Vulkan, Metal, DX12, the browser's WebGPU).
+    Wgpu(WgpuDevice),
+    /// The host CPU (see [`crate::cpu`]).
+    Cpu,
+}
+
+/// The wgpu objects of a WebGPU device.
+pub(crate) struct WgpuDevice {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
     /// Compiled pipelines keyed by shader name + injected constants + entry point:
     /// each WGSL module variant is compiled once per device.
     pub(crate) pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
     pub(crate) pool: Arc<pool::BufferPool>,
     /// A 16-byte buffer bound where a kernel's optional input (e.g. bias) is absent.
     pub(crate) dummy: wgpu::Buffer,
-    /// Validation errors wgpu reported outside an error scope, drained by [`Gpu::check`].
-    pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
-    /// Autotuned kernel choices for this adapter (see [`AutotuneMode`]).
-    pub(crate) autotune: autotune::Tuner,
+}
+
+impl GpuInner {
+    /// The wgpu device, or `None` on the CPU backend.
+    pub(crate) fn wgpu(&self) -> Option<&WgpuDevice> {
+        match &self.hw {
+            Hw::Wgpu(w) => Some(w),
+            Hw::Cpu => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Gpu {
@@ -65,10 +91,24 @@ impl Gpu {
         Self::with_options(GpuOptions::from_env()).await
     }
 
-    /// Opens an adapter chosen by `options` and creates a device with the adapter's real limits.
+    /// Opens the device `options` choose: the CPU backend, or an adapter with a device of
+    /// the adapter's real limits. `auto` (the default) takes a hardware GPU where there is one
+    /// (or the adapter `ACCRETE_ADAPTER` names), else the CPU backend.
     pub async fn with_options(options: GpuOptions) -> Result<Gpu> {
-        let adapter = adapter::select(&options).await?;
-        adapter::open(adapter, options.disable_features).await
+        match options.backend()? {
+            BackendChoice::Cpu => Ok(Gpu::cpu()),
+            BackendChoice::Gpu => {
+                let adapter = adapter::select(&options).await?;
+                adapter::open(adapter, options.disable_features).await
+            }
+            BackendChoice::Auto => match adapter::select(&options).await {
+                Ok(a) if options.adapter.is_some() || adapter::is_hardware_adapter(&a) => {
+                    adapter::open(a, options.disable_features).await
+                }
+                Ok(_) | Err(Error::NoAdapter { .. }) => Ok(Gpu::cpu()),
+                Err(e) => Err(e),
+            },
+        }
     }
 
     /// Adapter name, backend, type, limits and the features accrete cares about.
@@ -128,21 +168,29 @@ impl Gpu {
     }
 
     /// Waits (natively) until all submitted work has finished. In the browser this is a no-op:
-    /// completion is observed through async read-back instead.
+    /// completion is observed through async read-back instead. On the CPU backend work is
+    /// finished when its submission returns.
     pub fn wait_idle(&self) -> Result<()> {
         #[cfg(not(target_arch = "wasm32"))]
-        self.inner
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
-                context: "waiting for the device".into(),
-                detail: e.to_string(),
-            })?;
+        if let Some(w) = self.inner.wgpu() {
+            w.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::Gpu {
+                    context: "waiting for the device".into(),
+                    detail: e.to_string(),
+                })?;
+        }
         Ok(())
     }
 
-    /// Number of buffers currently parked in the reuse pool (for tests and diagnostics).
+    /// Number of buffers currently parked in the reuse pool (for tests and diagnostics; the
+    /// CPU backend frees host buffers at once and parks none).
     pub fn pooled_buffers(&self) -> usize {
-        self.inner.pool.len()
+        self.inner.wgpu().map_or(0, |w| w.pool.len())
+    }
+
+    /// Whether this device is the CPU backend (see [`crate::cpu`]).
+    pub fn is_cpu(&self) -> bool {
+        matches!(self.inner.hw, Hw::Cpu)
     }
 }

@@ -1,7 +1,9 @@
-//! `Tensor`: a GPU storage buffer with a shape and an element type (f32 or u32).
-//! Layout is dense row-major (the last dimension is contiguous), NCHW for images.
+//! `Tensor`: a device buffer with a shape and an element type (f32 or u32): a GPU storage
+//! buffer, or host memory on the CPU backend. Layout is dense row-major (the last dimension
+//! is contiguous), NCHW for images.
 
 use super::{pool::BufferPool, Gpu};
+use crate::cpu::HostBuffer;
 use crate::error::{Error, Result};
 use std::sync::{Arc, Weak};
 
@@ -21,11 +23,17 @@ pub enum DType {
 #[derive(Clone)]
 pub struct Tensor {
     gpu: Gpu,
-    buf: Arc<PooledBuffer>,
+    buf: Arc<Storage>,
     /// Start within the buffer, in elements (a multiple of [`Tensor::VIEW_ALIGN`]).
     offset: usize,
     shape: Vec<usize>,
     dtype: DType,
+}
+
+/// Where a tensor's elements live.
+enum Storage {
+    Wgpu(PooledBuffer),
+    Host(HostBuffer),
 }
 
 struct PooledBuffer {
@@ -60,9 +68,24 @@ impl Tensor {
         let elems = checked_elems(shape)?;
         let size = buffer_bytes(elems);
         gpu.check_buffer_size(&format!("a tensor of shape {shape:?}"), size)?;
-        let buffer = match gpu.inner.pool.take(size) {
+        let Some(w) = gpu.inner.wgpu() else {
+            let host = HostBuffer::new(size as usize / 4).map_err(|detail| Error::OverLimit {
+                what: format!("a tensor of shape {shape:?} ({detail})"),
+                needed: size,
+                limit: 0,
+                limit_name: "host memory available",
+            })?;
+            return Ok(Tensor {
+                gpu: gpu.clone(),
+                buf: Arc::new(Storage::Host(host)),
+                offset: 0,
+                shape: shape.to_vec(),
+                dtype,
+            });
+        };
+        let buffer = match w.pool.take(size) {
             Some(b) => b,
-            None => gpu.inner.device.create_buffer(&wgpu::BufferDescriptor {
+            None => w.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("accrete-tensor"),
                 size,
                 usage: wgpu::BufferUsages::STORAGE
@@ -73,10 +96,10 @@ impl Tensor {
         };
         Ok(Tensor {
             gpu: gpu.clone(),
-            buf: Arc::new(PooledBuffer {
+            buf: Arc::new(Storage::Wgpu(PooledBuffer {
                 buffer: Some(buffer),
-                pool: Arc::downgrade(&gpu.inner.pool),
-            }),
+                pool: Arc::downgrade(&w.pool),
+            })),
             offset: 0,
             shape: shape.to_vec(),
             dtype,
@@ -131,11 +154,16 @@ impl Tensor {
                 ),
             ));
         }
-        if !bytes.is_empty() {
-            self.gpu
-                .inner
-                .queue
-                .write_buffer(self.buffer(), self.byte_offset(), bytes);
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        match (&*self.buf, self.gpu.inner.wgpu()) {
+            (Storage::Host(h), _) => h.write(self.offset, &bytemuck::pod_collect_to_vec(bytes)),
+            (Storage::Wgpu(_), Some(w)) => {
+                w.queue
+                    .write_buffer(self.buffer(), self.byte_offset(), bytes)
+            }
+            (Storage::Wgpu(_), None) => return Err(mixed_devices("tensor upload")),
         }
         Ok(())
     }
@@ -160,7 +188,14 @@ impl Tensor {
         if size == 0 {
             return Ok(Vec::new());
         }
-        let dev = &self.gpu.inner.device;
+        let w = match (&*self.buf, self.gpu.inner.wgpu()) {
+            (Storage::Host(h), _) => {
+                return Ok(bytemuck::cast_slice(&h.read(self.offset, self.len())).to_vec())
+            }
+            (Storage::Wgpu(_), Some(w)) => w,
+            (Storage::Wgpu(_), None) => return Err(mixed_devices("tensor read-back")),
+        };
+        let dev = &w.device;
         let staging = dev.create_buffer(&wgpu::BufferDescriptor {
             label: Some("accrete-readback"),
             size,
@@ -169,7 +204,7 @@ impl Tensor {
         });
         let mut enc = dev.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(self.buffer(), self.byte_offset(), &staging, 0, size);
-        self.gpu.inner.queue.submit([enc.finish()]);
+        w.queue.submit([enc.finish()]);
         let (tx, rx) = futures_channel::oneshot::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
@@ -278,8 +313,21 @@ impl Tensor {
         }
     }
 
+    /// The wgpu buffer. Only called on tensors of a WebGPU device (every caller first
+    /// checks the device, or holds a tensor it made on one).
     pub(crate) fn buffer(&self) -> &wgpu::Buffer {
-        self.buf.buffer.as_ref().expect("buffer present until drop")
+        match &*self.buf {
+            Storage::Wgpu(p) => p.buffer.as_ref().expect("buffer present until drop"),
+            Storage::Host(_) => unreachable!("a host tensor has no wgpu buffer"),
+        }
+    }
+
+    /// The host memory of a tensor of the CPU backend.
+    pub(crate) fn host(&self) -> Option<&HostBuffer> {
+        match &*self.buf {
+            Storage::Host(h) => Some(h),
+            Storage::Wgpu(_) => None,
+        }
     }
 
     /// Start of the tensor within its buffer, in bytes.
@@ -318,6 +366,15 @@ impl Tensor {
         }
         Ok(())
     }
+}
+
+/// The error for a tensor used on a device other than its own backend's.
+pub(crate) fn mixed_devices(op: &str) -> Error {
+    Error::invalid(
+        op,
+        "a tensor of the CPU backend was used with a GPU device, or the other way round; \
+         keep each model's tensors on the device that made them",
+    )
 }
 
 fn checked_elems(shape: &[usize]) -> Result<usize> {

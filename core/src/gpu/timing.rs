@@ -25,16 +25,15 @@ pub struct GpuTimer {
 impl GpuTimer {
     pub fn new(gpu: &Gpu) -> Self {
         let queries = gpu
-            .features()
-            .contains(wgpu::Features::TIMESTAMP_QUERY)
-            .then(|| {
-                gpu.inner
-                    .device
-                    .create_query_set(&wgpu::QuerySetDescriptor {
-                        label: Some("accrete-timer"),
-                        ty: wgpu::QueryType::Timestamp,
-                        count: 2,
-                    })
+            .inner
+            .wgpu()
+            .filter(|_| gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY))
+            .map(|w| {
+                w.device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("accrete-timer"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: 2,
+                })
             });
         GpuTimer {
             gpu: gpu.clone(),
@@ -62,7 +61,13 @@ impl GpuTimer {
 
     /// Seconds the GPU spends running `dispatches` `reps` times in one compute pass.
     pub async fn time(&self, dispatches: &[&Dispatch], reps: usize) -> Result<f64> {
-        let inner = &self.gpu.inner;
+        let Some(inner) = self.gpu.inner.wgpu() else {
+            let start = clock::now_seconds();
+            for _ in 0..reps {
+                self.gpu.run(dispatches)?;
+            }
+            return Ok(clock::now_seconds() - start);
+        };
         let mut enc = inner.device.create_command_encoder(&Default::default());
         let resolve = self.queries.as_ref().map(|_| {
             inner.device.create_buffer(&wgpu::BufferDescriptor {
@@ -149,8 +154,11 @@ impl GpuTimer {
                 steps,
             });
         }
-        let inner = &self.gpu.inner;
-        if self.queries.is_none() {
+        let stamped = self.gpu.inner.wgpu().filter(|_| self.queries.is_some());
+        if let Some(inner) = stamped {
+            self.profile_stamped(inner, dispatches, steps, &mut sums)
+                .await?;
+        } else {
             for _ in 0..steps {
                 for (d, sum) in dispatches.iter().zip(&mut sums) {
                     let t0 = clock::now_seconds();
@@ -160,84 +168,95 @@ impl GpuTimer {
                 }
             }
             self.gpu.check()?;
-        } else {
-            let queries = 2 * n as u32;
-            if queries > wgpu::QUERY_SET_MAX_QUERIES {
-                return Err(Error::OverLimit {
-                    what: format!("timestamps around each of {n} dispatches"),
-                    needed: queries as u64,
-                    limit: wgpu::QUERY_SET_MAX_QUERIES as u64,
-                    limit_name: "QUERY_SET_MAX_QUERIES",
-                });
-            }
-            // One query set per step (no query is written twice), each resolved into its
-            // own aligned slice of one buffer.
-            let stride =
-                (queries as u64 * 8).next_multiple_of(wgpu::QUERY_RESOLVE_BUFFER_ALIGNMENT);
-            let resolve = inner.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("accrete-profile-resolve"),
-                size: stride * steps as u64,
-                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
-            let staging = crate::gpu::Tensor::uninit(
-                &self.gpu,
-                &[(stride * steps as u64 / 4) as usize],
-                crate::gpu::DType::U32,
-            )?;
-            let mut enc = inner.device.create_command_encoder(&Default::default());
-            for s in 0..steps as u64 {
-                let set = inner.device.create_query_set(&wgpu::QuerySetDescriptor {
-                    label: Some("accrete-profile"),
-                    ty: wgpu::QueryType::Timestamp,
-                    count: queries,
-                });
-                for (i, d) in dispatches.iter().enumerate() {
-                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some("accrete-profiled"),
-                        timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                            query_set: &set,
-                            beginning_of_pass_write_index: Some(2 * i as u32),
-                            end_of_pass_write_index: Some(2 * i as u32 + 1),
-                        }),
-                    });
-                    d.record(&mut pass);
-                }
-                enc.resolve_query_set(&set, 0..queries, &resolve, s * stride);
-            }
-            enc.copy_buffer_to_buffer(
-                &resolve,
-                0,
-                staging.buffer(),
-                staging.byte_offset(),
-                stride * steps as u64,
-            );
-            inner.queue.submit([enc.finish()]);
-            self.gpu.check_in("profiling dispatches")?;
-            let words = staging.read_u32().await?;
-            let period_ns = inner.queue.get_timestamp_period() as f64;
-            let stamp = |w: usize| words[w] as u64 | (words[w + 1] as u64) << 32;
-            for s in 0..steps {
-                let base = s * stride as usize / 4;
-                for (i, sum) in sums.iter_mut().enumerate() {
-                    let (t0, t1) = (stamp(base + 4 * i), stamp(base + 4 * i + 2));
-                    if t1 < t0 {
-                        return Err(Error::Gpu {
-                            context: "timestamp query".into(),
-                            detail: format!(
-                                "dispatch {i} ({}) of step {s} ended at {t1}, before its start {t0}",
-                                dispatches[i].label()
-                            ),
-                        });
-                    }
-                    *sum += (t1 - t0) as f64 * period_ns * 1e-9;
-                }
-            }
         }
         Ok(DispatchProfile {
             source,
             seconds: sums.into_iter().map(|s| s / steps as f64).collect(),
             steps,
         })
+    }
+
+    /// The timestamp path of [`GpuTimer::profile`]: adds each dispatch's seconds, summed
+    /// over `steps` recordings, into `sums`.
+    async fn profile_stamped(
+        &self,
+        inner: &super::WgpuDevice,
+        dispatches: &[&Dispatch],
+        steps: usize,
+        sums: &mut [f64],
+    ) -> Result<()> {
+        let n = dispatches.len();
+        let queries = 2 * n as u32;
+        if queries > wgpu::QUERY_SET_MAX_QUERIES {
+            return Err(Error::OverLimit {
+                what: format!("timestamps around each of {n} dispatches"),
+                needed: queries as u64,
+                limit: wgpu::QUERY_SET_MAX_QUERIES as u64,
+                limit_name: "QUERY_SET_MAX_QUERIES",
+            });
+        }
+        // One query set per step (no query is written twice), each resolved into its
+        // own aligned slice of one buffer.
+        let stride = (queries as u64 * 8).next_multiple_of(wgpu::QUERY_RESOLVE_BUFFER_ALIGNMENT);
+        let resolve = inner.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("accrete-profile-resolve"),
+            size: stride * steps as u64,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let staging = crate::gpu::Tensor::uninit(
+            &self.gpu,
+            &[(stride * steps as u64 / 4) as usize],
+            crate::gpu::DType::U32,
+        )?;
+        let mut enc = inner.device.create_command_encoder(&Default::default());
+        for s in 0..steps as u64 {
+            let set = inner.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("accrete-profile"),
+                ty: wgpu::QueryType::Timestamp,
+                count: queries,
+            });
+            for (i, d) in dispatches.iter().enumerate() {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("accrete-profiled"),
+                    timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                        query_set: &set,
+                        beginning_of_pass_write_index: Some(2 * i as u32),
+                        end_of_pass_write_index: Some(2 * i as u32 + 1),
+                    }),
+                });
+                d.record(&mut pass);
+            }
+            enc.resolve_query_set(&set, 0..queries, &resolve, s * stride);
+        }
+        enc.copy_buffer_to_buffer(
+            &resolve,
+            0,
+            staging.buffer(),
+            staging.byte_offset(),
+            stride * steps as u64,
+        );
+        inner.queue.submit([enc.finish()]);
+        self.gpu.check_in("profiling dispatches")?;
+        let words = staging.read_u32().await?;
+        let period_ns = inner.queue.get_timestamp_period() as f64;
+        let stamp = |w: usize| words[w] as u64 | (words[w + 1] as u64) << 32;
+        for s in 0..steps {
+            let base = s * stride as usize / 4;
+            for (i, sum) in sums.iter_mut().enumerate() {
+                let (t0, t1) = (stamp(base + 4 * i), stamp(base + 4 * i + 2));
+                if t1 < t0 {
+                    return Err(Error::Gpu {
+                        context: "timestamp query".into(),
+                        detail: format!(
+                            "dispatch {i} ({}) of step {s} ended at {t1}, before its start {t0}",
+                            dispatches[i].label()
+                        ),
+                    });
+                }
+                *sum += (t1 - t0) as f64 * period_ns * 1e-9;
+            }
+        }
+        Ok(())
     }
 }

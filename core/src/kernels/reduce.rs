@@ -115,7 +115,10 @@ pub fn cols_into(r: Reduce, x: &Tensor, out: &Tensor) -> Result<Dispatch> {
 }
 
 fn subgroup_min_size(gpu: &crate::Gpu) -> u32 {
-    gpu.inner.device.adapter_info().subgroup_min_size
+    // The CPU backend has no subgroups (`has_subgroups` is false there): one lane.
+    gpu.inner
+        .wgpu()
+        .map_or(1, |w| w.device.adapter_info().subgroup_min_size)
 }
 
 /// [`subgroup_lanes`] for `gpu`'s adapter.
