@@ -39,7 +39,12 @@ fi
 # accrete-web is a wasm32 front end; it is built (not tested) by web/build.sh. Core's `ts`
 # feature (the TypeScript declarations of the spec, which accrete-web enables) is on so that
 # config::ts_types checks every spec field is declared.
-cargo test --workspace --exclude accrete-web --features accrete/ts "$@"
+# Every test on the WebGPU backend (lavapipe without a GPU: the WGSL kernels themselves),
+# then the kernel, training and session tests again on the CPU backend (its Rust kernels,
+# against the same f64 references; ACCRETE_BACKEND is read by every Gpu::new()).
+ACCRETE_BACKEND=gpu cargo test --workspace --exclude accrete-web --features accrete/ts "$@"
+ACCRETE_BACKEND=cpu cargo test --workspace --exclude accrete-web --features accrete/ts \
+    --test kernels --test training --test sessions "$@"
 
 # The wasm package in headless Chromium (WebGPU on SwiftShader), cross-checked against the
 # native CLI built above: builds web/pkg and installs Chromium and playwright-core if missing.

@@ -1,9 +1,9 @@
-//! `accrete devices`: every adapter wgpu can see, with the limits and features accrete
-//! cares about, marking the one `Gpu::new` would open (core's `choose_adapter`, the same
-//! rule device creation follows).
+//! `accrete devices`: every adapter wgpu can see and the CPU backend, with the limits and
+//! features accrete cares about, marking the device `Gpu::new` would open (core's
+//! `choose_device`, the same rule device creation follows).
 
 use crate::{environment_help, Failure};
-use accrete::gpu::{choose_adapter, AdapterChoice as Choice};
+use accrete::gpu::{choose_device, AdapterChoice as Choice, DeviceChoice};
 use accrete::{list_adapters, AdapterSummary, GpuOptions};
 use clap::Args;
 use serde::Serialize;
@@ -11,8 +11,9 @@ use std::io::{self, Write};
 
 pub const EXAMPLES: &str = concat!(
     "Examples:
-  accrete devices                        human-readable list, best adapter first
-  accrete devices --json | head -1       the adapter accrete picks by default, as JSON
+  accrete devices                        human-readable list, best adapter first, the CPU backend last
+  accrete devices --json | grep '\"selected\":true'   the device accrete picks, as JSON
+  accrete --backend gpu devices          which adapter a GPU-only run would take
   ACCRETE_ADAPTER=llvmpipe accrete devices
   WGPU_BACKEND=vulkan accrete devices --json
 
@@ -29,19 +30,24 @@ pub struct DevicesArgs {
 
 pub fn run(args: &DevicesArgs) -> Result<(), Failure> {
     let options = GpuOptions::from_env();
-    let adapters = pollster::block_on(list_adapters(&options));
-    if adapters.is_empty() {
+    let mut adapters = pollster::block_on(list_adapters(&options));
+    let device = choose_device(&adapters, &options)?;
+    if let DeviceChoice::Adapter(Choice::None) = device {
         // Let core build its "no adapter" error, which carries the installation hint.
         pollster::block_on(accrete::Gpu::with_options(options.clone()))?;
     }
-    let choice = choose_adapter(&adapters, options.adapter.as_deref());
+    let (choice, selected) = match &device {
+        DeviceChoice::Adapter(c) => (c.clone(), c.index()),
+        DeviceChoice::Cpu(_) => (Choice::None, Some(adapters.len())),
+    };
+    adapters.push(accrete::Gpu::cpu().summary().clone());
     let mut out = io::stdout().lock();
     if args.json {
         for (i, a) in adapters.iter().enumerate() {
-            writeln!(out, "{}", json_line(a, i, choice.index() == Some(i)))?;
+            writeln!(out, "{}", json_line(a, i, selected == Some(i)))?;
         }
     } else {
-        write_human(&mut out, &adapters, &choice)?;
+        write_human(&mut out, &adapters, &choice, selected, &device)?;
     }
     out.flush()?;
     if let Choice::NoMatch(wanted) = &choice {
@@ -72,21 +78,30 @@ fn json_line(adapter: &AdapterSummary, index: usize, selected: bool) -> String {
     .expect("an adapter summary is plain data")
 }
 
+/// The listing: `devices` is the adapters then the CPU backend (last); `selected` the index
+/// accrete opens.
 fn write_human(
     out: &mut impl Write,
-    adapters: &[AdapterSummary],
+    devices: &[AdapterSummary],
     choice: &Choice,
+    selected: Option<usize>,
+    device: &DeviceChoice,
 ) -> io::Result<()> {
-    let how = match choice {
-        Choice::Best(_) => "* marks the adapter accrete uses (the first; set ACCRETE_ADAPTER to pick another)".to_string(),
-        Choice::Matched(_, w) => format!("* marks the adapter accrete uses (the first whose name contains ACCRETE_ADAPTER={w:?})"),
-        Choice::NoMatch(w) => format!("no adapter matches ACCRETE_ADAPTER={w:?}"),
-        Choice::None => String::new(),
+    let how = match (device, choice) {
+        (DeviceChoice::Cpu(why), _) => format!("* marks the device accrete uses: the CPU backend, because {why}"),
+        (_, Choice::Best(_)) => "* marks the device accrete uses (the first; set ACCRETE_ADAPTER to pick another, ACCRETE_BACKEND=cpu for the CPU backend)".to_string(),
+        (_, Choice::Matched(_, w)) => format!("* marks the device accrete uses (the first whose name contains ACCRETE_ADAPTER={w:?})"),
+        (_, Choice::NoMatch(w)) => format!("no adapter matches ACCRETE_ADAPTER={w:?}"),
+        (_, Choice::None) => String::new(),
     };
-    let plural = if adapters.len() == 1 { "" } else { "s" };
-    writeln!(out, "{} adapter{plural}, best first; {how}", adapters.len())?;
-    for (i, a) in adapters.iter().enumerate() {
-        let mark = if choice.index() == Some(i) { '*' } else { ' ' };
+    let n = devices.len().saturating_sub(1);
+    let plural = if n == 1 { "" } else { "s" };
+    writeln!(
+        out,
+        "{n} adapter{plural}, best first, and the CPU backend; {how}"
+    )?;
+    for (i, a) in devices.iter().enumerate() {
+        let mark = if selected == Some(i) { '*' } else { ' ' };
         writeln!(out)?;
         writeln!(out, "{mark} [{i}] {}", a.name)?;
         let driver = match (a.driver.is_empty(), a.driver_info.is_empty()) {
@@ -205,12 +220,59 @@ mod tests {
 
     #[test]
     fn human_listing_marks_the_selection() {
-        let list = [adapter("A"), adapter("B")];
+        let list = [
+            adapter("A"),
+            adapter("B"),
+            accrete::Gpu::cpu().summary().clone(),
+        ];
+        let choice = Choice::Matched(1, "b".into());
+        let device = DeviceChoice::Adapter(choice.clone());
         let mut out = Vec::new();
-        write_human(&mut out, &list, &Choice::Matched(1, "b".into())).unwrap();
+        write_human(&mut out, &list, &choice, Some(1), &device).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("  [0] A\n"), "{text}");
         assert!(text.contains("* [1] B\n"), "{text}");
         assert!(text.contains("128 MiB"), "{text}");
+        assert!(text.contains("  [2] accrete CPU backend"), "{text}");
+        assert!(
+            text.starts_with("2 adapters, best first, and the CPU backend"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn auto_prefers_the_cpu_backend_to_a_software_adapter() {
+        let software = [adapter("llvmpipe (LLVM 15)")];
+        let mut hardware = adapter("NVIDIA H200");
+        hardware.device_type = "DiscreteGpu".into();
+        let auto = GpuOptions::default();
+        let pick = |list: &[AdapterSummary], o: &GpuOptions| choose_device(list, o).unwrap();
+        assert!(matches!(pick(&software, &auto), DeviceChoice::Cpu(_)));
+        assert!(matches!(pick(&[], &auto), DeviceChoice::Cpu(_)));
+        assert_eq!(
+            pick(&[hardware.clone(), software[0].clone()], &auto),
+            DeviceChoice::Adapter(Choice::Best(0))
+        );
+        let named = GpuOptions {
+            adapter: Some("llvm".into()),
+            ..GpuOptions::default()
+        };
+        assert_eq!(
+            pick(&software, &named),
+            DeviceChoice::Adapter(Choice::Matched(0, "llvm".into()))
+        );
+        let gpu = GpuOptions {
+            backend: accrete::BackendChoice::Gpu,
+            ..GpuOptions::default()
+        };
+        assert_eq!(
+            pick(&software, &gpu),
+            DeviceChoice::Adapter(Choice::Best(0))
+        );
+        let cpu = GpuOptions {
+            backend: accrete::BackendChoice::Cpu,
+            ..GpuOptions::default()
+        };
+        assert!(matches!(pick(&[hardware], &cpu), DeviceChoice::Cpu(_)));
     }
 }

@@ -27,7 +27,9 @@ macro_rules! environment_help {
         "Environment:
   ACCRETE_ADAPTER=<substring>  use the first adapter whose name contains <substring>
                                (case-insensitive), e.g. ACCRETE_ADAPTER=llvmpipe
-  WGPU_BACKEND=<list>          only search these backends, e.g. vulkan, metal, dx12"
+  WGPU_BACKEND=<list>          only search these backends, e.g. vulkan, metal, dx12
+  ACCRETE_BACKEND=auto|gpu|cpu the same as --backend (the flag wins)
+  ACCRETE_CPU_THREADS=<n>      threads of the CPU backend (default: all cores)"
     };
 }
 pub(crate) use environment_help;
@@ -45,6 +47,7 @@ const MAIN_EXAMPLES: &str = concat!(
   accrete bench matmul --sizes 256,512 --reps 3 time the matmul kernels, one JSON line each
   accrete bench train --model cnn --profile     GPU time of each kernel of a training step
   ACCRETE_ADAPTER=llvmpipe accrete devices      mark the software Vulkan driver as the choice
+  accrete --backend cpu train --config run.toml --out runs/cpu   train on the CPU backend
 
 ",
     environment_help!(),
@@ -63,6 +66,11 @@ device, a device error, a file that could not be written, training that kept div
 #[derive(Parser, Debug)]
 #[command(name = "accrete", version, after_help = MAIN_EXAMPLES)]
 struct Cli {
+    /// Where kernels run: auto (a hardware GPU if there is one, else the CPU backend; a
+    /// software GPU such as lavapipe is slower than the CPU backend), gpu (any WebGPU adapter,
+    /// software ones included) or cpu. Default: ACCRETE_BACKEND, else auto.
+    #[arg(long, global = true, value_name = "auto|gpu|cpu")]
+    backend: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -143,6 +151,13 @@ impl From<io::Error> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(b) = &cli.backend {
+        match accrete::BackendChoice::parse(b, "--backend") {
+            // Every device the CLI opens reads it (GpuOptions::from_env), MPI ranks included.
+            Ok(choice) => std::env::set_var("ACCRETE_BACKEND", choice.name()),
+            Err(e) => return ExitCode::from(report(&e.to_string(), 2)),
+        }
+    }
     let result = match cli.command {
         Command::Train(args) => run::train(&args),
         Command::Resume(args) => run::resume(&args),

@@ -277,6 +277,34 @@ pub fn choose_adapter(adapters: &[AdapterSummary], wanted: Option<&str>) -> Adap
     }
 }
 
+/// Which device [`crate::Gpu::with_options`] opens: an adapter (as [`choose_adapter`] picks
+/// it), or the CPU backend, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    Adapter(AdapterChoice),
+    Cpu(String),
+}
+
+/// The device rule, shared by device creation and `accrete devices`: `cpu` takes the CPU
+/// backend; `gpu` an adapter; `auto` an adapter when it is a hardware GPU or named by
+/// `ACCRETE_ADAPTER`, else (a software adapter, or none) the CPU backend.
+pub fn choose_device(adapters: &[AdapterSummary], options: &GpuOptions) -> Result<DeviceChoice> {
+    let adapter = choose_adapter(adapters, options.adapter.as_deref());
+    Ok(match options.backend()? {
+        BackendChoice::Cpu => DeviceChoice::Cpu("the CPU backend was asked for".into()),
+        BackendChoice::Gpu => DeviceChoice::Adapter(adapter),
+        BackendChoice::Auto => match adapter {
+            AdapterChoice::None => DeviceChoice::Cpu("there is no GPU adapter".into()),
+            AdapterChoice::Best(i) if !is_hardware(&adapters[i]) => DeviceChoice::Cpu(format!(
+                "the best adapter, {}, is a software one (slower than the CPU backend; \
+                 ACCRETE_BACKEND=gpu or ACCRETE_ADAPTER picks it)",
+                adapters[i].name
+            )),
+            other => DeviceChoice::Adapter(other),
+        },
+    })
+}
+
 pub(super) async fn select(options: &GpuOptions) -> Result<wgpu::Adapter> {
     let mut adapters = candidates(options).await;
     let summaries: Vec<AdapterSummary> = adapters.iter().map(AdapterSummary::of).collect();
@@ -306,11 +334,6 @@ pub(super) async fn select(options: &GpuOptions) -> Result<wgpu::Adapter> {
             hint: NO_ADAPTER_HINT,
         }),
     }
-}
-
-/// [`is_hardware`] for an adapter not yet opened.
-pub(super) fn is_hardware_adapter(adapter: &wgpu::Adapter) -> bool {
-    is_hardware(&AdapterSummary::of(adapter))
 }
 
 /// Creates the device with the adapter's own limits and the optional features accrete uses.

@@ -11,8 +11,8 @@ mod tensor;
 mod timing;
 
 pub use adapter::{
-    choose_adapter, feature_names, is_hardware, list_adapters, AdapterChoice, AdapterSummary,
-    BackendChoice, GpuOptions,
+    choose_adapter, choose_device, feature_names, is_hardware, list_adapters, AdapterChoice,
+    AdapterSummary, BackendChoice, DeviceChoice, GpuOptions,
 };
 pub use autotune::{
     cache_path_from_env, default_cache_path, AutotuneCache, AutotuneMode, TunedEntry,
@@ -95,20 +95,15 @@ impl Gpu {
     /// the adapter's real limits. `auto` (the default) takes a hardware GPU where there is one
     /// (or the adapter `ACCRETE_ADAPTER` names), else the CPU backend.
     pub async fn with_options(options: GpuOptions) -> Result<Gpu> {
-        match options.backend()? {
-            BackendChoice::Cpu => Ok(Gpu::cpu()),
-            BackendChoice::Gpu => {
-                let adapter = adapter::select(&options).await?;
-                adapter::open(adapter, options.disable_features).await
-            }
-            BackendChoice::Auto => match adapter::select(&options).await {
-                Ok(a) if options.adapter.is_some() || adapter::is_hardware_adapter(&a) => {
-                    adapter::open(a, options.disable_features).await
-                }
-                Ok(_) | Err(Error::NoAdapter { .. }) => Ok(Gpu::cpu()),
-                Err(e) => Err(e),
-            },
+        let adapters = match options.backend()? {
+            BackendChoice::Cpu => Vec::new(),
+            _ => list_adapters(&options).await,
+        };
+        if let DeviceChoice::Cpu(_) = choose_device(&adapters, &options)? {
+            return Ok(Gpu::cpu());
         }
+        let adapter = adapter::select(&options).await?;
+        adapter::open(adapter, options.disable_features).await
     }
 
     /// Adapter name, backend, type, limits and the features accrete cares about.
