@@ -3,6 +3,7 @@
 mod agem;
 mod autotune;
 mod conv_pool;
+mod cpu_twins;
 mod elementwise;
 mod ewc;
 mod gradcheck;

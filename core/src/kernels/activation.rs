@@ -11,9 +11,9 @@ pub const SHADER: Shader = shader!("activation", "common", "activation_fns");
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct Params {
-    n: u32,
-    alpha: f32,
-    _pad: [u32; 2],
+    pub(crate) n: u32,
+    pub(crate) alpha: f32,
+    pub(crate) _pad: [u32; 2],
 }
 
 fn defs(act: Activation) -> String {

@@ -31,17 +31,17 @@ impl BinaryOp {
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct BinParams {
-    n: u32,
-    cols: u32,
-    _pad: [u32; 2],
+    pub(crate) n: u32,
+    pub(crate) cols: u32,
+    pub(crate) _pad: [u32; 2],
 }
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct AxpyParams {
-    n: u32,
-    alpha: f32,
-    _pad: [u32; 2],
+    pub(crate) n: u32,
+    pub(crate) alpha: f32,
+    pub(crate) _pad: [u32; 2],
 }
 
 pub(crate) fn same_len(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {

@@ -15,14 +15,14 @@ pub const PAD_INDEX: u32 = u32::MAX;
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct Params {
-    rows: u32,
-    cols: u32,
-    src_rows: u32,
-    offset: u32,
-    fill: u32,
-    cols2: u32,
-    fill2: u32,
-    _pad: u32,
+    pub(crate) rows: u32,
+    pub(crate) cols: u32,
+    pub(crate) src_rows: u32,
+    pub(crate) offset: u32,
+    pub(crate) fill: u32,
+    pub(crate) cols2: u32,
+    pub(crate) fill2: u32,
+    pub(crate) _pad: u32,
 }
 
 /// Gathers `out.shape()[0]` rows starting at `idx[offset]`. src: [S, ...]; out: [R, ...]

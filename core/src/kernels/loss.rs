@@ -33,12 +33,12 @@ pub const PAD_LABEL: u32 = u32::MAX;
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct XentParams {
-    rows: u32,
-    cols: u32,
-    smoothing: f32,
-    grad_scale: f32,
-    normalize: u32,
-    _pad: [u32; 3],
+    pub(crate) rows: u32,
+    pub(crate) cols: u32,
+    pub(crate) smoothing: f32,
+    pub(crate) grad_scale: f32,
+    pub(crate) normalize: u32,
+    pub(crate) _pad: [u32; 3],
 }
 
 /// How the cross-entropy gradient is scaled.

@@ -13,13 +13,13 @@ pub const SHADER: Shader = shader!("loss_replay", "common", "row_reduce_lib");
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct Params {
-    rows: u32,
-    cols: u32,
-    fresh: u32,
-    _pad: u32,
-    alpha: f32,
-    beta: f32,
-    _pad1: [f32; 2],
+    pub(crate) rows: u32,
+    pub(crate) cols: u32,
+    pub(crate) fresh: u32,
+    pub(crate) _pad: u32,
+    pub(crate) alpha: f32,
+    pub(crate) beta: f32,
+    pub(crate) _pad1: [f32; 2],
 }
 
 fn check(what: &'static str, t: &Tensor, want: &[usize]) -> Result<()> {

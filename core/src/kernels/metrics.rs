@@ -10,10 +10,10 @@ pub const SHADER: Shader = shader!("metrics", "common", "row_reduce_lib");
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct Params {
-    rows: u32,
-    cols: u32,
-    valid: u32,
-    _pad: u32,
+    pub(crate) rows: u32,
+    pub(crate) cols: u32,
+    pub(crate) valid: u32,
+    pub(crate) _pad: u32,
 }
 
 fn check(loss: &Tensor, metrics: &Tensor) -> Result<usize> {

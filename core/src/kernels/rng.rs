@@ -30,14 +30,14 @@ pub enum Distribution {
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct Params {
-    n: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    stream: u32,
-    offset: u32,
-    threshold: u32,
-    a: f32,
-    b: f32,
+    pub(crate) n: u32,
+    pub(crate) seed_lo: u32,
+    pub(crate) seed_hi: u32,
+    pub(crate) stream: u32,
+    pub(crate) offset: u32,
+    pub(crate) threshold: u32,
+    pub(crate) a: f32,
+    pub(crate) b: f32,
 }
 
 /// 24-bit threshold for a keep/drop decision: drop when (word >> 8) < threshold.
