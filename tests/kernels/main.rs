@@ -8,6 +8,7 @@ mod elementwise;
 mod ewc;
 mod gradcheck;
 mod loss_metrics;
+mod loss_scale;
 mod matmul;
 mod matmul_row_sums;
 mod optim;

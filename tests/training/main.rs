@@ -2,6 +2,7 @@
 
 mod accumulate;
 mod agem;
+mod backends;
 mod der;
 mod distill;
 mod e2e;

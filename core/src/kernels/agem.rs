@@ -14,9 +14,9 @@ pub const SHADER: Shader = shader!("agem_project", "common");
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct Params {
-    n: u32,
-    base: u32,
-    _pad: [u32; 2],
+    pub(crate) n: u32,
+    pub(crate) base: u32,
+    pub(crate) _pad: [u32; 2],
 }
 
 /// The dispatches of one projection, in order, and the [dot, rr, coef, 0] result tensor.

@@ -12,10 +12,10 @@ pub const SHADER: Shader = shader!("clip", "common");
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct Params {
-    n: u32,
-    base: u32,
-    max_norm: f32,
-    _pad: u32,
+    pub(crate) n: u32,
+    pub(crate) base: u32,
+    pub(crate) max_norm: f32,
+    pub(crate) _pad: u32,
 }
 
 /// The dispatches of one clipping, in order, and the [norm, scale] result tensor.

@@ -12,10 +12,10 @@ pub const PENALTY: Shader = shader!("ewc_penalty", "common");
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct Params {
-    n: u32,
-    a: f32,
-    b: f32,
-    _pad: u32,
+    pub(crate) n: u32,
+    pub(crate) a: f32,
+    pub(crate) b: f32,
+    pub(crate) _pad: u32,
 }
 
 fn same(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {

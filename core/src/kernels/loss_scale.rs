@@ -13,14 +13,14 @@ pub const SHADER: Shader = shader!("loss_scale", "common", "optim_segments");
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct Params {
-    n: u32,
-    segments: u32,
-    interval: u32,
-    _pad: u32,
-    growth: f32,
-    backoff: f32,
-    _pad1: u32,
-    _pad2: u32,
+    pub(crate) n: u32,
+    pub(crate) segments: u32,
+    pub(crate) interval: u32,
+    pub(crate) _pad: u32,
+    pub(crate) growth: f32,
+    pub(crate) backoff: f32,
+    pub(crate) _pad1: u32,
+    pub(crate) _pad2: u32,
 }
 
 fn params(n: u32) -> Params {

@@ -164,17 +164,17 @@ pub struct Penalty {
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct Params {
-    n: u32,
-    nesterov: u32,
-    lr_scale: f32,
-    segments: u32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    l1: f32,
-    l2: f32,
-    weight_decay: f32,
-    _pad1: [u32; 2],
+    pub(crate) n: u32,
+    pub(crate) nesterov: u32,
+    pub(crate) lr_scale: f32,
+    pub(crate) segments: u32,
+    pub(crate) beta1: f32,
+    pub(crate) beta2: f32,
+    pub(crate) eps: f32,
+    pub(crate) l1: f32,
+    pub(crate) l2: f32,
+    pub(crate) weight_decay: f32,
+    pub(crate) _pad1: [u32; 2],
 }
 
 fn params(rule: &Rule, penalty: Penalty, lr_scale: f32, n: usize) -> Params {
@@ -398,10 +398,10 @@ pub fn update_multi_scheduled_into(
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct ClipParams {
-    n: u32,
-    base: u32,
-    max_norm: f32,
-    segments: u32,
+    pub(crate) n: u32,
+    pub(crate) base: u32,
+    pub(crate) max_norm: f32,
+    pub(crate) segments: u32,
 }
 
 /// Global-norm clipping of the tensors listed in segment tables over flat gradient buffers:

@@ -1,8 +1,106 @@
-//! CPU kernels (to be filled in: see `lookup`).
+//! The optimizer family: `shaders/optim.wgsl` and `optim_multi.wgsl` (the update rules of
+//! `lib/optim_rules.wgsl`), global-norm clipping (`clip.wgsl`, `optim_clip.wgsl`), EWC
+//! (`ewc_fisher.wgsl`, `ewc_penalty.wgsl`), A-GEM (`agem_project.wgsl`) and dynamic loss
+//! scaling (`loss_scale.wgsl`).
+//!
+//! The per-workgroup reductions (`sumsq`, `dots`) run the shaders' fixed 256-wide tree, so
+//! their partial sums — and the norms and dot products `finalize` forms from them — are the
+//! same bits as on the GPU; the element-wise rules use the shaders' f32 operation order.
 
-use crate::cpu::Kernel;
+use crate::cpu::{Call, Kernel};
+use crate::error::{Error, Result};
+
+mod norms;
+mod rules;
+mod state;
+
+/// `WG` of `lib/common.wgsl`.
+const WG: usize = 256;
 
 pub(super) fn lookup(shader: &str, entry: &str) -> Option<Kernel> {
-    let _ = (shader, entry);
-    None
+    rules::lookup(shader, entry)
+        .or_else(|| norms::lookup(shader, entry))
+        .or_else(|| state::lookup(shader, entry))
+}
+
+/// A kernel's refusal of inputs the shader would read out of bounds.
+fn bad(call: &Call<'_>, detail: impl Into<String>) -> Error {
+    Error::Gpu {
+        context: format!("CPU kernel {}", call.label),
+        detail: detail.into(),
+    }
+}
+
+/// A segment table (`lib/optim_segments.wgsl`): rows (first workgroup, offset, len, bits).
+struct Segs<'a> {
+    rows: &'a [u32],
+    count: usize,
+}
+
+impl<'a> Segs<'a> {
+    fn new(call: &Call<'_>, rows: &'a [u32], count: u32) -> Result<Self> {
+        let count = count as usize;
+        if rows.len() < 4 * count.max(1) {
+            return Err(bad(
+                call,
+                format!("segment table has {} words for {count} rows", rows.len()),
+            ));
+        }
+        Ok(Segs { rows, count })
+    }
+
+    /// `segment_slot`'s row of workgroup `grp` (the same binary search).
+    fn row(&self, grp: u32) -> [u32; 4] {
+        let (mut lo, mut hi) = (0usize, self.count);
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if self.rows[4 * mid] <= grp {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let r = &self.rows[4 * lo..4 * lo + 4];
+        [r[0], r[1], r[2], r[3]]
+    }
+
+    /// Calls `f(lid, element, scale)` for the invocations of workgroup `grp` whose slot is
+    /// ok, and `skip(lid)` for the others (an element outside `len` elements is an error).
+    fn group(
+        &self,
+        call: &Call<'_>,
+        grp: u32,
+        len: usize,
+        mut f: impl FnMut(usize, usize, f32),
+    ) -> Result<()> {
+        let [first, offset, n, bits] = self.row(grp);
+        let base = (grp.wrapping_sub(first) as usize).wrapping_mul(WG);
+        for lid in 0..WG {
+            let at = base.wrapping_add(lid);
+            if at < n as usize {
+                let i = offset as usize + at;
+                if i >= len {
+                    return Err(bad(
+                        call,
+                        format!("segment element {i} outside the {len}-element buffer"),
+                    ));
+                }
+                f(lid, i, f32::from_bits(bits));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The shaders' workgroup tree sum of `red` (WG values): `red[l] += red[l + k]` for
+/// k = WG/2, …, 1.
+fn tree(red: &mut [f32; WG]) -> f32 {
+    let mut k = WG / 2;
+    while k > 0 {
+        for l in 0..k {
+            red[l] += red[l + k];
+        }
+        k >>= 1;
+    }
+    red[0]
 }
