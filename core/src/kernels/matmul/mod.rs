@@ -39,8 +39,7 @@ pub use launch::{dims, matmul, matmul_into, matmul_row_sums_into, SHADER, SHADER
 // The shader assembly, for the catalogue's naga check.
 #[cfg(test)]
 pub(crate) use launch::{shader_defs, Flags};
-// The uniform block, for tests of the shaders' layouts.
-#[cfg(test)]
+// The uniform block (read by the CPU kernels and by tests of the shaders' layouts).
 pub(crate) use launch::Params;
 pub use sampled::SampledProduct;
 pub use tuning::{autotune, choose, class_key, tune_problems, MatmulProblem, Tuned};
