@@ -170,3 +170,45 @@ pub(crate) fn act_forward(code: u32, x: f32, alpha: f32) -> f32 {
         _ => x,
     }
 }
+
+/// `act_grad` of `shaders/lib/activation_fns.wgsl`: f'(x) for the pre-activation x.
+pub(crate) fn act_grad(code: u32, x: f32, alpha: f32) -> f32 {
+    match code {
+        1 => {
+            if x > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        2 => {
+            if x > 0.0 {
+                1.0
+            } else {
+                alpha
+            }
+        }
+        3 => {
+            if x > 0.0 {
+                1.0
+            } else {
+                alpha * x.exp()
+            }
+        }
+        4 => {
+            let u = GELU_C * (x + GELU_A * x * x * x);
+            let t = u.clamp(-15.0, 15.0).tanh();
+            let du = GELU_C * (1.0 + 3.0 * GELU_A * x * x);
+            0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du
+        }
+        5 => {
+            let s = sigmoid(x);
+            s * (1.0 - s)
+        }
+        6 => {
+            let t = x.clamp(-15.0, 15.0).tanh();
+            1.0 - t * t
+        }
+        _ => 1.0,
+    }
+}

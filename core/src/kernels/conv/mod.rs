@@ -47,7 +47,6 @@ pub use implicit::{
 // The uniform blocks, for tests of the shaders' layouts.
 #[cfg(test)]
 pub(crate) use im2col::Params;
-#[cfg(test)]
 pub(crate) use implicit::ConvParams;
 pub use tiles::ConvTiles;
 
