@@ -4,6 +4,8 @@
 //! `shaders/lib/conv_geom.wgsl`: x [B, C, H, W], weights [F, C, KS, KS], output
 //! [B, F, OH, OW], patch index k = (c·KS + kh)·KS + kw.
 
+mod layout;
+
 use super::matmul::gemm::{sgemm, View};
 use super::matmul::{act_forward, act_grad};
 use crate::cpu::{Call, Kernel};
@@ -17,6 +19,13 @@ pub(super) fn lookup(shader: &str, entry: &str) -> Option<Kernel> {
         ("conv_dgrad", "main") => Some(dgrad),
         ("conv_wgrad", "main") => Some(wgrad),
         ("conv_wgrad", "reduce") => Some(wgrad_reduce),
+        ("im2col", "im2col") => Some(layout::im2col),
+        ("im2col", "col2im") => Some(layout::col2im),
+        ("pool", "max_forward") => Some(layout::max_forward),
+        ("pool", "max_backward") => Some(layout::max_backward),
+        ("pool", "avg_forward") => Some(layout::avg_forward),
+        ("pool", "avg_backward") => Some(layout::avg_backward),
+        ("permute", "main") => Some(layout::permute),
         _ => None,
     }
 }
