@@ -33,6 +33,19 @@ impl View<'_> {
 /// `c[i * n + j] = Σ_k a(i, k) · b(k, j)` for an `m × k` view `a` and `k × n` view `b`
 /// (`c` is `m × n`, row-major; overwritten). Views must be in bounds (checked by callers).
 pub(crate) fn sgemm(m: usize, n: usize, k: usize, a: View<'_>, b: View<'_>, c: &mut [f32]) {
+    sgemm_on(m, n, k, a, b, c, crate::cpu::threads());
+}
+
+/// [`sgemm`] on at most `max_threads` threads (products under 2¹⁸ multiply-adds on one).
+pub(crate) fn sgemm_on(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View<'_>,
+    b: View<'_>,
+    c: &mut [f32],
+    max_threads: usize,
+) {
     let c = &mut c[..m * n];
     if m == 0 || n == 0 {
         return;
@@ -57,7 +70,7 @@ pub(crate) fn sgemm(m: usize, n: usize, k: usize, a: View<'_>, b: View<'_>, c: &
     let threads = if work < 1 << 18 {
         1
     } else {
-        crate::cpu::threads().min(blocks).max(1)
+        max_threads.min(blocks).max(1)
     };
     let per = blocks.div_ceil(threads);
     let rows_per = per * MR;
@@ -218,6 +231,32 @@ mod tests {
                     assert_eq!(c[i * n + j], want, "({i}, {j}) of {m}x{n}x{k}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let (m, n, k) = (203, 75, 301);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i as f32) * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i as f32) * 0.11).cos()).collect();
+        let av = View {
+            data: &a,
+            rs: 1,
+            cs: m,
+        }; // A stored [K, M] (transposed)
+        let bv = View {
+            data: &b,
+            rs: n,
+            cs: 1,
+        };
+        let run = |t: usize| {
+            let mut c = vec![f32::NAN; m * n];
+            sgemm_on(m, n, k, av, bv, &mut c, t);
+            c.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
+        };
+        let one = run(1);
+        for t in [2, 3, 7, 64] {
+            assert_eq!(run(t), one, "{t} threads");
         }
     }
 }
