@@ -561,3 +561,13 @@ fn the_cpu_backend_tunes_nothing() {
         );
     }
 }
+
+#[test]
+fn the_cpu_backend_refuses_f16_with_a_clear_message() {
+    let g = Gpu::cpu();
+    let err = Variant::F16_64X64.validate(&g).unwrap_err().to_string();
+    assert!(
+        err.contains("SHADER_F16") && err.contains("CPU backend computes in f32 only"),
+        "{err}"
+    );
+}

@@ -123,6 +123,13 @@ impl Precision {
         if missing.is_empty() {
             return Ok(());
         }
+        // The CPU backend (crate::gpu::host::cpu_name) has no f16 arithmetic at all.
+        let cpu = if adapter.starts_with("accrete CPU backend") {
+            " (the CPU backend computes in f32 only: use f32 precision there, or a GPU with \
+             SHADER_F16 for f16)"
+        } else {
+            ""
+        };
         let adapter = if adapter.is_empty() {
             "this adapter".to_string()
         } else {
@@ -131,7 +138,7 @@ impl Precision {
         Err(Error::invalid(
             what,
             format!(
-                "needs the device feature {}, which {adapter} does not offer; {remedy}",
+                "needs the device feature {}, which {adapter} does not offer; {remedy}{cpu}",
                 crate::gpu::feature_names(missing)
             ),
         ))
