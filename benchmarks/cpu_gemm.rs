@@ -24,8 +24,16 @@ fn main() {
         let a: Vec<f32> = (0..n * n).map(|i| ((i % 97) as f32) * 0.01).collect();
         let b: Vec<f32> = (0..n * n).map(|i| ((i % 89) as f32) * 0.01).collect();
         let mut c = vec![0.0f32; n * n];
-        let av = View { data: &a, rs: n, cs: 1 };
-        let bv = View { data: &b, rs: n, cs: 1 };
+        let av = View {
+            data: &a,
+            rs: n,
+            cs: 1,
+        };
+        let bv = View {
+            data: &b,
+            rs: n,
+            cs: 1,
+        };
         sgemm(n, n, n, av, bv, &mut c);
         let reps = (2e9 / (2.0 * (n as f64).powi(3))).ceil() as usize;
         let t = std::time::Instant::now();
@@ -33,7 +41,10 @@ fn main() {
             sgemm(n, n, n, av, bv, &mut c);
         }
         let s = t.elapsed().as_secs_f64() / reps as f64;
-        println!("accrete cpu gemm n={n}: {:.1} GFLOP/s", 2.0 * (n as f64).powi(3) / s / 1e9);
+        println!(
+            "accrete cpu gemm n={n}: {:.1} GFLOP/s",
+            2.0 * (n as f64).powi(3) / s / 1e9
+        );
     }
     mlp_gemms();
 }
@@ -52,16 +63,65 @@ fn mlp_gemms() {
     let mut outs: Vec<_> = (0..3)
         .map(|l| {
             let (i, o) = (dims[l], dims[l + 1]);
-            (vec![0.0f32; bs * o], vec![0.0f32; i * o], vec![0.0f32; bs * i])
+            (
+                vec![0.0f32; bs * o],
+                vec![0.0f32; i * o],
+                vec![0.0f32; bs * i],
+            )
         })
         .collect();
     let mut step = || {
         for (l, ((i, o, x, w, dz), (y, dw, dx))) in layers.iter().zip(outs.iter_mut()).enumerate() {
             let (i, o) = (*i, *o);
-            sgemm(bs, o, i, View { data: x, rs: i, cs: 1 }, View { data: w, rs: o, cs: 1 }, y);
-            sgemm(i, o, bs, View { data: x, rs: 1, cs: i }, View { data: dz, rs: o, cs: 1 }, dw);
+            sgemm(
+                bs,
+                o,
+                i,
+                View {
+                    data: x,
+                    rs: i,
+                    cs: 1,
+                },
+                View {
+                    data: w,
+                    rs: o,
+                    cs: 1,
+                },
+                y,
+            );
+            sgemm(
+                i,
+                o,
+                bs,
+                View {
+                    data: x,
+                    rs: 1,
+                    cs: i,
+                },
+                View {
+                    data: dz,
+                    rs: o,
+                    cs: 1,
+                },
+                dw,
+            );
             if l > 0 {
-                sgemm(bs, i, o, View { data: dz, rs: o, cs: 1 }, View { data: w, rs: 1, cs: o }, dx);
+                sgemm(
+                    bs,
+                    i,
+                    o,
+                    View {
+                        data: dz,
+                        rs: o,
+                        cs: 1,
+                    },
+                    View {
+                        data: w,
+                        rs: 1,
+                        cs: o,
+                    },
+                    dx,
+                );
             }
         }
     };
