@@ -29,6 +29,16 @@ fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Autotuning times WGSL variants on a GPU; the CPU backend runs one fixed GEMM and tunes
+/// nothing (checked by `the_cpu_backend_tunes_nothing`). True (after saying so) on the CPU.
+fn skip_on_cpu(test: &str) -> bool {
+    if gpu().is_cpu() {
+        eprintln!("{test}: skipped on the CPU backend (autotuning times GPU kernels)");
+        return true;
+    }
+    false
+}
+
 fn own_gpu() -> Gpu {
     pollster::block_on(Gpu::new()).expect("a GPU adapter")
 }
@@ -144,6 +154,9 @@ fn cache_round_trip_is_atomic() {
 
 #[test]
 fn corrupted_caches_are_ignored_with_a_warning() {
+    if skip_on_cpu("corrupted_caches_are_ignored_with_a_warning") {
+        return;
+    }
     let dir = scratch_dir("corrupt");
     let path = dir.join("autotune.json");
     let mut good = AutotuneCache::default();
@@ -206,6 +219,9 @@ fn corrupted_caches_are_ignored_with_a_warning() {
 
 #[test]
 fn tuned_by_the_pass_then_cached_and_persisted() {
+    if skip_on_cpu("tuned_by_the_pass_then_cached_and_persisted") {
+        return;
+    }
     let dir = scratch_dir("tune");
     let path = dir.join("autotune.json");
     let g = own_gpu();
@@ -303,6 +319,9 @@ fn tuned_by_the_pass_then_cached_and_persisted() {
 
 #[test]
 fn a_persisted_choice_is_used_as_is_and_bad_ones_are_not() {
+    if skip_on_cpu("a_persisted_choice_is_used_as_is_and_bad_ones_are_not") {
+        return;
+    }
     let dir = scratch_dir("reuse");
     let path = dir.join("autotune.json");
     let g = own_gpu();
@@ -448,6 +467,9 @@ fn a_graph_lists_its_gemms() {
 /// class — so the check can fail.
 #[test]
 fn tuning_a_graph_leaves_no_launch_untuned() {
+    if skip_on_cpu("tuning_a_graph_leaves_no_launch_untuned") {
+        return;
+    }
     let g = own_gpu();
     g.set_autotune(AutotuneMode::Memory);
     let counter = step::counter(&g, 0).unwrap();
@@ -483,6 +505,9 @@ fn tuning_a_graph_leaves_no_launch_untuned() {
 /// programs: their GEMM classes are tuned and no launch warns. Off, nothing is tuned.
 #[test]
 fn the_trainer_tunes_before_building_its_programs() {
+    if skip_on_cpu("the_trainer_tunes_before_building_its_programs") {
+        return;
+    }
     let data = spirals(10, 3);
     let spec = accrete::nn::presets::mlp(2, &[12], 3);
     for on in [false, true] {
@@ -517,4 +542,32 @@ fn the_trainer_tunes_before_building_its_programs() {
         let w = g.take_autotune_warnings();
         assert!(w.is_empty(), "{w:?}");
     }
+}
+
+#[test]
+fn the_cpu_backend_tunes_nothing() {
+    let g = Gpu::cpu();
+    let problems = [
+        gemm(96, 80, 72, false, false),
+        gemm(64, 96, 32, true, false),
+    ];
+    let tuned = pollster::block_on(tune_problems(&g, &problems)).unwrap();
+    for t in &tuned {
+        assert!(!t.cached && t.seconds.is_empty(), "{t:?}");
+        assert_eq!(
+            t.choice,
+            Variant::heuristic(&g, 1, 1, 1),
+            "one fixed variant: {t:?}"
+        );
+    }
+}
+
+#[test]
+fn the_cpu_backend_refuses_f16_with_a_clear_message() {
+    let g = Gpu::cpu();
+    let err = Variant::F16_64X64.validate(&g).unwrap_err().to_string();
+    assert!(
+        err.contains("SHADER_F16") && err.contains("CPU backend computes in f32 only"),
+        "{err}"
+    );
 }

@@ -16,12 +16,12 @@ const TILE: usize = 16;
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct Params {
-    batch: u32,
-    rows: u32,
-    cols: u32,
-    tiles_p: u32,
-    tiles_q: u32,
-    _pad: [u32; 3],
+    pub(crate) batch: u32,
+    pub(crate) rows: u32,
+    pub(crate) cols: u32,
+    pub(crate) tiles_p: u32,
+    pub(crate) tiles_q: u32,
+    pub(crate) _pad: [u32; 3],
 }
 
 /// `out[b][q][p] = x[b][p][q]`: x holds B·P·Q elements read as [B, P, Q] (any shape of

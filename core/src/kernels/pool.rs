@@ -79,16 +79,16 @@ impl PoolGeom {
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct Params {
-    batch: u32,
-    channels: u32,
-    height: u32,
-    width: u32,
-    size: u32,
-    stride: u32,
-    out_h: u32,
-    out_w: u32,
-    scale: f32,
-    _pad: [u32; 3],
+    pub(crate) batch: u32,
+    pub(crate) channels: u32,
+    pub(crate) height: u32,
+    pub(crate) width: u32,
+    pub(crate) size: u32,
+    pub(crate) stride: u32,
+    pub(crate) out_h: u32,
+    pub(crate) out_w: u32,
+    pub(crate) scale: f32,
+    pub(crate) _pad: [u32; 3],
 }
 
 impl Params {

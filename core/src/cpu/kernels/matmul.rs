@@ -1,8 +1,214 @@
-//! CPU kernels (to be filled in: see `lookup`).
+//! `shaders/matmul.wgsl` and `shaders/matmul_vec4.wgsl`: `C = act(op(A) · op(B) + bias)`,
+//! optionally with the row sums `Σ_k op(A)[i, k]` (the ONES_COL column). Both entry points
+//! compute the same thing; only their bindings differ. The tiles the launcher chose do not
+//! matter here: the product is [`gemm::sgemm`].
 
-use crate::cpu::Kernel;
+pub(crate) mod gemm;
+
+use crate::cpu::{Call, Kernel};
+use crate::error::{Error, Result};
+use crate::kernels::matmul::Params;
+use gemm::View;
 
 pub(super) fn lookup(shader: &str, entry: &str) -> Option<Kernel> {
-    let _ = (shader, entry);
-    None
+    match (shader, entry) {
+        ("matmul", "main") => Some(tiled),
+        ("matmul_vec4", "main") => Some(vec4),
+        _ => None,
+    }
+}
+
+/// Where one entry point keeps its operands.
+struct Binds {
+    a: usize,
+    b: usize,
+    bias: usize,
+    c: usize,
+    row_sums: usize,
+}
+
+fn tiled(call: &Call<'_>) -> Result<()> {
+    let binds = Binds {
+        a: 1,
+        b: 2,
+        bias: 3,
+        c: 4,
+        row_sums: 5,
+    };
+    run(call, &binds)
+}
+
+fn vec4(call: &Call<'_>) -> Result<()> {
+    // A is bound as quads (1) or scalars (5), B as quads (2) or scalars (6): same values.
+    let binds = Binds {
+        a: if call.has(1) { 1 } else { 5 },
+        b: if call.has(2) { 2 } else { 6 },
+        bias: 3,
+        c: 4,
+        row_sums: 7,
+    };
+    run(call, &binds)
+}
+
+fn run(call: &Call<'_>, binds: &Binds) -> Result<()> {
+    let p: Params = call.params()?;
+    let (m, n, k) = (p.m as usize, p.n as usize, p.k as usize);
+    let trans_a = call.consts.bool("TRANS_A")?;
+    let trans_b = call.consts.bool("TRANS_B")?;
+    let has_bias = call.consts.bool("HAS_BIAS")?;
+    let act = call.consts.u32("ACT")?;
+    let ones_col = call.consts.bool("ONES_COL")?;
+    let a = call.f32(binds.a)?;
+    let b = call.f32(binds.b)?;
+    let bias = if has_bias { call.f32(binds.bias)? } else { &[] };
+    let c = call.f32_mut(binds.c)?;
+    let short = |what: &str, have: usize, need: usize| Error::Gpu {
+        context: format!("CPU kernel {}", call.label),
+        detail: format!("{what} has {have} elements, an {m}x{k}x{n} product needs {need}"),
+    };
+    if a.len() < m * k {
+        return Err(short("A", a.len(), m * k));
+    }
+    if b.len() < k * n {
+        return Err(short("B", b.len(), k * n));
+    }
+    if c.len() < m * n {
+        return Err(short("C", c.len(), m * n));
+    }
+    if has_bias && bias.len() < n {
+        return Err(short("bias", bias.len(), n));
+    }
+    let av = if trans_a {
+        View {
+            data: a,
+            rs: 1,
+            cs: m,
+        }
+    } else {
+        View {
+            data: a,
+            rs: k,
+            cs: 1,
+        }
+    };
+    let bv = if trans_b {
+        View {
+            data: b,
+            rs: 1,
+            cs: k,
+        }
+    } else {
+        View {
+            data: b,
+            rs: n,
+            cs: 1,
+        }
+    };
+    gemm::sgemm(m, n, k, av, bv, c);
+    if has_bias || act != 0 {
+        for row in c[..m * n].chunks_exact_mut(n.max(1)) {
+            for (j, v) in row.iter_mut().enumerate() {
+                let x = if has_bias { *v + bias[j] } else { *v };
+                *v = act_forward(act, x, p.alpha);
+            }
+        }
+    }
+    if ones_col {
+        let rs = call.f32_mut(binds.row_sums)?;
+        if rs.len() < m {
+            return Err(short("row sums", rs.len(), m));
+        }
+        for (i, out) in rs[..m].iter_mut().enumerate() {
+            let mut s = 0.0f32;
+            for q in 0..k {
+                s += av.data[i * av.rs + q * av.cs];
+            }
+            *out = s;
+        }
+    }
+    Ok(())
+}
+
+const GELU_C: f32 = 0.797_884_6; // √(2/π)
+const GELU_A: f32 = 0.044715;
+
+fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// `act_forward` of `shaders/lib/activation_fns.wgsl` (codes as `Activation::code`).
+pub(crate) fn act_forward(code: u32, x: f32, alpha: f32) -> f32 {
+    match code {
+        1 => x.max(0.0),
+        2 => {
+            if x > 0.0 {
+                x
+            } else {
+                alpha * x
+            }
+        }
+        3 => {
+            if x > 0.0 {
+                x
+            } else {
+                alpha * (x.exp() - 1.0)
+            }
+        }
+        4 => {
+            let t = (GELU_C * (x + GELU_A * x * x * x))
+                .clamp(-15.0, 15.0)
+                .tanh();
+            0.5 * x * (1.0 + t)
+        }
+        5 => sigmoid(x),
+        6 => x.clamp(-15.0, 15.0).tanh(),
+        _ => x,
+    }
+}
+
+/// `act_grad` of `shaders/lib/activation_fns.wgsl`: f'(x) for the pre-activation x.
+pub(crate) fn act_grad(code: u32, x: f32, alpha: f32) -> f32 {
+    match code {
+        1 => {
+            if x > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        2 => {
+            if x > 0.0 {
+                1.0
+            } else {
+                alpha
+            }
+        }
+        3 => {
+            if x > 0.0 {
+                1.0
+            } else {
+                alpha * x.exp()
+            }
+        }
+        4 => {
+            let u = GELU_C * (x + GELU_A * x * x * x);
+            let t = u.clamp(-15.0, 15.0).tanh();
+            let du = GELU_C * (1.0 + 3.0 * GELU_A * x * x);
+            0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du
+        }
+        5 => {
+            let s = sigmoid(x);
+            s * (1.0 - s)
+        }
+        6 => {
+            let t = x.clamp(-15.0, 15.0).tanh();
+            1.0 - t * t
+        }
+        _ => 1.0,
+    }
 }

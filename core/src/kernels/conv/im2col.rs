@@ -11,16 +11,16 @@ pub const SHADER: Shader = shader!("im2col", "common");
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct Params {
-    batch: u32,
-    channels: u32,
-    height: u32,
-    width: u32,
-    kernel: u32,
-    stride: u32,
-    padding: u32,
-    out_h: u32,
-    out_w: u32,
-    _pad: [u32; 3],
+    pub(crate) batch: u32,
+    pub(crate) channels: u32,
+    pub(crate) height: u32,
+    pub(crate) width: u32,
+    pub(crate) kernel: u32,
+    pub(crate) stride: u32,
+    pub(crate) padding: u32,
+    pub(crate) out_h: u32,
+    pub(crate) out_w: u32,
+    pub(crate) _pad: [u32; 3],
 }
 
 impl Params {

@@ -126,18 +126,18 @@ impl ConvSpec {
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct ConvParams {
-    batch: u32,
-    channels: u32,
-    height: u32,
-    width: u32,
-    padding: u32,
-    out_h: u32,
-    out_w: u32,
-    filters: u32,
-    split_len: u32,
-    alpha: f32,
-    splits: u32,
-    _pad: u32,
+    pub(crate) batch: u32,
+    pub(crate) channels: u32,
+    pub(crate) height: u32,
+    pub(crate) width: u32,
+    pub(crate) padding: u32,
+    pub(crate) out_h: u32,
+    pub(crate) out_w: u32,
+    pub(crate) filters: u32,
+    pub(crate) split_len: u32,
+    pub(crate) alpha: f32,
+    pub(crate) splits: u32,
+    pub(crate) _pad: u32,
 }
 
 /// `y = act(conv(x, w) + bias)` (NCHW [B, F, OH, OW]) in one dispatch, also writing the

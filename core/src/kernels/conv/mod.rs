@@ -44,10 +44,8 @@ pub use implicit::{
     implicit_dgrad_into, implicit_forward_into, implicit_wgrad_into, WeightGrad, DGRAD, FORWARD,
     WGRAD,
 };
-// The uniform blocks, for tests of the shaders' layouts.
-#[cfg(test)]
+// The uniform blocks (read by the CPU kernels and by tests of the shaders' layouts).
 pub(crate) use im2col::Params;
-#[cfg(test)]
 pub(crate) use implicit::ConvParams;
 pub use tiles::ConvTiles;
 

@@ -48,7 +48,7 @@ impl ConvTiles {
     /// The default for a device and a GEMM of `columns` columns: small workgroups on CPU
     /// adapters; on GPUs large tiles, tall ones for ≤ 32 columns.
     pub fn for_device(gpu: &Gpu, columns: usize) -> ConvTiles {
-        if gpu.summary().device_type == "Cpu" {
+        if gpu.is_cpu() || gpu.summary().device_type == "Cpu" {
             ConvTiles::MEDIUM
         } else if columns <= 32 {
             ConvTiles::TALL

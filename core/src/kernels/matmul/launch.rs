@@ -13,10 +13,10 @@ pub const SHADER_VEC4: Shader = shader!("matmul_vec4", "activation_fns");
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    alpha: f32,
+    pub(crate) m: u32,
+    pub(crate) n: u32,
+    pub(crate) k: u32,
+    pub(crate) alpha: f32,
 }
 
 /// (M, K, N) of `op(A)·op(B)`, checking that the inner dimensions agree.

@@ -39,8 +39,7 @@ pub use launch::{dims, matmul, matmul_into, matmul_row_sums_into, SHADER, SHADER
 // The shader assembly, for the catalogue's naga check.
 #[cfg(test)]
 pub(crate) use launch::{shader_defs, Flags};
-// The uniform block, for tests of the shaders' layouts.
-#[cfg(test)]
+// The uniform block (read by the CPU kernels and by tests of the shaders' layouts).
 pub(crate) use launch::Params;
 pub use sampled::SampledProduct;
 pub use tuning::{autotune, choose, class_key, tune_problems, MatmulProblem, Tuned};
@@ -124,6 +123,13 @@ impl Precision {
         if missing.is_empty() {
             return Ok(());
         }
+        // The CPU backend (crate::gpu::host::cpu_name) has no f16 arithmetic at all.
+        let cpu = if adapter.starts_with("accrete CPU backend") {
+            " (the CPU backend computes in f32 only: use f32 precision there, or a GPU with \
+             SHADER_F16 for f16)"
+        } else {
+            ""
+        };
         let adapter = if adapter.is_empty() {
             "this adapter".to_string()
         } else {
@@ -132,7 +138,7 @@ impl Precision {
         Err(Error::invalid(
             what,
             format!(
-                "needs the device feature {}, which {adapter} does not offer; {remedy}",
+                "needs the device feature {}, which {adapter} does not offer; {remedy}{cpu}",
                 crate::gpu::feature_names(missing)
             ),
         ))

@@ -41,7 +41,8 @@ pub fn choose(a: &Tensor, b: &Tensor, spec: &MatmulSpec) -> Result<Variant> {
         (None, None) => {}
     }
     let fallback = Variant::heuristic(gpu, m, k, n);
-    if !gpu.autotune_mode().is_on() || m == 0 || n == 0 {
+    // The CPU backend's GEMM is one fixed code path: nothing to tune.
+    if gpu.is_cpu() || !gpu.autotune_mode().is_on() || m == 0 || n == 0 {
         return Ok(fallback);
     }
     let class = class_key(m, k, n, spec);

@@ -63,7 +63,7 @@ impl Tiles {
     /// The tiled kernel's tiles for a device: small workgroups on CPU adapters, large tiles
     /// elsewhere. (`matmul` itself picks with [`Variant::heuristic`] when nothing is set.)
     pub fn for_device(gpu: &Gpu) -> Tiles {
-        if gpu.summary().device_type == "Cpu" {
+        if gpu.is_cpu() || gpu.summary().device_type == "Cpu" {
             Tiles::MEDIUM
         } else {
             Tiles::LARGE
@@ -272,7 +272,13 @@ impl Variant {
     /// 64, else the vec4 64×64 / 4×4 kernel (four times the workgroups). Always the first of
     /// these the device can run, the tiled kernel last. All are f32 and give the same bits,
     /// so the rule only decides speed.
+    ///
+    /// On the CPU backend the tiles do not matter (one Rust GEMM runs whatever the variant):
+    /// always the tiled 32×32 kernel, nothing compiled or timed.
     pub fn heuristic(gpu: &Gpu, m: usize, k: usize, n: usize) -> Variant {
+        if gpu.is_cpu() {
+            return Variant::tiled(Tiles::MEDIUM);
+        }
         if gpu.summary().device_type == "Cpu" {
             let first = if m >= 64 && n >= 64 {
                 Variant::VEC4_64X64
@@ -309,7 +315,11 @@ impl Variant {
 
     /// The f32 variants autotuning times on this device (those it can run), in a fixed order;
     /// ties go to the earlier one.
+    /// None on the CPU backend, whose GEMM does not depend on the variant.
     pub fn candidates(gpu: &Gpu) -> Vec<(&'static str, Variant)> {
+        if gpu.is_cpu() {
+            return Vec::new();
+        }
         let names: &[&str] = if gpu.summary().device_type == "Cpu" {
             &[
                 "medium32x32_4x4",
