@@ -1,25 +1,37 @@
-//! The browser environment: the WebGPU device shared by every trainer of the page, why
-//! WebGPU may be unavailable here, the adapter's description, and panics sent to the console.
+//! The browser environment: the devices shared by every trainer of the page (WebGPU, and the
+//! CPU backend in wasm), which one `auto` takes, why WebGPU may be unavailable here, the
+//! adapter's description, and panics sent to the console.
 
 use crate::args::{camel_keys, to_js};
 use crate::errors::{self, error};
-use accrete::Gpu;
+use accrete::gpu::{choose_device, DeviceChoice};
+use accrete::{AdapterSummary, BackendChoice, Gpu, GpuOptions};
 use js_sys::Reflect;
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-/// Opens the preferred GPU adapter and resolves to a plain object describing it
-/// (name, backend, deviceType, driver, driverInfo, limits, features; camelCase keys).
+/// Opens the device `options.backend` chooses (`"auto"`, the default: a hardware WebGPU
+/// adapter, else the CPU backend — SwiftShader and other software adapters are slower than
+/// it; `"gpu"`: WebGPU whatever the adapter; `"cpu"`) and resolves to a plain object
+/// describing it (name, backend — `"Cpu"` for the CPU backend —, deviceType, driver,
+/// driverInfo, limits, features; camelCase keys): what `Trainer.create(spec, options)` runs on.
 ///
-/// Rejects with an `Error` whose message says what to do when WebGPU is unavailable
-/// (no `navigator.gpu`, or no adapter) or the device cannot be created.
+/// With `backend: "gpu"`, rejects with an `Error` whose message says what to do when WebGPU is
+/// unavailable (no `navigator.gpu`, or no adapter) or the device cannot be created.
 ///
 /// wgpu leaves the name and driver empty on WebGPU; they are filled from the browser's own
 /// `GPUAdapter.info` (vendor, architecture, device, description), also given as `browser`.
 #[wasm_bindgen(js_name = adapterInfo, unchecked_return_type = "AdapterInfo")]
-pub async fn adapter_info() -> Result<JsValue, JsValue> {
-    let gpu = shared_gpu().await?;
+pub async fn adapter_info(
+    #[wasm_bindgen(unchecked_param_type = "DeviceOptions")] options: JsValue,
+) -> Result<JsValue, JsValue> {
+    let gpu = shared_device(backend_arg(&options, "adapterInfo")?).await?;
+    if gpu.is_cpu() {
+        return to_js(&camel_keys(
+            serde_json::to_value(gpu.summary()).map_err(|e| error("internal", &e.to_string()))?,
+        ));
+    }
     let mut out =
         serde_json::to_value(gpu.summary()).map_err(|e| error("internal", &e.to_string()))?;
     if let Some(info) = browser_adapter_info().await {
@@ -84,6 +96,9 @@ async fn browser_adapter_info() -> Option<serde_json::Value> {
             out.insert(k.into(), v.into());
         }
     }
+    if let Some(b) = get(&info, "isFallbackAdapter").and_then(|v| v.as_bool()) {
+        out.insert("isFallbackAdapter".into(), b.into());
+    }
     Some(out.into())
 }
 
@@ -91,6 +106,89 @@ thread_local! {
     /// One device for every trainer of the page (opening one per trainer costs time and
     /// memory, and tensors of different trainers never meet).
     static GPU: RefCell<Option<Gpu>> = const { RefCell::new(None) };
+    /// The CPU backend, likewise one per page.
+    static CPU: RefCell<Option<Gpu>> = const { RefCell::new(None) };
+}
+
+/// `options.backend` of `Trainer.create` / `Trainer.load` / `adapterInfo`: `"auto"` (also
+/// when `options` or the key is absent), `"gpu"` or `"cpu"`.
+pub(crate) fn backend_arg(options: &JsValue, op: &str) -> Result<BackendChoice, JsValue> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(BackendChoice::Auto);
+    }
+    if !options.is_object() {
+        return Err(error(
+            errors::INVALID,
+            &format!("{op}: options must be an object like {{ backend: \"cpu\" }}"),
+        ));
+    }
+    let v = Reflect::get(options, &"backend".into()).unwrap_or(JsValue::UNDEFINED);
+    if v.is_undefined() {
+        return Ok(BackendChoice::Auto);
+    }
+    let text = v.as_string().ok_or_else(|| {
+        error(
+            errors::INVALID,
+            &format!("{op}: options.backend must be \"auto\", \"gpu\" or \"cpu\""),
+        )
+    })?;
+    BackendChoice::parse(&text, &format!("{op}: options.backend"))
+        .map_err(|e| error(errors::INVALID, &e.to_string()))
+}
+
+/// The page's device for `choice`. `auto` follows core's rule ([`choose_device`]) on the
+/// browser's adapter: the CPU backend where there is no WebGPU, no adapter, a software one
+/// (SwiftShader), or a WebGPU device that cannot be created.
+pub(crate) async fn shared_device(choice: BackendChoice) -> Result<Gpu, JsValue> {
+    install_panic_hook();
+    match choice {
+        BackendChoice::Cpu => return Ok(cpu_device()),
+        BackendChoice::Gpu => return shared_gpu().await,
+        BackendChoice::Auto => {}
+    }
+    if webgpu_problem().is_some() {
+        return Ok(cpu_device());
+    }
+    let summary = browser_summary().await;
+    let pick = summary.map(|s| choose_device(&[s], &GpuOptions::default()));
+    match pick {
+        Some(Ok(DeviceChoice::Adapter(_))) => match shared_gpu().await {
+            Ok(g) => Ok(g),
+            Err(_) => Ok(cpu_device()),
+        },
+        _ => Ok(cpu_device()),
+    }
+}
+
+fn cpu_device() -> Gpu {
+    CPU.with(|c| c.borrow_mut().get_or_insert_with(Gpu::cpu).clone())
+}
+
+/// The browser's adapter as core's rule sees it: its name from `GPUAdapter.info` (where
+/// SwiftShader says what it is), a software device type where the browser calls it a
+/// fallback adapter. `None` when the browser gives no adapter.
+async fn browser_summary() -> Option<AdapterSummary> {
+    let info = browser_adapter_info().await?;
+    let field = |k: &str| info.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let name = [field("vendor"), field("architecture"), field("device"), field("description")]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let fallback = info.get("isFallbackAdapter").and_then(|v| v.as_bool()) == Some(true);
+    Some(AdapterSummary {
+        name,
+        backend: "BrowserWebGpu".into(),
+        device_type: if fallback { "Cpu" } else { "Other" }.into(),
+        driver: String::new(),
+        driver_info: String::new(),
+        max_buffer_size: 0,
+        max_storage_buffer_binding_size: 0,
+        max_compute_workgroup_storage_size: 0,
+        max_compute_invocations_per_workgroup: 0,
+        max_compute_workgroups_per_dimension: 0,
+        features: Vec::new(),
+    })
 }
 
 pub(crate) async fn shared_gpu() -> Result<Gpu, JsValue> {

@@ -55,7 +55,7 @@ use accrete::session::Session;
 use accrete::train::{Checkpoint, ChunkOptions, ChunkOutcome, Control, Observer, Progress, Stats};
 use args::{bytes_arg, camel_keys, features_arg, fit_options, labels_arg, spec_text, to_js};
 pub use browser::adapter_info;
-use browser::{install_panic_hook, shared_gpu};
+use browser::{backend_arg, install_panic_hook, shared_device};
 pub use datasets::dataset_from_safetensors;
 use errors::{error, BUSY, DISPOSED};
 use js_sys::{Float32Array, Uint8Array};
@@ -76,6 +76,8 @@ struct Info {
     model_json: String,
     classes: usize,
     input_len: usize,
+    /// `"gpu"` (WebGPU) or `"cpu"` (the CPU backend).
+    backend: &'static str,
     step: u64,
     epoch: u64,
     /// The history with camelCase keys (the `history` getter), and as stored.
@@ -171,13 +173,18 @@ impl Trainer {
     /// A fresh model from a session spec: a JSON string (or a plain object) with the run
     /// configuration's `model` (required), `optimizer`, `train`, `seed`, `recovery`,
     /// `incremental.rehearsal` and `data.standardize`. Rejects naming the key at fault.
+    ///
+    /// `options.backend`: `"auto"` (default: a hardware WebGPU adapter, else the CPU backend,
+    /// which also runs where the browser has no WebGPU), `"gpu"` or `"cpu"`; the trainer's
+    /// `backend` getter says which it runs on.
     pub async fn create(
         #[wasm_bindgen(unchecked_param_type = "string | SessionSpec")] spec: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "DeviceOptions")] options: JsValue,
     ) -> Result<Trainer, JsValue> {
         install_panic_hook();
         let text = spec_text(&spec)?;
         let spec = SessionSpec::from_json(&text, "Trainer.create: spec").map_err(err)?;
-        let gpu = shared_gpu().await?;
+        let gpu = shared_device(backend_arg(&options, "Trainer.create")?).await?;
         let session = Session::from_spec(&gpu, &spec).map_err(|e| {
             errors::core_with(e, |m| {
                 format!("Trainer.create: {m}; use a smaller model or batch_size")
@@ -189,13 +196,16 @@ impl Trainer {
     /// A trainer that continues exactly where a checkpoint left off: bytes from `save()`, or
     /// a `.safetensors` checkpoint written by the native `accrete train` (a `Uint8Array` or
     /// `ArrayBuffer`). Its standardisation, if any, is applied to every input.
+    /// `options.backend` as in `Trainer.create` (a checkpoint from either backend loads on
+    /// either).
     pub async fn load(
         #[wasm_bindgen(unchecked_param_type = "Uint8Array | ArrayBuffer")] bytes: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "DeviceOptions")] options: JsValue,
     ) -> Result<Trainer, JsValue> {
         install_panic_hook();
         let bytes = bytes_arg(&bytes)?;
         let ckpt = Checkpoint::from_bytes(&bytes, "Trainer.load: checkpoint").map_err(err)?;
-        let gpu = shared_gpu().await?;
+        let gpu = shared_device(backend_arg(&options, "Trainer.load")?).await?;
         let session = Session::from_checkpoint(&gpu, &ckpt)
             .map_err(|e| errors::core_with(e, |m| format!("Trainer.load: checkpoint: {m}")))?;
         Trainer::wrap(session)
@@ -208,6 +218,7 @@ impl Trainer {
                 .map_err(|e| error("internal", &e.to_string()))?,
             classes: spec.outputs().map_err(err)?,
             input_len: spec.input_len(),
+            backend: if s.trainer.model.gpu().is_cpu() { "cpu" } else { "gpu" },
             ..Info::default()
         };
         let shared = Rc::new(Shared {
@@ -314,6 +325,12 @@ impl Trainer {
     #[wasm_bindgen(getter, js_name = specJson)]
     pub fn spec_json(&self) -> String {
         self.shared.info.borrow().model_json.clone()
+    }
+
+    /// Where this trainer's kernels run: `"gpu"` (WebGPU) or `"cpu"` (the CPU backend).
+    #[wasm_bindgen(getter, unchecked_return_type = "\"gpu\" | \"cpu\"")]
+    pub fn backend(&self) -> String {
+        self.shared.info.borrow().backend.to_string()
     }
 
     /// Number of classes (outputs of the last layer).

@@ -82,7 +82,11 @@ export type HistoryEvent =
   | { event: "hyper_change"; chunk: number; epoch: number; step: number;
       source: "resume" | "schedule" | "call"; changes: { key: string; from: unknown; to: unknown }[];
       optimizerReset: boolean };
-/** `adapterInfo()`: the WebGPU adapter. */
+/** Where `Trainer.create`, `Trainer.load` and `adapterInfo` run: "auto" (default) takes a
+ * hardware WebGPU adapter, else the CPU backend (no WebGPU, or a software adapter such as
+ * SwiftShader). */
+export interface DeviceOptions { backend?: "auto" | "gpu" | "cpu" }
+/** `adapterInfo()`: the device `auto` (or `options.backend`) takes; backend "Cpu" for the CPU backend. */
 export interface AdapterInfo {
   name: string; backend: string; deviceType: string; driver: string; driverInfo: string;
   maxBufferSize: number; maxStorageBufferBindingSize: number; maxComputeWorkgroupStorageSize: number;

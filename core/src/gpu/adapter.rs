@@ -66,10 +66,13 @@ impl BackendChoice {
     }
 }
 
-/// Whether an adapter is a hardware GPU, which `auto` prefers to the CPU backend (a software
-/// adapter reports device type `Cpu`: lavapipe, SwiftShader, WARP).
+/// Whether an adapter is a hardware GPU, which `auto` prefers to the CPU backend: a software
+/// adapter reports device type `Cpu` (lavapipe, WARP) or, in a browser, which gives no device
+/// type, is known by name (SwiftShader, lavapipe/llvmpipe, Microsoft Basic Render Driver).
 pub fn is_hardware(adapter: &AdapterSummary) -> bool {
-    adapter.device_type != "Cpu"
+    const SOFTWARE: [&str; 5] = ["swiftshader", "llvmpipe", "lavapipe", "basic render", "warp"];
+    let name = adapter.name.to_lowercase();
+    adapter.device_type != "Cpu" && !SOFTWARE.iter().any(|s| name.contains(s))
 }
 
 impl GpuOptions {
