@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: install what is missing (software Vulkan when no adapter
-# is found, the Fashion-MNIST package, a font for the report charts), build the CLI, list
-# the adapters, and run the built-in default: Fashion-MNIST arriving in 5 incremental
+# The main job on a fresh machine: install what is missing (the Fashion-MNIST package, a font
+# for the report charts), build the CLI, list the devices, and run the built-in default: Fashion-MNIST arriving in 5 incremental
 # chunks into an MLP, with checkpoints, metrics and a report in runs/NNN/.
 # Extra arguments go to `accrete train` (e.g. --config FILE --out DIR).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 need=()
-compgen -G '/usr/share/vulkan/icd.d/*.json' >/dev/null || need+=(mesa-vulkan-drivers libvulkan1)
+# No GPU driver is needed: without a hardware GPU, accrete trains on its CPU backend
+# (`--backend auto`, the default; a software Vulkan driver such as lavapipe would be slower).
 [[ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]] || need+=(dataset-fashion-mnist)
 [[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || need+=(fonts-dejavu-core)
 if ((${#need[@]})); then

@@ -167,6 +167,7 @@ fn bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use accrete::gpu::choose_adapter;
 
     fn adapter(name: &str) -> AdapterSummary {
         AdapterSummary {

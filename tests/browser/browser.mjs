@@ -32,7 +32,7 @@ export const CHROMIUM_ARGS = [
  * Chromium (a fresh temporary profile) and opens `page` (a path on the server), waiting until
  * it sets window.testReady. Resolves to { browser, page, server, console: [messages], close }.
  */
-export async function open(pagePath, { extra = {}, timeout = 120_000 } = {}) {
+export async function open(pagePath, { extra = {}, timeout = 120_000, webgpu = true } = {}) {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM`);
   }
@@ -49,7 +49,9 @@ export async function open(pagePath, { extra = {}, timeout = 120_000 } = {}) {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: false,
-    args: CHROMIUM_ARGS,
+    // webgpu: false launches Chromium without --enable-unsafe-webgpu: no WebGPU adapter, the
+    // way a browser without WebGPU looks to a page.
+    args: webgpu ? CHROMIUM_ARGS : CHROMIUM_ARGS.filter((a) => a !== "--enable-unsafe-webgpu"),
     timeout,
   });
   const page = await browser.newPage();

@@ -50,16 +50,48 @@ const PAGE_HELPERS = () => {
   };
 };
 
+/** BROWSER_WEBGPU=0: Chromium without WebGPU, where every trainer runs on the CPU backend. */
+const WEBGPU = process.env.BROWSER_WEBGPU !== "0";
+
 const tests = {
   async adapter(page) {
     const info = await page.evaluate(() => accrete.adapterInfo());
     console.log(`  adapter: ${info.name} (${info.backend}, ${info.deviceType}, driver ${info.driver})`);
+    if (!WEBGPU) {
+      assert(info.backend === "Cpu" && /accrete CPU backend/.test(info.name), `expected the CPU backend, got ${JSON.stringify(info)}`);
+      const r = await page.evaluate(async () => ({
+        gpu: await rejection(accrete.adapterInfo({ backend: "gpu" })),
+        bad: await rejection(accrete.adapterInfo({ backend: "tpu" })),
+      }));
+      assert(r.gpu && r.gpu.code === "no_webgpu", `backend "gpu" without WebGPU: ${JSON.stringify(r.gpu)}`);
+      assert(r.bad && /auto, gpu or cpu/.test(r.bad.message), `backend "tpu": ${JSON.stringify(r.bad)}`);
+      return;
+    }
     const text = `${info.name} ${info.driver} ${info.driverInfo}`;
     assert(/swiftshader/i.test(text), `expected SwiftShader, got ${JSON.stringify(info)}`);
     assert(info.backend.toLowerCase().includes("browser") || info.backend.toLowerCase().includes("webgpu"),
       `expected the browser's WebGPU backend, got ${info.backend}`);
     assert(info.maxStorageBufferBindingSize > 0, "no storage buffer limit reported");
     assert(!Object.keys(info).some((k) => k.includes("_")), `snake_case keys: ${Object.keys(info)}`);
+  },
+
+  async "auto-backend"(page) {
+    // auto takes the CPU backend on SwiftShader (a software adapter) and without WebGPU;
+    // "gpu" keeps WebGPU where there is one.
+    const r = await page.evaluate(async (webgpu) => {
+      const spec = { model: { input: [2], layers: [{ type: "dense", units: 2 }] } };
+      const auto = await accrete.Trainer.create(spec, { backend: "auto" });
+      const out = { auto: auto.backend, info: (await accrete.adapterInfo({ backend: "auto" })).backend };
+      auto.free();
+      if (webgpu) {
+        const gpu = await accrete.Trainer.create(spec, { backend: "gpu" });
+        out.gpu = gpu.backend;
+        gpu.free();
+      }
+      return out;
+    }, WEBGPU);
+    const want = WEBGPU ? { auto: "cpu", info: "Cpu", gpu: "gpu" } : { auto: "cpu", info: "Cpu" };
+    assert(JSON.stringify(r) === JSON.stringify(want), `backends: ${JSON.stringify(r)}, expected ${JSON.stringify(want)}`);
   },
 
   async spirals(page, state) {
@@ -650,7 +682,9 @@ async function main() {
     process.exit(2);
   }
   const started = Date.now();
-  const session = await open("/tests/browser/index.html", { extra: { "/files/": work } });
+  const page = WEBGPU ? "/tests/browser/index.html?backend=gpu" : "/tests/browser/index.html";
+  console.log(WEBGPU ? "browser tests on WebGPU (backend: \"gpu\")" : "browser tests without WebGPU (auto: the CPU backend)");
+  const session = await open(page, { extra: { "/files/": work }, webgpu: WEBGPU });
   const failures = [];
   try {
     await session.page.evaluate(PAGE_HELPERS);

@@ -67,5 +67,8 @@ node "$HERE/typecheck.mjs"
 
 log "$("$CHROMIUM" --version 2>/dev/null || echo "Chromium at $CHROMIUM"); node $(node --version)"
 start=$SECONDS
+# Once on WebGPU (SwiftShader; every trainer asks for backend "gpu"), once in a Chromium
+# without WebGPU, where auto runs every trainer on the CPU backend (the wasm Rust kernels).
 node "$HERE/run.mjs" "$@"
+BROWSER_WEBGPU=0 node "$HERE/run.mjs" "$@"
 log "done in $((SECONDS - start)) s"

@@ -169,12 +169,22 @@ fn cpu_device() -> Gpu {
 /// fallback adapter. `None` when the browser gives no adapter.
 async fn browser_summary() -> Option<AdapterSummary> {
     let info = browser_adapter_info().await?;
-    let field = |k: &str| info.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-    let name = [field("vendor"), field("architecture"), field("device"), field("description")]
-        .into_iter()
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let field = |k: &str| {
+        info.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let name = [
+        field("vendor"),
+        field("architecture"),
+        field("device"),
+        field("description"),
+    ]
+    .into_iter()
+    .filter(|p| !p.is_empty())
+    .collect::<Vec<_>>()
+    .join(" ");
     let fallback = info.get("isFallbackAdapter").and_then(|v| v.as_bool()) == Some(true);
     Some(AdapterSummary {
         name,

@@ -218,7 +218,11 @@ impl Trainer {
                 .map_err(|e| error("internal", &e.to_string()))?,
             classes: spec.outputs().map_err(err)?,
             input_len: spec.input_len(),
-            backend: if s.trainer.model.gpu().is_cpu() { "cpu" } else { "gpu" },
+            backend: if s.trainer.model.gpu().is_cpu() {
+                "cpu"
+            } else {
+                "gpu"
+            },
             ..Info::default()
         };
         let shared = Rc::new(Shared {

@@ -149,11 +149,6 @@ impl Consts {
     pub(crate) fn bool(&self, name: &str) -> Result<bool> {
         Ok(self.u32(name)? != 0)
     }
-
-    /// A `u32` constant, or `default` when the launcher does not inject it.
-    pub(crate) fn u32_or(&self, name: &str, default: u32) -> u32 {
-        self.values.get(name).copied().unwrap_or(default)
-    }
 }
 
 /// A storage binding of a CPU dispatch.
@@ -173,7 +168,6 @@ pub(crate) struct HostDispatch {
     pub(crate) params: Vec<u8>,
     pub(crate) consts: Consts,
     pub(crate) slots: Vec<Slot>,
-    pub(crate) workgroups: [u32; 3],
     pub(crate) label: String,
 }
 
@@ -184,7 +178,6 @@ impl HostDispatch {
             params: &self.params,
             consts: &self.consts,
             slots: &self.slots,
-            workgroups: self.workgroups,
             label: &self.label,
             borrows: (0..self.slots.len())
                 .map(|_| Cell::new(Borrow::None))
@@ -212,9 +205,6 @@ pub(crate) struct Call<'a> {
     params: &'a [u8],
     pub(crate) consts: &'a Consts,
     slots: &'a [Slot],
-    /// The workgroup grid the launcher computed (for kernels whose outputs are laid out per
-    /// workgroup, e.g. partial sums read by a second entry point).
-    pub(crate) workgroups: [u32; 3],
     pub(crate) label: &'a str,
     borrows: Vec<Cell<Borrow>>,
 }
@@ -393,6 +383,6 @@ mod tests {
         assert!(c.bool("TRANS_A").unwrap());
         assert!(!c.bool("HAS_BIAS").unwrap());
         assert!(c.u32("TILE_S").is_err());
-        assert_eq!(c.u32_or("ACT", 3), 3);
+        assert!(c.u32("ACT").is_err());
     }
 }

@@ -70,7 +70,13 @@ impl BackendChoice {
 /// adapter reports device type `Cpu` (lavapipe, WARP) or, in a browser, which gives no device
 /// type, is known by name (SwiftShader, lavapipe/llvmpipe, Microsoft Basic Render Driver).
 pub fn is_hardware(adapter: &AdapterSummary) -> bool {
-    const SOFTWARE: [&str; 5] = ["swiftshader", "llvmpipe", "lavapipe", "basic render", "warp"];
+    const SOFTWARE: [&str; 5] = [
+        "swiftshader",
+        "llvmpipe",
+        "lavapipe",
+        "basic render",
+        "warp",
+    ];
     let name = adapter.name.to_lowercase();
     adapter.device_type != "Cpu" && !SOFTWARE.iter().any(|s| name.contains(s))
 }

@@ -195,7 +195,6 @@ impl Gpu {
                     params: bytemuck::bytes_of(params).to_vec(),
                     consts: crate::cpu::Consts::parse(consts),
                     slots,
-                    workgroups,
                     label,
                 })),
                 workgroups,
