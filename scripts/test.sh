@@ -52,7 +52,8 @@ ACCRETE_BACKEND=cpu cargo test --workspace --exclude accrete-web --features accr
 if [[ ${SKIP_BROWSER_TESTS:-0} == 1 ]]; then
     echo "[scripts/test.sh] SKIP_BROWSER_TESTS=1: skipping tests/browser/run.sh" >&2
 else
-    bash tests/browser/run.sh
+    # The CLI it cross-checks against runs on WebGPU (lavapipe) in both passes.
+    ACCRETE_BACKEND=gpu bash tests/browser/run.sh
 fi
 
 # The CLI's `mpi` feature under mpirun (-np 2 and 3, on lavapipe): installs Open MPI and
@@ -60,5 +61,5 @@ fi
 if [[ ${SKIP_MPI_TESTS:-0} == 1 ]]; then
     echo "[scripts/test.sh] SKIP_MPI_TESTS=1: skipping tests/mpi/run.sh" >&2
 else
-    bash tests/mpi/run.sh
+    ACCRETE_BACKEND=gpu bash tests/mpi/run.sh
 fi

@@ -243,37 +243,32 @@ mod tests {
 
     #[test]
     fn auto_prefers_the_cpu_backend_to_a_software_adapter() {
+        use accrete::gpu::choose_device_with as pick;
+        use accrete::BackendChoice::{Auto, Cpu, Gpu};
         let software = [adapter("llvmpipe (LLVM 15)")];
         let mut hardware = adapter("NVIDIA H200");
         hardware.device_type = "DiscreteGpu".into();
-        let auto = GpuOptions::default();
-        let pick = |list: &[AdapterSummary], o: &GpuOptions| choose_device(list, o).unwrap();
-        assert!(matches!(pick(&software, &auto), DeviceChoice::Cpu(_)));
-        assert!(matches!(pick(&[], &auto), DeviceChoice::Cpu(_)));
+        let mut swiftshader = adapter("Google SwiftShader Device (Subzero)");
+        swiftshader.device_type = "Other".into();
+        assert!(matches!(pick(&software, None, Auto), DeviceChoice::Cpu(_)));
+        assert!(matches!(
+            pick(&[swiftshader], None, Auto),
+            DeviceChoice::Cpu(_)
+        ));
+        assert!(matches!(pick(&[], None, Auto), DeviceChoice::Cpu(_)));
+        let both = [hardware.clone(), software[0].clone()];
         assert_eq!(
-            pick(&[hardware.clone(), software[0].clone()], &auto),
+            pick(&both, None, Auto),
             DeviceChoice::Adapter(Choice::Best(0))
         );
-        let named = GpuOptions {
-            adapter: Some("llvm".into()),
-            ..GpuOptions::default()
-        };
         assert_eq!(
-            pick(&software, &named),
+            pick(&software, Some("llvm"), Auto),
             DeviceChoice::Adapter(Choice::Matched(0, "llvm".into()))
         );
-        let gpu = GpuOptions {
-            backend: accrete::BackendChoice::Gpu,
-            ..GpuOptions::default()
-        };
         assert_eq!(
-            pick(&software, &gpu),
+            pick(&software, None, Gpu),
             DeviceChoice::Adapter(Choice::Best(0))
         );
-        let cpu = GpuOptions {
-            backend: accrete::BackendChoice::Cpu,
-            ..GpuOptions::default()
-        };
-        assert!(matches!(pick(&[hardware], &cpu), DeviceChoice::Cpu(_)));
+        assert!(matches!(pick(&[hardware], None, Cpu), DeviceChoice::Cpu(_)));
     }
 }

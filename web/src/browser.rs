@@ -24,7 +24,7 @@ use wasm_bindgen::JsCast;
 /// `GPUAdapter.info` (vendor, architecture, device, description), also given as `browser`.
 #[wasm_bindgen(js_name = adapterInfo, unchecked_return_type = "AdapterInfo")]
 pub async fn adapter_info(
-    #[wasm_bindgen(unchecked_param_type = "DeviceOptions")] options: JsValue,
+    #[wasm_bindgen(unchecked_optional_param_type = "DeviceOptions")] options: JsValue,
 ) -> Result<JsValue, JsValue> {
     let gpu = shared_device(backend_arg(&options, "adapterInfo")?).await?;
     if gpu.is_cpu() {
@@ -209,7 +209,11 @@ pub(crate) async fn shared_gpu() -> Result<Gpu, JsValue> {
     if let Some(gpu) = GPU.with(|g| g.borrow().clone()) {
         return Ok(gpu);
     }
-    let gpu = Gpu::new()
+    let options = GpuOptions {
+        backend: BackendChoice::Gpu,
+        ..GpuOptions::from_env()
+    };
+    let gpu = Gpu::with_options(options)
         .await
         .map_err(|e| errors::core_with(e, |m| format!("could not open a WebGPU device: {m}")))?;
     GPU.with(|g| *g.borrow_mut() = Some(gpu.clone()));

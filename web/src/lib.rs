@@ -179,7 +179,7 @@ impl Trainer {
     /// `backend` getter says which it runs on.
     pub async fn create(
         #[wasm_bindgen(unchecked_param_type = "string | SessionSpec")] spec: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "DeviceOptions")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "DeviceOptions")] options: JsValue,
     ) -> Result<Trainer, JsValue> {
         install_panic_hook();
         let text = spec_text(&spec)?;
@@ -200,7 +200,7 @@ impl Trainer {
     /// either).
     pub async fn load(
         #[wasm_bindgen(unchecked_param_type = "Uint8Array | ArrayBuffer")] bytes: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "DeviceOptions")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "DeviceOptions")] options: JsValue,
     ) -> Result<Trainer, JsValue> {
         install_panic_hook();
         let bytes = bytes_arg(&bytes)?;

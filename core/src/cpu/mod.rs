@@ -358,6 +358,33 @@ pub(crate) fn simd_name() -> &'static str {
     "scalar"
 }
 
+/// In the browser, lets the page's event loop run (repaint, input, the page's other calls)
+/// before a read-back of the CPU backend returns: kernels run on the page's thread, and a
+/// chunk that never yielded would freeze the tab until it ended. A `setTimeout(0)` task, so
+/// rendering gets its turn, not just microtasks. Natively nothing.
+pub(crate) async fn yield_now() {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let promise = js_sys::Promise::new(&mut |resolve: js_sys::Function, _reject| {
+            let global = js_sys::global();
+            let set_timeout = js_sys::Reflect::get(&global, &js_sys::JsString::from("setTimeout"))
+                .ok()
+                .filter(|f| f.is_function())
+                .map(js_sys::Function::from);
+            let scheduled = set_timeout
+                .map(|f| {
+                    f.call2(&global, &resolve, &js_sys::Number::from(0.0))
+                        .is_ok()
+                })
+                .unwrap_or(false);
+            if !scheduled {
+                let _ = resolve.call0(&global);
+            }
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    }
+}
+
 /// The error for a kernel the CPU backend does not have.
 pub(crate) fn missing(shader: &str, entry: &str) -> Error {
     Error::InvalidArgument {

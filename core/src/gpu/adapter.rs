@@ -192,7 +192,8 @@ impl AdapterSummary {
     }
 }
 
-const NO_ADAPTER_HINT: &str = "On Linux without a GPU install a software Vulkan driver: \
+const NO_ADAPTER_HINT: &str = "Without a GPU use the CPU backend (--backend auto or cpu; \
+backend: \"auto\" in JS), or install a software Vulkan driver to run the WGSL kernels: \
 `apt-get install -y mesa-vulkan-drivers libvulkan1`. In a browser, use one with WebGPU enabled \
 (Chrome/Edge 113+, or Chromium with --enable-unsafe-webgpu).";
 
@@ -298,8 +299,21 @@ pub enum DeviceChoice {
 /// backend; `gpu` an adapter; `auto` an adapter when it is a hardware GPU or named by
 /// `ACCRETE_ADAPTER`, else (a software adapter, or none) the CPU backend.
 pub fn choose_device(adapters: &[AdapterSummary], options: &GpuOptions) -> Result<DeviceChoice> {
-    let adapter = choose_adapter(adapters, options.adapter.as_deref());
-    Ok(match options.backend()? {
+    Ok(choose_device_with(
+        adapters,
+        options.adapter.as_deref(),
+        options.backend()?,
+    ))
+}
+
+/// [`choose_device`] with the backend and the wanted adapter name given (no environment).
+pub fn choose_device_with(
+    adapters: &[AdapterSummary],
+    wanted: Option<&str>,
+    backend: BackendChoice,
+) -> DeviceChoice {
+    let adapter = choose_adapter(adapters, wanted);
+    match backend {
         BackendChoice::Cpu => DeviceChoice::Cpu("the CPU backend was asked for".into()),
         BackendChoice::Gpu => DeviceChoice::Adapter(adapter),
         BackendChoice::Auto => match adapter {
@@ -311,7 +325,7 @@ pub fn choose_device(adapters: &[AdapterSummary], options: &GpuOptions) -> Resul
             )),
             other => DeviceChoice::Adapter(other),
         },
-    })
+    }
 }
 
 pub(super) async fn select(options: &GpuOptions) -> Result<wgpu::Adapter> {

@@ -11,8 +11,8 @@ mod tensor;
 mod timing;
 
 pub use adapter::{
-    choose_adapter, choose_device, feature_names, is_hardware, list_adapters, AdapterChoice,
-    AdapterSummary, BackendChoice, DeviceChoice, GpuOptions,
+    choose_adapter, choose_device, choose_device_with, feature_names, is_hardware, list_adapters,
+    AdapterChoice, AdapterSummary, BackendChoice, DeviceChoice, GpuOptions,
 };
 pub use autotune::{
     cache_path_from_env, default_cache_path, AutotuneCache, AutotuneMode, TunedEntry,

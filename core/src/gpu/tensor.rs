@@ -190,7 +190,9 @@ impl Tensor {
         }
         let w = match (&*self.buf, self.gpu.inner.wgpu()) {
             (Storage::Host(h), _) => {
-                return Ok(bytemuck::cast_slice(&h.read(self.offset, self.len())).to_vec())
+                let words = h.read(self.offset, self.len());
+                crate::cpu::yield_now().await;
+                return Ok(bytemuck::cast_slice(&words).to_vec());
             }
             (Storage::Wgpu(_), Some(w)) => w,
             (Storage::Wgpu(_), None) => return Err(mixed_devices("tensor read-back")),

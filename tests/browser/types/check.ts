@@ -75,6 +75,11 @@ async function main(x: Float32Array, y: Uint32Array): Promise<number> {
   datasetFromSafetensors(new Uint8Array(8), { feature: "x" });
   console.log(fromFile.length, file.y.length, file.sampleShape, datasetFromSafetensors(new ArrayBuffer(8)).classes);
   const info: AdapterInfo = await adapterInfo();
+  const onCpu: AdapterInfo = await adapterInfo({ backend: "cpu" });
+  const where: "gpu" | "cpu" = (await Trainer.create(minimal, { backend: "auto" })).backend as "gpu" | "cpu";
+  console.log(onCpu.backend, where);
+  // @ts-expect-error: not a backend
+  await adapterInfo({ backend: "tpu" });
   const slow: boolean = /cpu/i.test(info.deviceType) || info.maxStorageBufferBindingSize < 1 << 27;
   const t = await Trainer.create(slow ? minimal : spec);
   const t2 = await Trainer.create(JSON.stringify(spec));
