@@ -227,11 +227,23 @@ impl<'a> Call<'a> {
         matches!(self.slots.get(b.wrapping_sub(1)), Some(Slot::T(_)))
     }
 
-    fn bug(&self, detail: String) -> Error {
+    /// An error of this kernel (a binding or parameter it cannot use: a launcher bug or a
+    /// bad recorded program), naming the kernel.
+    pub(crate) fn bug(&self, detail: impl Into<String>) -> Error {
         Error::Gpu {
             context: format!("CPU kernel {}", self.label),
-            detail,
+            detail: detail.into(),
         }
+    }
+
+    /// Refuses a binding `what` of `have` elements where the parameters say `want`.
+    pub(crate) fn need(&self, what: &str, have: usize, want: usize) -> Result<()> {
+        if have < want {
+            return Err(self.bug(format!(
+                "{what} has {have} elements, the kernel needs {want}"
+            )));
+        }
+        Ok(())
     }
 
     /// (buffer, start word, length) of binding `b`; the dummy is an empty range.

@@ -328,10 +328,20 @@ pub fn choose_device_with(
     }
 }
 
-pub(super) async fn select(options: &GpuOptions) -> Result<wgpu::Adapter> {
+/// The device `options` choose: `None` for the CPU backend, else the adapter to open (one
+/// enumeration of the adapters serves both decisions).
+pub(super) async fn select(options: &GpuOptions) -> Result<Option<wgpu::Adapter>> {
+    let backend = options.backend()?;
+    if backend == BackendChoice::Cpu {
+        return Ok(None);
+    }
     let mut adapters = candidates(options).await;
     let summaries: Vec<AdapterSummary> = adapters.iter().map(AdapterSummary::of).collect();
-    match choose_adapter(&summaries, options.adapter.as_deref()) {
+    let wanted = options.adapter.as_deref();
+    if let DeviceChoice::Cpu(_) = choose_device_with(&summaries, wanted, backend) {
+        return Ok(None);
+    }
+    let chosen = match choose_adapter(&summaries, wanted) {
         AdapterChoice::Best(0) if options.position.is_some() => {
             let best = &summaries[0].device_type;
             let same = summaries
@@ -356,7 +366,8 @@ pub(super) async fn select(options: &GpuOptions) -> Result<wgpu::Adapter> {
             },
             hint: NO_ADAPTER_HINT,
         }),
-    }
+    };
+    chosen.map(Some)
 }
 
 /// Creates the device with the adapter's own limits and the optional features accrete uses.

@@ -95,15 +95,10 @@ impl Gpu {
     /// the adapter's real limits. `auto` (the default) takes a hardware GPU where there is one
     /// (or the adapter `ACCRETE_ADAPTER` names), else the CPU backend.
     pub async fn with_options(options: GpuOptions) -> Result<Gpu> {
-        let adapters = match options.backend()? {
-            BackendChoice::Cpu => Vec::new(),
-            _ => list_adapters(&options).await,
-        };
-        if let DeviceChoice::Cpu(_) = choose_device(&adapters, &options)? {
-            return Ok(Gpu::cpu());
+        match adapter::select(&options).await? {
+            None => Ok(Gpu::cpu()),
+            Some(adapter) => adapter::open(adapter, options.disable_features).await,
         }
-        let adapter = adapter::select(&options).await?;
-        adapter::open(adapter, options.disable_features).await
     }
 
     /// Adapter name, backend, type, limits and the features accrete cares about.

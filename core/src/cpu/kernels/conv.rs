@@ -6,10 +6,10 @@
 
 mod layout;
 
+use super::elementwise::{act_forward, act_grad};
 use super::matmul::gemm::{sgemm, View};
-use super::matmul::{act_forward, act_grad};
 use crate::cpu::{Call, Kernel};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kernels::conv::ConvParams;
 
 pub(super) fn lookup(shader: &str, entry: &str) -> Option<Kernel> {
@@ -140,16 +140,6 @@ impl Geom {
     }
 }
 
-fn need(call: &Call<'_>, what: &str, have: usize, want: usize) -> Result<()> {
-    if have < want {
-        return Err(Error::Gpu {
-            context: format!("CPU kernel {}", call.label),
-            detail: format!("{what} has {have} elements, the convolution needs {want}"),
-        });
-    }
-    Ok(())
-}
-
 /// Writes the pre-activation (into `z` when given) and `y = act(z)`.
 fn fwd_into(call: &Call<'_>, z: Option<&mut [f32]>, y: &mut [f32]) -> Result<()> {
     let (g, _) = Geom::of(call)?;
@@ -158,11 +148,11 @@ fn fwd_into(call: &Call<'_>, z: Option<&mut [f32]>, y: &mut [f32]) -> Result<()>
     let wt = call.f32(2)?;
     let bias = if has_bias { call.f32(3)? } else { &[] };
     let (depth, ohw) = (g.depth(), g.ohw());
-    need(call, "x", x.len(), g.x_len())?;
-    need(call, "weights", wt.len(), g.f * depth)?;
-    need(call, "y", y.len(), g.y_len())?;
+    call.need("x", x.len(), g.x_len())?;
+    call.need("weights", wt.len(), g.f * depth)?;
+    call.need("y", y.len(), g.y_len())?;
     if has_bias {
-        need(call, "bias", bias.len(), g.f)?;
+        call.need("bias", bias.len(), g.f)?;
     }
     let mut cols = vec![0.0f32; depth * ohw];
     let chw = g.c * g.h * g.w;
@@ -189,7 +179,7 @@ fn fwd_into(call: &Call<'_>, z: Option<&mut [f32]>, y: &mut [f32]) -> Result<()>
     }
     let y = &mut y[..g.y_len()];
     if let Some(z) = z {
-        need(call, "z", z.len(), g.y_len())?;
+        call.need("z", z.len(), g.y_len())?;
         z[..y.len()].copy_from_slice(y);
     }
     if g.act != 0 {
@@ -220,12 +210,12 @@ fn dgrad(call: &Call<'_>) -> Result<()> {
     let wt = call.f32(3)?;
     let dx = call.f32_mut(4)?;
     let (depth, ohw) = (g.depth(), g.ohw());
-    need(call, "dy", dy.len(), g.y_len())?;
+    call.need("dy", dy.len(), g.y_len())?;
     if g.act != 0 {
-        need(call, "z", zin.len(), g.y_len())?;
+        call.need("z", zin.len(), g.y_len())?;
     }
-    need(call, "weights", wt.len(), g.f * depth)?;
-    need(call, "dx", dx.len(), g.x_len())?;
+    call.need("weights", wt.len(), g.f * depth)?;
+    call.need("dx", dx.len(), g.x_len())?;
     let dz = g.dz(&dy[..g.y_len()], zin);
     let mut cols = vec![0.0f32; depth * ohw];
     let (chw, fo) = (g.c * g.h * g.w, g.f * ohw);
@@ -260,12 +250,12 @@ fn wgrad(call: &Call<'_>) -> Result<()> {
     let (depth, ohw) = (g.depth(), g.ohw());
     let cols_n = depth + 1;
     let (splits, split_len) = (p.splits as usize, p.split_len as usize);
-    need(call, "x", x.len(), g.x_len())?;
-    need(call, "dy", dy.len(), g.y_len())?;
+    call.need("x", x.len(), g.x_len())?;
+    call.need("dy", dy.len(), g.y_len())?;
     if g.act != 0 {
-        need(call, "z", zin.len(), g.y_len())?;
+        call.need("z", zin.len(), g.y_len())?;
     }
-    need(call, "partials", partials.len(), splits * g.f * cols_n)?;
+    call.need("partials", partials.len(), splits * g.f * cols_n)?;
     let dz = g.dz(&dy[..g.y_len()], zin);
     let rows = g.b * ohw;
     let chw = g.c * g.h * g.w;
@@ -317,8 +307,8 @@ fn wgrad_reduce(call: &Call<'_>) -> Result<()> {
     let depth = g.depth();
     let cols_n = depth + 1;
     let splits = p.splits as usize;
-    need(call, "partials", partials.len(), splits * g.f * cols_n)?;
-    need(call, "dw", dw.len(), g.f * depth)?;
+    call.need("partials", partials.len(), splits * g.f * cols_n)?;
+    call.need("dw", dw.len(), g.f * depth)?;
     for e in 0..g.f * cols_n {
         let mut s = 0.0f32;
         for z in 0..splits {

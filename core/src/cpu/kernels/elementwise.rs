@@ -10,6 +10,7 @@ use crate::cpu::{Call, Kernel};
 use crate::error::{Error, Result};
 
 mod activation;
+pub(super) use activation::{act_forward, act_grad};
 mod basic;
 mod gather;
 mod rng;
@@ -39,10 +40,9 @@ pub(super) fn lookup(shader: &str, entry: &str) -> Option<Kernel> {
 /// The error for a binding shorter than the parameters say (a launcher bug or a bad
 /// recorded program), naming the kernel and the binding.
 pub(super) fn short(call: &Call<'_>, what: &str, need: usize, have: usize) -> Error {
-    Error::Gpu {
-        context: format!("CPU kernel {}", call.label),
-        detail: format!("{what} needs {need} elements, the binding has {have}"),
-    }
+    call.bug(format!(
+        "{what} needs {need} elements, the binding has {have}"
+    ))
 }
 
 /// `&s[..n]`, or the error naming the binding when it is shorter.

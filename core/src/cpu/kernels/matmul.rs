@@ -6,9 +6,12 @@
 pub(crate) mod gemm;
 
 use crate::cpu::{Call, Kernel};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kernels::matmul::Params;
 use gemm::View;
+
+// The fused epilogue applies the activation layer's own functions.
+use super::elementwise::act_forward;
 
 pub(super) fn lookup(shader: &str, entry: &str) -> Option<Kernel> {
     match (shader, entry) {
@@ -62,9 +65,10 @@ fn run(call: &Call<'_>, binds: &Binds) -> Result<()> {
     let b = call.f32(binds.b)?;
     let bias = if has_bias { call.f32(binds.bias)? } else { &[] };
     let c = call.f32_mut(binds.c)?;
-    let short = |what: &str, have: usize, need: usize| Error::Gpu {
-        context: format!("CPU kernel {}", call.label),
-        detail: format!("{what} has {have} elements, an {m}x{k}x{n} product needs {need}"),
+    let short = |what: &str, have: usize, need: usize| {
+        call.bug(format!(
+            "{what} has {have} elements, an {m}x{k}x{n} product needs {need}"
+        ))
     };
     if a.len() < m * k {
         return Err(short("A", a.len(), m * k));
@@ -127,88 +131,4 @@ fn run(call: &Call<'_>, binds: &Binds) -> Result<()> {
         }
     }
     Ok(())
-}
-
-const GELU_C: f32 = 0.797_884_6; // √(2/π)
-const GELU_A: f32 = 0.044715;
-
-fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
-
-/// `act_forward` of `shaders/lib/activation_fns.wgsl` (codes as `Activation::code`).
-pub(crate) fn act_forward(code: u32, x: f32, alpha: f32) -> f32 {
-    match code {
-        1 => x.max(0.0),
-        2 => {
-            if x > 0.0 {
-                x
-            } else {
-                alpha * x
-            }
-        }
-        3 => {
-            if x > 0.0 {
-                x
-            } else {
-                alpha * (x.exp() - 1.0)
-            }
-        }
-        4 => {
-            let t = (GELU_C * (x + GELU_A * x * x * x))
-                .clamp(-15.0, 15.0)
-                .tanh();
-            0.5 * x * (1.0 + t)
-        }
-        5 => sigmoid(x),
-        6 => x.clamp(-15.0, 15.0).tanh(),
-        _ => x,
-    }
-}
-
-/// `act_grad` of `shaders/lib/activation_fns.wgsl`: f'(x) for the pre-activation x.
-pub(crate) fn act_grad(code: u32, x: f32, alpha: f32) -> f32 {
-    match code {
-        1 => {
-            if x > 0.0 {
-                1.0
-            } else {
-                0.0
-            }
-        }
-        2 => {
-            if x > 0.0 {
-                1.0
-            } else {
-                alpha
-            }
-        }
-        3 => {
-            if x > 0.0 {
-                1.0
-            } else {
-                alpha * x.exp()
-            }
-        }
-        4 => {
-            let u = GELU_C * (x + GELU_A * x * x * x);
-            let t = u.clamp(-15.0, 15.0).tanh();
-            let du = GELU_C * (1.0 + 3.0 * GELU_A * x * x);
-            0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du
-        }
-        5 => {
-            let s = sigmoid(x);
-            s * (1.0 - s)
-        }
-        6 => {
-            let t = x.clamp(-15.0, 15.0).tanh();
-            1.0 - t * t
-        }
-        _ => 1.0,
-    }
 }

@@ -25,10 +25,7 @@ pub(super) fn lookup(shader: &str, entry: &str) -> Option<Kernel> {
 
 /// A kernel's refusal of inputs the shader would read out of bounds.
 fn bad(call: &Call<'_>, detail: impl Into<String>) -> Error {
-    Error::Gpu {
-        context: format!("CPU kernel {}", call.label),
-        detail: detail.into(),
-    }
+    call.bug(detail)
 }
 
 /// A segment table (`lib/optim_segments.wgsl`): rows (first workgroup, offset, len, bits).

@@ -4,34 +4,25 @@
 //! element, as the WGSL (each writes every element of its destination).
 
 use crate::cpu::Call;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
-fn need(call: &Call<'_>, what: &str, have: usize, want: usize) -> Result<()> {
-    if have < want {
-        return Err(Error::Gpu {
-            context: format!("CPU kernel {}", call.label),
-            detail: format!("{what} has {have} elements, the kernel needs {want}"),
-        });
-    }
-    Ok(())
+/// The im2col geometry: [batch, channels, height, width, kernel, stride, padding, out_h, out_w].
+fn im2col_dims(call: &Call<'_>) -> Result<[usize; 9]> {
+    let p: crate::kernels::conv::Params = call.params()?;
+    Ok([
+        p.batch, p.channels, p.height, p.width, p.kernel, p.stride, p.padding, p.out_h, p.out_w,
+    ]
+    .map(|v| v as usize))
 }
 
 /// `im2col::im2col`: cols[(b·OH + oh)·OW + ow, (c·K + kh)·K + kw] = the padded input tap.
 pub(super) fn im2col(call: &Call<'_>) -> Result<()> {
-    let p: crate::kernels::conv::Params = call.params()?;
-    let (b, c, h, w) = (
-        p.batch as usize,
-        p.channels as usize,
-        p.height as usize,
-        p.width as usize,
-    );
-    let (k, s, pad) = (p.kernel as usize, p.stride as usize, p.padding as usize);
-    let (oh, ow) = (p.out_h as usize, p.out_w as usize);
+    let [b, c, h, w, k, s, pad, oh, ow] = im2col_dims(call)?;
     let src = call.f32(1)?;
     let dst = call.f32_mut(2)?;
     let plen = c * k * k;
-    need(call, "x", src.len(), b * c * h * w)?;
-    need(call, "cols", dst.len(), b * oh * ow * plen)?;
+    call.need("x", src.len(), b * c * h * w)?;
+    call.need("cols", dst.len(), b * oh * ow * plen)?;
     for r in 0..b * oh * ow {
         let (bi, y, x) = (r / (oh * ow), (r / ow) % oh, r % ow);
         let row = &mut dst[r * plen..(r + 1) * plen];
@@ -50,22 +41,14 @@ pub(super) fn im2col(call: &Call<'_>) -> Result<()> {
 
 /// `im2col::col2im`: dx[b, c, h, w] = Σ (kh, then kw) of the dcols entries copied from it.
 pub(super) fn col2im(call: &Call<'_>) -> Result<()> {
-    let p: crate::kernels::conv::Params = call.params()?;
-    let (b, c, h, w) = (
-        p.batch as usize,
-        p.channels as usize,
-        p.height as usize,
-        p.width as usize,
-    );
-    let (k, s, pad) = (p.kernel as usize, p.stride as usize, p.padding as usize);
-    let (oh, ow) = (p.out_h as usize, p.out_w as usize);
+    let [b, c, h, w, k, s, pad, oh, ow] = im2col_dims(call)?;
     let src = call.f32(1)?;
     let dst = call.f32_mut(2)?;
     let plen = c * k * k;
-    need(call, "dcols", src.len(), b * oh * ow * plen)?;
-    need(call, "dx", dst.len(), b * c * h * w)?;
+    call.need("dcols", src.len(), b * oh * ow * plen)?;
+    call.need("dx", dst.len(), b * c * h * w)?;
     if s == 0 {
-        return need(call, "stride", 0, 1);
+        return call.need("stride", 0, 1);
     }
     for (i, out) in dst[..b * c * h * w].iter_mut().enumerate() {
         let (x, y, ci, bi) = (i % w, (i / w) % h, (i / (w * h)) % c, i / (w * h * c));
@@ -118,7 +101,7 @@ impl Pool {
             scale: p.scale,
         };
         if g.stride == 0 {
-            return need(call, "stride", 0, 1).map(|_| g);
+            return call.need("stride", 0, 1).map(|_| g);
         }
         Ok(g)
     }
@@ -146,9 +129,9 @@ pub(super) fn max_forward(call: &Call<'_>) -> Result<()> {
     let src = call.f32(1)?;
     let dst = call.f32_mut(2)?;
     let arg = call.u32_mut(3)?;
-    need(call, "x", src.len(), g.x_len())?;
-    need(call, "y", dst.len(), g.y_len())?;
-    need(call, "argmax", arg.len(), g.y_len())?;
+    call.need("x", src.len(), g.x_len())?;
+    call.need("y", dst.len(), g.y_len())?;
+    call.need("argmax", arg.len(), g.y_len())?;
     for i in 0..g.y_len() {
         let (x, y, plane) = (i % g.ow, (i / g.ow) % g.oh, i / (g.ow * g.oh));
         let base = plane * g.h * g.w;
@@ -177,9 +160,9 @@ pub(super) fn max_backward(call: &Call<'_>) -> Result<()> {
     let src = call.f32(1)?;
     let dst = call.f32_mut(2)?;
     let arg = call.u32(3)?;
-    need(call, "dy", src.len(), g.y_len())?;
-    need(call, "argmax", arg.len(), g.y_len())?;
-    need(call, "dx", dst.len(), g.x_len())?;
+    call.need("dy", src.len(), g.y_len())?;
+    call.need("argmax", arg.len(), g.y_len())?;
+    call.need("dx", dst.len(), g.x_len())?;
     for (i, out) in dst[..g.x_len()].iter_mut().enumerate() {
         let (x, y, plane) = (i % g.w, (i / g.w) % g.h, i / (g.w * g.h));
         let k = (y * g.w + x) as u32;
@@ -202,8 +185,8 @@ pub(super) fn avg_forward(call: &Call<'_>) -> Result<()> {
     let g = Pool::of(call)?;
     let src = call.f32(1)?;
     let dst = call.f32_mut(2)?;
-    need(call, "x", src.len(), g.x_len())?;
-    need(call, "y", dst.len(), g.y_len())?;
+    call.need("x", src.len(), g.x_len())?;
+    call.need("y", dst.len(), g.y_len())?;
     for (i, out) in dst[..g.y_len()].iter_mut().enumerate() {
         let (x, y, plane) = (i % g.ow, (i / g.ow) % g.oh, i / (g.ow * g.oh));
         let base = plane * g.h * g.w;
@@ -224,8 +207,8 @@ pub(super) fn avg_backward(call: &Call<'_>) -> Result<()> {
     let g = Pool::of(call)?;
     let src = call.f32(1)?;
     let dst = call.f32_mut(2)?;
-    need(call, "dy", src.len(), g.y_len())?;
-    need(call, "dx", dst.len(), g.x_len())?;
+    call.need("dy", src.len(), g.y_len())?;
+    call.need("dx", dst.len(), g.x_len())?;
     for (i, out) in dst[..g.x_len()].iter_mut().enumerate() {
         let (x, y, plane) = (i % g.w, (i / g.w) % g.h, i / (g.w * g.h));
         let mut acc = 0.0f32;
@@ -245,8 +228,8 @@ pub(super) fn permute(call: &Call<'_>) -> Result<()> {
     let (b, rows, cols) = (p.batch as usize, p.rows as usize, p.cols as usize);
     let x = call.u32(1)?;
     let out = call.u32_mut(2)?;
-    need(call, "x", x.len(), b * rows * cols)?;
-    need(call, "out", out.len(), b * rows * cols)?;
+    call.need("x", x.len(), b * rows * cols)?;
+    call.need("out", out.len(), b * rows * cols)?;
     for bi in 0..b {
         let base = bi * rows * cols;
         for r in 0..rows {

@@ -2,7 +2,7 @@
 
 use super::{take, take_mut};
 use crate::cpu::Call;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kernels::gather::Params;
 
 /// `counter[0]` of binding `b`; the dummy (a one-off gather) reads 0, as on the GPU.
@@ -31,12 +31,11 @@ fn gather_rows(
     let o = p.offset.wrapping_add(counter.wrapping_mul(p.rows));
     for (r, orow) in out.chunks_exact_mut(cols).enumerate() {
         let at = o.wrapping_add(r as u32) as usize;
-        let s = *idx.get(at).ok_or_else(|| Error::Gpu {
-            context: format!("CPU kernel {}", call.label),
-            detail: format!(
+        let s = *idx.get(at).ok_or_else(|| {
+            call.bug(format!(
                 "batch {counter} reads index {at}, past the end of the {}-entry index buffer",
                 idx.len()
-            ),
+            ))
         })? as usize;
         if s < src_rows {
             orow.copy_from_slice(&src[s * cols..(s + 1) * cols]);
