@@ -27,6 +27,7 @@
 //! so timing uses the host clock).
 
 pub(crate) mod kernels;
+pub(crate) mod pool;
 
 use crate::error::{Error, Result};
 use crate::gpu::Tensor;

@@ -61,6 +61,58 @@ impl<'a> Segs<'a> {
         [r[0], r[1], r[2], r[3]]
     }
 
+    /// The elements the slots of workgroups `0 .. groups` cover, as runs `(start, end,
+    /// scale)` of the flat buffer — what `group` visits, a segment at a time. Core's tables
+    /// are sorted by first workgroup and by offset, with disjoint segments; a table that is
+    /// not is refused (the GPU would update overlapping elements in an unordered race).
+    fn runs(&self, call: &Call<'_>, groups: u32, len: usize) -> Result<Vec<(usize, usize, f32)>> {
+        let mut runs = Vec::with_capacity(self.count);
+        let mut last_end = 0usize;
+        for r in 0..self.count {
+            let [first, offset, n, bits] = self.row_at(r);
+            let next = if r + 1 < self.count {
+                let next = self.rows[4 * (r + 1)];
+                if next < first {
+                    return Err(bad(call, "segment table not sorted by first workgroup"));
+                }
+                next
+            } else {
+                u32::MAX
+            };
+            let hi = next.min(groups);
+            if hi <= first {
+                continue;
+            }
+            let covered = ((hi - first) as usize).saturating_mul(WG).min(n as usize);
+            if covered == 0 {
+                continue;
+            }
+            let start = offset as usize;
+            let end = start + covered;
+            if end > len {
+                return Err(bad(
+                    call,
+                    format!(
+                        "segment element {} outside the {len}-element buffer",
+                        end - 1
+                    ),
+                ));
+            }
+            if start < last_end {
+                return Err(bad(call, "segments overlap or are not in offset order"));
+            }
+            last_end = end;
+            runs.push((start, end, f32::from_bits(bits)));
+        }
+        Ok(runs)
+    }
+
+    /// Row `r` of the table.
+    fn row_at(&self, r: usize) -> [u32; 4] {
+        let x = &self.rows[4 * r..4 * r + 4];
+        [x[0], x[1], x[2], x[3]]
+    }
+
     /// Calls `f(lid, element, scale)` for the invocations of workgroup `grp` whose slot is
     /// ok, and `skip(lid)` for the others (an element outside `len` elements is an error).
     fn group(
