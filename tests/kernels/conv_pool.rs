@@ -325,6 +325,8 @@ fn pool_cases() -> Vec<PoolGeom> {
         pg(1, 2, 6, 9, 2, 3), // stride > size: some pixels in no window
         pg(2, 2, 4, 4, 4, 1), // one window covering the image
         pg(1, 1, 1, 1, 1, 1),
+        // 86,400 inputs, overlapping: the CPU backend shares the planes out to its threads.
+        pg(12, 8, 30, 30, 3, 2),
     ]
 }
 

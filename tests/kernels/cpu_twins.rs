@@ -4,6 +4,7 @@
 //! the row/column sums fold in the shader's order, so they are the same bits too.
 
 use accrete::kernels::gather::{gather_stepped_into, PAD_INDEX};
+use accrete::kernels::pool::{self, PoolGeom};
 use accrete::kernels::reduce::{self, cols_into, has_subgroups, Reduce};
 use accrete::kernels::rng::{fill_stepped_into, Distribution, RngKey};
 use accrete::{BackendChoice, Gpu, GpuOptions, Tensor};
@@ -163,4 +164,54 @@ fn cpu_gather_past_the_index_buffer_is_an_error() {
         .run(&[&gather_stepped_into(&src, &idx, &counter, &out).unwrap()])
         .unwrap_err();
     assert!(err.to_string().contains("past the end"), "{err}");
+}
+
+/// Max pooling with overlapping windows (an input in several windows, ties included): the
+/// CPU's scatter of each window's gradient to its argmax, in window order, gives the same
+/// bits as the shader's gather over the windows containing each input.
+#[test]
+fn cpu_max_pool_is_the_gpus_bits() {
+    let Some(wg) = webgpu() else { return };
+    for (b, c, h, w, size, stride) in [
+        (2, 3, 9, 11, 3, 2),
+        (12, 8, 30, 30, 3, 1),
+        (4, 2, 28, 28, 2, 2),
+    ] {
+        let g = PoolGeom {
+            batch: b,
+            channels: c,
+            height: h,
+            width: w,
+            size,
+            stride,
+        };
+        let n_in: usize = g.input_shape().iter().product();
+        let n_out: usize = g.output_shape().iter().product();
+        // Halves: ties in most windows.
+        let x: Vec<f32> = uniform(&mut rng(n_in as u64), n_in, -2.0, 2.0)
+            .iter()
+            .map(|v| (v * 2.0).round() / 2.0)
+            .collect();
+        let dy = uniform(&mut rng(n_out as u64 + 1), n_out, -1.0, 1.0);
+        let mut got = Vec::new();
+        for d in [cpu(), wg] {
+            let y = Tensor::full(d, &g.output_shape(), f32::NAN).unwrap();
+            let arg = Tensor::from_u32(d, &g.output_shape(), &vec![u32::MAX; n_out]).unwrap();
+            let dx = Tensor::full(d, &g.input_shape(), f32::NAN).unwrap();
+            let tx = Tensor::from_f32(d, &g.input_shape(), &x).unwrap();
+            let tdy = Tensor::from_f32(d, &g.output_shape(), &dy).unwrap();
+            let fwd = pool::max_forward_into(&tx, &g, &y, &arg).unwrap();
+            let bwd = pool::max_backward_into(&tdy, &arg, &g, &dx).unwrap();
+            d.run(&[&fwd, &bwd]).unwrap();
+            got.push((
+                bits(&pollster::block_on(y.read_f32()).unwrap()),
+                pollster::block_on(arg.read_u32()).unwrap(),
+                bits(&pollster::block_on(dx.read_f32()).unwrap()),
+            ));
+        }
+        let what = format!("{b}x{c}x{h}x{w} size {size} stride {stride}");
+        assert_eq!(got[0].0, got[1].0, "y {what}");
+        assert_eq!(got[0].1, got[1].1, "argmax {what}");
+        assert_eq!(got[0].2, got[1].2, "dx {what}");
+    }
 }

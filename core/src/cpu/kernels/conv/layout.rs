@@ -111,6 +111,33 @@ impl Pool {
     fn y_len(&self) -> usize {
         self.planes * self.oh * self.ow
     }
+    /// Planes a thread takes at a time: about 16k elements of `plane` each.
+    fn group_len(&self, plane: usize) -> usize {
+        let planes = ((1 << 14) / plane.max(1)).clamp(1, self.planes.max(1));
+        planes * plane.max(1)
+    }
+
+    /// `out` (whole planes of `plane` elements) cut into groups of planes, each with the
+    /// index of its first plane.
+    fn plane_groups<'a, T>(&self, out: &'a mut [T], plane: usize) -> Vec<(usize, &'a mut [T])> {
+        let per = self.group_len(plane);
+        out.chunks_mut(per)
+            .enumerate()
+            .map(|(i, c)| (i * per / plane.max(1), c))
+            .collect()
+    }
+
+    /// Runs `f` on every group, on the pool's threads when there is enough work (each plane
+    /// is computed alone, so the split does not change the result).
+    fn share<I: Send>(&self, items: Vec<I>, f: impl Fn(I) + Sync) {
+        let threads = if self.planes * self.h * self.w >= 1 << 16 {
+            crate::cpu::threads()
+        } else {
+            1
+        };
+        crate::cpu::pool::for_parts(items, threads, |_, item| f(item));
+    }
+
     /// The window positions o with o·S ≤ i < o·S + size, clipped to [0, n).
     fn windows(&self, i: usize, n: usize) -> std::ops::Range<usize> {
         let lo = if i + 1 > self.size {
@@ -132,29 +159,47 @@ pub(super) fn max_forward(call: &Call<'_>) -> Result<()> {
     call.need("x", src.len(), g.x_len())?;
     call.need("y", dst.len(), g.y_len())?;
     call.need("argmax", arg.len(), g.y_len())?;
-    for i in 0..g.y_len() {
-        let (x, y, plane) = (i % g.ow, (i / g.ow) % g.oh, i / (g.ow * g.oh));
-        let base = plane * g.h * g.w;
-        let (h0, w0) = (y * g.stride, x * g.stride);
-        let mut best_k = h0 * g.w + w0;
-        let mut best = src[base + best_k];
-        for kh in 0..g.size {
-            for kw in 0..g.size {
-                let k = (h0 + kh) * g.w + w0 + kw;
-                let v = src[base + k];
-                if !best.is_nan() && (v.is_nan() || v > best) {
-                    best = v;
-                    best_k = k;
+    let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
+    let items = g.plane_groups(&mut dst[..g.y_len()], plane_out);
+    let args: Vec<&mut [u32]> = arg[..g.y_len()]
+        .chunks_mut(g.group_len(plane_out))
+        .collect();
+    let items: Vec<_> = items.into_iter().zip(args).collect();
+    g.share(items, |((p0, ys), args)| {
+        for (j, (yp, ap)) in ys
+            .chunks_exact_mut(plane_out)
+            .zip(args.chunks_exact_mut(plane_out))
+            .enumerate()
+        {
+            let xp = &src[(p0 + j) * plane_in..(p0 + j + 1) * plane_in];
+            for y in 0..g.oh {
+                for x in 0..g.ow {
+                    let (h0, w0) = (y * g.stride, x * g.stride);
+                    let mut best_k = h0 * g.w + w0;
+                    let mut best = xp[best_k];
+                    for kh in 0..g.size {
+                        for kw in 0..g.size {
+                            let k = (h0 + kh) * g.w + w0 + kw;
+                            let v = xp[k];
+                            if !best.is_nan() && (v.is_nan() || v > best) {
+                                best = v;
+                                best_k = k;
+                            }
+                        }
+                    }
+                    yp[y * g.ow + x] = best;
+                    ap[y * g.ow + x] = best_k as u32;
                 }
             }
         }
-        dst[i] = best;
-        arg[i] = best_k as u32;
-    }
+    });
     Ok(())
 }
 
-/// `pool::max_backward`: dx[h, w] = Σ dy over the windows whose argmax is (h, w).
+/// `pool::max_backward`: dx[h, w] = Σ dy over the windows whose argmax is (h, w). Each
+/// window's gradient is added to its argmax (a valid one: inside the window) in window
+/// order, which for every input element is the order of the shader's gather over the
+/// windows containing it, so the sums are the same bits.
 pub(super) fn max_backward(call: &Call<'_>) -> Result<()> {
     let g = Pool::of(call)?;
     let src = call.f32(1)?;
@@ -163,42 +208,57 @@ pub(super) fn max_backward(call: &Call<'_>) -> Result<()> {
     call.need("dy", src.len(), g.y_len())?;
     call.need("argmax", arg.len(), g.y_len())?;
     call.need("dx", dst.len(), g.x_len())?;
-    for (i, out) in dst[..g.x_len()].iter_mut().enumerate() {
-        let (x, y, plane) = (i % g.w, (i / g.w) % g.h, i / (g.w * g.h));
-        let k = (y * g.w + x) as u32;
-        let mut acc = 0.0f32;
-        for oh in g.windows(y, g.oh) {
-            for ow in g.windows(x, g.ow) {
-                let o = (plane * g.oh + oh) * g.ow + ow;
-                if arg[o] == k {
-                    acc += src[o];
+    let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
+    let items = g.plane_groups(&mut dst[..g.x_len()], plane_in);
+    g.share(items, |(p0, dxs)| {
+        dxs.fill(0.0);
+        for (j, dxp) in dxs.chunks_exact_mut(plane_in).enumerate() {
+            let o0 = (p0 + j) * plane_out;
+            let (dyp, ap) = (&src[o0..o0 + plane_out], &arg[o0..o0 + plane_out]);
+            for y in 0..g.oh {
+                for x in 0..g.ow {
+                    let o = y * g.ow + x;
+                    let k = ap[o] as usize;
+                    let (ky, kx) = (k / g.w.max(1), k % g.w.max(1));
+                    let inside = k < plane_in
+                        && (y * g.stride..y * g.stride + g.size).contains(&ky)
+                        && (x * g.stride..x * g.stride + g.size).contains(&kx);
+                    if inside {
+                        dxp[k] += dyp[o];
+                    }
                 }
             }
         }
-        *out = acc;
-    }
+    });
     Ok(())
 }
 
-/// `pool::avg_forward`: scale · Σ window.
+/// `pool::avg_forward`: scale · the window's sum (row by row, as the shader adds).
 pub(super) fn avg_forward(call: &Call<'_>) -> Result<()> {
     let g = Pool::of(call)?;
     let src = call.f32(1)?;
     let dst = call.f32_mut(2)?;
     call.need("x", src.len(), g.x_len())?;
     call.need("y", dst.len(), g.y_len())?;
-    for (i, out) in dst[..g.y_len()].iter_mut().enumerate() {
-        let (x, y, plane) = (i % g.ow, (i / g.ow) % g.oh, i / (g.ow * g.oh));
-        let base = plane * g.h * g.w;
-        let (h0, w0) = (y * g.stride, x * g.stride);
-        let mut acc = 0.0f32;
-        for kh in 0..g.size {
-            for kw in 0..g.size {
-                acc += src[base + (h0 + kh) * g.w + w0 + kw];
+    let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
+    let items = g.plane_groups(&mut dst[..g.y_len()], plane_out);
+    g.share(items, |(p0, ys)| {
+        for (j, yp) in ys.chunks_exact_mut(plane_out).enumerate() {
+            let xp = &src[(p0 + j) * plane_in..(p0 + j + 1) * plane_in];
+            for y in 0..g.oh {
+                for x in 0..g.ow {
+                    let (h0, w0) = (y * g.stride, x * g.stride);
+                    let mut acc = 0.0f32;
+                    for kh in 0..g.size {
+                        for kw in 0..g.size {
+                            acc += xp[(h0 + kh) * g.w + w0 + kw];
+                        }
+                    }
+                    yp[y * g.ow + x] = acc * g.scale;
+                }
             }
         }
-        *out = acc * g.scale;
-    }
+    });
     Ok(())
 }
 
@@ -209,16 +269,25 @@ pub(super) fn avg_backward(call: &Call<'_>) -> Result<()> {
     let dst = call.f32_mut(2)?;
     call.need("dy", src.len(), g.y_len())?;
     call.need("dx", dst.len(), g.x_len())?;
-    for (i, out) in dst[..g.x_len()].iter_mut().enumerate() {
-        let (x, y, plane) = (i % g.w, (i / g.w) % g.h, i / (g.w * g.h));
-        let mut acc = 0.0f32;
-        for oh in g.windows(y, g.oh) {
-            for ow in g.windows(x, g.ow) {
-                acc += src[(plane * g.oh + oh) * g.ow + ow];
+    let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
+    let items = g.plane_groups(&mut dst[..g.x_len()], plane_in);
+    g.share(items, |(p0, dxs)| {
+        for (j, dxp) in dxs.chunks_exact_mut(plane_in).enumerate() {
+            let dyp = &src[(p0 + j) * plane_out..(p0 + j + 1) * plane_out];
+            for y in 0..g.h {
+                let rows = g.windows(y, g.oh);
+                for x in 0..g.w {
+                    let mut acc = 0.0f32;
+                    for oh in rows.clone() {
+                        for ow in g.windows(x, g.ow) {
+                            acc += dyp[oh * g.ow + ow];
+                        }
+                    }
+                    dxp[y * g.w + x] = acc * g.scale;
+                }
             }
         }
-        *out = acc * g.scale;
-    }
+    });
     Ok(())
 }
 
