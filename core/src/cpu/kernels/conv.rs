@@ -3,11 +3,15 @@
 //! im2col + [`sgemm`] per image (the WGSL's implicit GEMM without the tiles). Geometry as in
 //! `shaders/lib/conv_geom.wgsl`: x [B, C, H, W], weights [F, C, KS, KS], output
 //! [B, F, OH, OW], patch index k = (c·KS + kh)·KS + kw.
+//!
+//! Images (and the filter gradient's runs) are shared out to the pool's threads, each GEMM
+//! then on one thread; with fewer images than threads the GEMMs take the threads instead.
+//! Every output element is computed by the same code whichever thread runs it.
 
 mod layout;
 
 use super::elementwise::{act_forward, act_grad};
-use super::matmul::gemm::{sgemm, View};
+use super::matmul::gemm::{sgemm_on, View};
 use crate::cpu::{Call, Kernel};
 use crate::error::Result;
 use crate::kernels::conv::ConvParams;
@@ -154,12 +158,12 @@ fn fwd_into(call: &Call<'_>, z: Option<&mut [f32]>, y: &mut [f32]) -> Result<()>
     if has_bias {
         call.need("bias", bias.len(), g.f)?;
     }
-    let mut cols = vec![0.0f32; depth * ohw];
-    let chw = g.c * g.h * g.w;
-    let fo = g.f * ohw;
-    for b in 0..g.b {
+    let (chw, fo) = (g.c * g.h * g.w, g.f * ohw);
+    let (outer, inner) = split_threads(g.b);
+    let images: Vec<_> = y[..g.b * fo].chunks_mut(fo.max(1)).enumerate().collect();
+    crate::cpu::pool::for_parts(images, outer, |_, (b, yb)| {
+        let mut cols = vec![0.0f32; depth * ohw];
         g.im2col(&x[b * chw..(b + 1) * chw], &mut cols);
-        let yb = &mut y[b * fo..(b + 1) * fo];
         let a = View {
             data: wt,
             rs: depth,
@@ -170,13 +174,13 @@ fn fwd_into(call: &Call<'_>, z: Option<&mut [f32]>, y: &mut [f32]) -> Result<()>
             rs: ohw,
             cs: 1,
         };
-        sgemm(g.f, ohw, depth, a, bv, yb);
+        sgemm_on(g.f, ohw, depth, a, bv, yb, inner);
         if has_bias {
             for (f, row) in yb.chunks_exact_mut(ohw.max(1)).enumerate() {
                 row.iter_mut().for_each(|v| *v += bias[f]);
             }
         }
-    }
+    });
     let y = &mut y[..g.y_len()];
     if let Some(z) = z {
         call.need("z", z.len(), g.y_len())?;
@@ -217,11 +221,12 @@ fn dgrad(call: &Call<'_>) -> Result<()> {
     call.need("weights", wt.len(), g.f * depth)?;
     call.need("dx", dx.len(), g.x_len())?;
     let dz = g.dz(&dy[..g.y_len()], zin);
-    let mut cols = vec![0.0f32; depth * ohw];
     let (chw, fo) = (g.c * g.h * g.w, g.f * ohw);
-    let dx = &mut dx[..g.x_len()];
-    dx.fill(0.0);
-    for b in 0..g.b {
+    let (outer, inner) = split_threads(g.b);
+    let images: Vec<_> = dx[..g.x_len()].chunks_mut(chw.max(1)).enumerate().collect();
+    crate::cpu::pool::for_parts(images, outer, |_, (b, dxb)| {
+        dxb.fill(0.0);
+        let mut cols = vec![0.0f32; depth * ohw];
         // dcols[k, s] = Σ_f W[f, k] · dz[b, f, s]
         let a = View {
             data: wt,
@@ -233,9 +238,9 @@ fn dgrad(call: &Call<'_>) -> Result<()> {
             rs: ohw,
             cs: 1,
         };
-        sgemm(depth, ohw, g.f, a, bv, &mut cols);
-        g.col2im_add(&cols, &mut dx[b * chw..(b + 1) * chw]);
-    }
+        sgemm_on(depth, ohw, g.f, a, bv, &mut cols, inner);
+        g.col2im_add(&cols, dxb);
+    });
     Ok(())
 }
 
@@ -259,9 +264,13 @@ fn wgrad(call: &Call<'_>) -> Result<()> {
     let dz = g.dz(&dy[..g.y_len()], zin);
     let rows = g.b * ohw;
     let chw = g.c * g.h * g.w;
-    let mut img = vec![0.0f32; depth * ohw];
-    for s in 0..splits {
-        let part = &mut partials[s * g.f * cols_n..(s + 1) * g.f * cols_n];
+    let (outer, inner) = split_threads(splits);
+    let runs: Vec<_> = partials[..splits * g.f * cols_n]
+        .chunks_mut((g.f * cols_n).max(1))
+        .enumerate()
+        .collect();
+    crate::cpu::pool::for_parts(runs, outer, |_, (s, part)| {
+        let mut img = vec![0.0f32; depth * ohw];
         let (m0, m1) = ((s * split_len).min(rows), ((s + 1) * split_len).min(rows));
         let len = m1 - m0;
         // D [F, len] and A [len, depth + 1] of this run, in m order.
@@ -293,9 +302,19 @@ fn wgrad(call: &Call<'_>) -> Result<()> {
             rs: cols_n,
             cs: 1,
         };
-        sgemm(g.f, cols_n, len, av, bv, part);
-    }
+        sgemm_on(g.f, cols_n, len, av, bv, part, inner);
+    });
     Ok(())
+}
+
+/// (threads over the parts, threads inside each part's GEMM) for `parts` independent parts.
+fn split_threads(parts: usize) -> (usize, usize) {
+    let threads = crate::cpu::threads();
+    if parts >= threads {
+        (threads, 1)
+    } else {
+        (1, threads)
+    }
 }
 
 /// `conv_wgrad::reduce`: dw[f, k] / db[f] = Σ_s partials[s, f, k], s in order.
