@@ -13,7 +13,8 @@
 //
 // Options (attributes on the element): pkg — URL of accrete_web.js (default ../pkg/ beside
 // this file), data — URL of the folder holding the Fashion-MNIST IDX files (default data/
-// beside this file), tab — 'playground' (default) or 'fashion'.
+// beside this file), tab — 'playground' (default) or 'fashion', backend — 'auto' (default: a
+// hardware WebGPU adapter, else the CPU backend), 'gpu' or 'cpu' (also ?backend= in the URL).
 
 import { h, messageOf, errorBox } from './lib/util.js';
 import { Playground } from './lib/playground.js';
@@ -118,7 +119,7 @@ export async function mountAccreteDemo(target, options = {}) {
 
   let api;
   try {
-    api = await import(pkgUrl);
+    api = withBackend(await import(pkgUrl), options.backend || new URLSearchParams(location.search).get('backend'));
     await api.default();
   } catch (e) {
     return fail('The accrete package could not be loaded', e, [
@@ -144,6 +145,20 @@ export async function mountAccreteDemo(target, options = {}) {
   demo.fashion = new Fashion(panels.fashion, api, { dataUrl, onError, slow, adapter: demo.adapter });
   demo.select(demo.tab);
   return demo;
+}
+
+/** The package with `{ backend }` as the default device option of adapterInfo, Trainer.create and Trainer.load. */
+function withBackend(pkg, backend) {
+  if (!backend) return pkg;
+  const o = (given) => given ?? { backend };
+  const Trainer = new Proxy(pkg.Trainer, {
+    get(target, key, receiver) {
+      if (key === 'create') return (spec, opts) => target.create(spec, o(opts));
+      if (key === 'load') return (bytes, opts) => target.load(bytes, o(opts));
+      return Reflect.get(target, key, receiver);
+    },
+  });
+  return { ...pkg, Trainer, adapterInfo: (opts) => pkg.adapterInfo(o(opts)) };
 }
 
 /** Footer contents: the adapter's name, type and backend (or the CPU backend), and the package version. */
@@ -199,6 +214,7 @@ class AccreteDemoElement extends HTMLElement {
       pkg: this.getAttribute('pkg'),
       data: this.getAttribute('data'),
       tab: this.getAttribute('tab'),
+      backend: this.getAttribute('backend'),
     }).catch((e) => {
       console.error('accrete demo:', e);
       return { error: messageOf(e) };

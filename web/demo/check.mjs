@@ -8,7 +8,8 @@
 //   npm install --prefix web/demo          # playwright-core (git-ignored node_modules)
 //   node web/demo/check.mjs [--shots DIR] [--cli-checkpoint FILE] [--playground-seconds N]
 //                           [--chunks N] [--cnn-chunks N] [--page PATH] [--only playground|fashion|classes]
-//                           [--strategy none|rehearsal|derpp|lwf|ewc|agem] [--no-webgpu]
+//                           [--strategy none|rehearsal|derpp|lwf|ewc|agem] [--per-task N] [--no-webgpu]
+//                           (--page 'index.html?backend=gpu' keeps WebGPU on a software adapter)
 //
 // --only classes trains the Fashion-MNIST tab's class-incremental mode through its five tasks
 // with --strategy (default derpp) and screenshots it as classes-STRATEGY-webgpu.png (or
@@ -25,7 +26,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const opts = { shots: null, cli: null, pgSeconds: 25, chunks: 3, cnnChunks: 0, page: 'index.html', only: null, strategy: 'derpp', webgpu: true };
+const opts = { shots: null, cli: null, pgSeconds: 25, chunks: 3, cnnChunks: 0, page: 'index.html', only: null, strategy: 'derpp', perTask: null, webgpu: true };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
@@ -39,6 +40,7 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === '--only') opts.only = next();
   else if (a === '--strategy') opts.strategy = next();
   else if (a === '--no-webgpu') opts.webgpu = false;
+  else if (a === '--per-task') opts.perTask = next();
   else die(`unknown argument ${a}`);
 }
 
@@ -254,6 +256,7 @@ async function classIncremental() {
   await page.waitForFunction(() => document.querySelector('accrete-demo').demo.fashion.snapshot().loaded, null, { timeout: 300_000 });
   await page.click('.fm-mode .seg-btn[data-id="classes"]');
   await page.selectOption('accrete-demo >> .ci-train select >> nth=0', opts.strategy);
+  if (opts.perTask) await page.selectOption('accrete-demo >> .ci-train select >> nth=1', opts.perTask);
   await page.click('.ci-train .btn-primary');
   await page.waitForFunction(() => {
     const s = document.querySelector('accrete-demo').demo.fashion.ci.snapshot();
@@ -269,6 +272,6 @@ async function classIncremental() {
   expect(/CPU backend|WebGPU/.test(footer), 'the footer says which backend the demo runs on', { footer });
   if (opts.shots) {
     fs.mkdirSync(opts.shots, { recursive: true });
-    await page.screenshot({ path: path.join(opts.shots, `classes-${opts.strategy}-${opts.webgpu ? 'webgpu' : 'nowebgpu'}.png`), fullPage: true });
+    await page.screenshot({ path: path.join(opts.shots, `classes-${opts.strategy}-${opts.webgpu ? 'webgpu' : 'nowebgpu'}${s.backend === 'gpu' ? '-gpu' : ''}.png`), fullPage: true });
   }
 }

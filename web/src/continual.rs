@@ -60,17 +60,13 @@ impl Trainer {
         &self,
         #[wasm_bindgen(unchecked_param_type = "Float32Array | number[] | null")] x: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "Uint32Array | number[]")] y: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "ChunkEvaluationOptions")]
-        options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "ChunkEvaluationOptions")] options: JsValue,
     ) -> Result<(), JsValue> {
         let tasks = tasks_option(&options)?;
         let mut lease = Lease::take(&self.shared, "setChunkEvaluation")?;
         let s = lease.get();
         if x.is_null() || x.is_undefined() {
-            return s
-                .trainer
-                .set_chunk_evaluation(None, "", None)
-                .map_err(err);
+            return s.trainer.set_chunk_evaluation(None, "", None).map_err(err);
         }
         let xs = features_arg(&x, "setChunkEvaluation")?;
         let ys = labels_arg(&y, "setChunkEvaluation")?;

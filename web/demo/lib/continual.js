@@ -41,7 +41,7 @@ export class ClassIncremental {
     this.onError = onError;
     this.strategy = 'none';
     this.perTask = fashion.slow ? 1000 : 2000;
-    this.epochs = 1;
+    this.epochs = 2;
     this.trainer = null;
     this.lock = new Serial();
     this.gen = 0;
@@ -240,7 +240,7 @@ export class ClassIncremental {
     const last = this.ends.at(-1);
     this.metric.avg.textContent = fmt.pct(last?.averageAccuracy);
     this.metric.bwt.textContent = signedPct(last?.bwt);
-    this.metric.forgetting.textContent = signedPct(last?.forgetting);
+    this.metric.forgetting.textContent = Number.isFinite(last?.forgetting) ? `${(100 * last.forgetting).toFixed(1)} pt` : '—';
     this.metric.all.textContent = fmt.pct(last?.accuracy);
     this.renderMatrix();
     this.chart.setData(this.ends.map((e, i) => Object.fromEntries([['x', i + 1], ...e.taskAccuracy.map((a, j) => [`t${j}`, a])])));
