@@ -40,7 +40,7 @@ export class ClassIncremental {
     this.panel = panel;
     this.onError = onError;
     this.strategy = 'none';
-    this.perTask = fashion.slow ? 1000 : 2000;
+    this.perTask = fashion.slow ? 1000 : 6000; // a software WebGPU adapter is slow; elsewhere all of each task
     this.epochs = 2;
     this.trainer = null;
     this.lock = new Serial();
