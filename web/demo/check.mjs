@@ -267,7 +267,7 @@ async function classIncremental() {
   const last = s.ends.at(-1);
   expect(s.ends.length === 5 && s.ends.every((e, i) => e.taskAccuracy.length === i + 1), 'the accuracy matrix fills in, one row per chunk', {});
   expect(Number.isFinite(last.averageAccuracy) && Number.isFinite(last.bwt) && Number.isFinite(last.forgetting), 'average accuracy, BWT and forgetting are shown', {});
-  expect(opts.webgpu || s.backend === 'cpu', 'without WebGPU the demo trains on the CPU backend', { backend: s.backend });
+  expect(opts.webgpu || s.backend === 'cpu', opts.webgpu ? 'the demo trains (WebGPU present)' : 'without WebGPU the demo trains on the CPU backend', { backend: s.backend });
   const footer = await page.$eval('accrete-demo >> .acc-foot', (e) => e.innerText.replace(/\s+/g, ' ').trim());
   expect(/CPU backend|WebGPU/.test(footer), 'the footer says which backend the demo runs on', { footer });
   if (opts.shots) {
