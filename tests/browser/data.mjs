@@ -75,3 +75,22 @@ export function bars(n, { seed = 1, size = 6, noise = 0.1 } = {}) {
   }
   return { x, y };
 }
+
+/**
+ * Gaussian-ish blobs for class-incremental tests: `n` samples of `dims` features, labels
+ * alternating 0 … classes − 1; class k's centre has coordinates uniform in [-1, 1], each sample
+ * adds uniform noise of ±`noise` per coordinate. Returns { x: Float32Array(n × dims), y: Uint32Array(n) }.
+ */
+export function blobs(n, { seed = 1, classes = 10, dims = 8, noise = 0.6, centreSeed = 99 } = {}) {
+  const c = rng(centreSeed);
+  const centres = Array.from({ length: classes * dims }, () => 2 * c() - 1);
+  const r = rng(seed);
+  const x = new Float32Array(n * dims);
+  const y = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    const k = i % classes;
+    for (let j = 0; j < dims; j++) x[i * dims + j] = centres[k * dims + j] + noise * (2 * r() - 1);
+    y[i] = k;
+  }
+  return { x, y };
+}

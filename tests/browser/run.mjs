@@ -17,6 +17,8 @@
 //   errors        bad specs, arrays, options and checkpoint bytes reject with clear Errors
 //                 (name "AccreteError" and a code)
 //   busy-stop     concurrent calls reject as busy; stop() ends fitChunk early, resumably
+//   class-incremental  five class-incremental chunks with DER++ train to the CLI's per-chunk
+//                 losses (same backend kind), and setChunkEvaluation gives its accuracy matrix
 //   safetensors-dataset  datasetFromSafetensors reads a features/labels file written here into
 //                 the arrays fitChunk trains on (bit for bit); bad files and options throw clearly
 //
@@ -27,6 +29,7 @@ import { readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { open } from "./browser.mjs";
 import { accrete, assert, close, EPOCHS, nativeLosses, SPEC, TEST, TRAIN, work } from "./common.mjs";
+import { continualTests } from "./continual.mjs";
 import { controlTests } from "./control.mjs";
 import { bars, spirals, toCsv } from "./data.mjs";
 
@@ -283,6 +286,7 @@ every_steps = 0
   },
 
   ...controlTests,
+  ...continualTests,
 
   async "conv-parity"(page) {
     // A small CNN with dropout trained by the CLI and in the browser from the same seed and

@@ -1,5 +1,6 @@
 // accrete demo: an embeddable page section that trains neural networks in the browser tab
-// with accrete on WebGPU. Plain ES modules, no bundler, no dependencies besides the accrete
+// with accrete on WebGPU, or on its CPU backend (wasm SIMD) where the browser has no usable
+// WebGPU adapter. Plain ES modules, no bundler, no dependencies besides the accrete
 // package built by web/build.sh.
 //
 //   <script type="module" src="/demo/accrete-demo.js"></script>
@@ -12,7 +13,8 @@
 //
 // Options (attributes on the element): pkg — URL of accrete_web.js (default ../pkg/ beside
 // this file), data — URL of the folder holding the Fashion-MNIST IDX files (default data/
-// beside this file), tab — 'playground' (default) or 'fashion'.
+// beside this file), tab — 'playground' (default) or 'fashion', backend — 'auto' (default: a
+// hardware WebGPU adapter, else the CPU backend), 'gpu' or 'cpu' (also ?backend= in the URL).
 
 import { h, messageOf, errorBox } from './lib/util.js';
 import { Playground } from './lib/playground.js';
@@ -24,7 +26,7 @@ const STYLESHEET = new URL('./demo.css', import.meta.url).href;
 
 const TABS = [
   ['playground', 'Playground', 'Watch a small network draw its decision boundary; click to add points'],
-  ['fashion', 'Fashion-MNIST', 'Train on 28×28 clothing images in chunks; save and resume checkpoints'],
+  ['fashion', 'Fashion-MNIST', 'Train on 28×28 clothing images in chunks, or class-incrementally with a continual-learning strategy; save and resume checkpoints'],
 ];
 
 /**
@@ -51,12 +53,12 @@ export async function mountAccreteDemo(target, options = {}) {
   const tabs = {};
   const tabList = h('div.tabs', { attrs: { role: 'tablist', 'aria-label': 'Demos' } });
   const alerts = h('div.alerts.global-alerts');
-  const footer = h('footer.acc-foot', h('span.muted', 'Looking for a WebGPU adapter…'));
+  const footer = h('footer.acc-foot', h('span.muted', 'Looking for a device…'));
   const shell = h('div.acc', { attrs: { 'data-state': 'loading' } },
     h('header.acc-head',
       h('div.brand',
         h('span.logo', { attrs: { 'aria-hidden': 'true' } }),
-        h('div', h('h1.brand-name', 'accrete'), h('p.tagline', 'Neural networks trained incrementally on the GPU — here in your browser tab, through WebGPU.'))),
+        h('div', h('h1.brand-name', 'accrete'), h('p.tagline', 'Neural networks trained incrementally — here in your browser tab, on WebGPU or on the CPU (wasm SIMD) where there is none.'))),
       tabList),
     alerts);
   for (const [id, label, blurb] of TABS) {
@@ -111,13 +113,13 @@ export async function mountAccreteDemo(target, options = {}) {
     shell.dataset.state = 'error';
     alerts.replaceChildren(errorBox(title, demo.error, { hints, dismissible: false }));
     for (const p of Object.values(panels)) p.classList.add('is-disabled');
-    footer.replaceChildren(h('span', 'No WebGPU device: the demo cannot train here.'));
+    footer.replaceChildren(h('span', 'The demo cannot train here.'));
     return demo;
   };
 
   let api;
   try {
-    api = await import(pkgUrl);
+    api = withBackend(await import(pkgUrl), options.backend || new URLSearchParams(location.search).get('backend'));
     await api.default();
   } catch (e) {
     return fail('The accrete package could not be loaded', e, [
@@ -128,10 +130,10 @@ export async function mountAccreteDemo(target, options = {}) {
   try {
     demo.adapter = await api.adapterInfo();
   } catch (e) {
-    return fail('WebGPU is not available', e, [
-      'Chrome and Edge 113+ have WebGPU on by default; Safari 26+ and Firefox 141+ (Windows) too.',
+    // auto takes the CPU backend where there is no WebGPU, so this is a device that failed.
+    return fail('No device to train on', e, [
+      'Chrome and Edge 113+ have WebGPU on by default; Safari 26+ and Firefox 141+ (Windows) too; without it the CPU backend runs.',
       'Pages must come from https:// or http://localhost / 127.0.0.1 (a secure context).',
-      'Headless or GPU-less Chromium: start it with --enable-unsafe-webgpu (it then uses SwiftShader, on the CPU).',
     ]);
   }
   shell.dataset.state = 'ready';
@@ -140,13 +142,43 @@ export async function mountAccreteDemo(target, options = {}) {
   const onError = (e) => console.error('accrete demo:', e);
   demo.playground = new Playground(panels.playground, api, { onError });
   const slow = /cpu/i.test(String(demo.adapter?.deviceType ?? demo.adapter?.device_type ?? ''));
-  demo.fashion = new Fashion(panels.fashion, api, { dataUrl, onError, slow });
+  demo.fashion = new Fashion(panels.fashion, api, { dataUrl, onError, slow, adapter: demo.adapter });
   demo.select(demo.tab);
   return demo;
 }
 
-/** Footer contents: the adapter's name, type and backend, and the package version. */
+/** The package with `{ backend }` as the default device option of adapterInfo, Trainer.create and Trainer.load. */
+function withBackend(pkg, backend) {
+  if (!backend) return pkg;
+  const o = (given) => given ?? { backend };
+  const Trainer = new Proxy(pkg.Trainer, {
+    get(target, key, receiver) {
+      if (key === 'create') return (spec, opts) => target.create(spec, o(opts));
+      if (key === 'load') return (bytes, opts) => target.load(bytes, o(opts));
+      return Reflect.get(target, key, receiver);
+    },
+  });
+  return { ...pkg, Trainer, adapterInfo: (opts) => pkg.adapterInfo(o(opts)) };
+}
+
+/** Footer contents: the adapter's name, type and backend (or the CPU backend), and the package version. */
 async function adapterLine(info, api) {
+  let version = '';
+  try {
+    version = api.version?.() ?? '';
+  } catch {
+    // optional
+  }
+  if (info?.backend === 'Cpu') {
+    const webgpu = 'gpu' in navigator ? 'no hardware WebGPU adapter here' : 'this browser has no WebGPU';
+    return [
+      h('span.dot', { attrs: { 'aria-hidden': 'true' } }),
+      h('span', h('strong', 'CPU backend'), ' (Rust kernels in wasm SIMD)'),
+      h('span.muted', info.name),
+      h('span.muted', webgpu),
+      version ? h('span.muted', `accrete-web ${version}`) : null,
+    ];
+  }
   const pick = (...keys) => keys.map((k) => info?.[k]).find((v) => v != null && v !== '');
   let name = pick('name');
   let detail = '';
@@ -165,12 +197,6 @@ async function adapterLine(info, api) {
   const backend = String(pick('backend') ?? 'WebGPU');
   const cpu = /cpu/i.test(type);
   const typeText = { Cpu: 'software (CPU)', DiscreteGpu: 'discrete GPU', IntegratedGpu: 'integrated GPU', VirtualGpu: 'virtual GPU' }[type] ?? type;
-  let version = '';
-  try {
-    version = api.version?.() ?? '';
-  } catch {
-    // optional
-  }
   return [
     h('span.dot', { attrs: { 'aria-hidden': 'true' } }),
     h('span', h('strong', name || 'WebGPU adapter'), detail && detail !== name ? ` (${detail})` : ''),
@@ -188,6 +214,7 @@ class AccreteDemoElement extends HTMLElement {
       pkg: this.getAttribute('pkg'),
       data: this.getAttribute('data'),
       tab: this.getAttribute('tab'),
+      backend: this.getAttribute('backend'),
     }).catch((e) => {
       console.error('accrete demo:', e);
       return { error: messageOf(e) };

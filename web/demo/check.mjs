@@ -7,7 +7,14 @@
 //
 //   npm install --prefix web/demo          # playwright-core (git-ignored node_modules)
 //   node web/demo/check.mjs [--shots DIR] [--cli-checkpoint FILE] [--playground-seconds N]
-//                           [--chunks N] [--cnn-chunks N] [--page PATH] [--only playground|fashion]
+//                           [--chunks N] [--cnn-chunks N] [--page PATH] [--only playground|fashion|classes]
+//                           [--strategy none|rehearsal|derpp|lwf|ewc|agem] [--per-task N] [--no-webgpu]
+//                           (--page 'index.html?backend=gpu' keeps WebGPU on a software adapter)
+//
+// --only classes trains the Fashion-MNIST tab's class-incremental mode through its five tasks
+// with --strategy (default derpp) and screenshots it as classes-STRATEGY-webgpu.png (or
+// -nowebgpu.png: --no-webgpu starts Chromium without --enable-unsafe-webgpu, no adapter, so
+// the demo runs on the CPU backend).
 //
 // Environment: CHROMIUM (default /usr/lib/chromium/chromium), PLAYWRIGHT_CORE (path to a
 // playwright-core package when it is not installed in web/demo/node_modules).
@@ -19,7 +26,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const opts = { shots: null, cli: null, pgSeconds: 25, chunks: 3, cnnChunks: 0, page: 'index.html', only: null };
+const opts = { shots: null, cli: null, pgSeconds: 25, chunks: 3, cnnChunks: 0, page: 'index.html', only: null, strategy: 'derpp', perTask: null, webgpu: true };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
@@ -31,6 +38,9 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === '--cnn-chunks') opts.cnnChunks = Number(next());
   else if (a === '--page') opts.page = next();
   else if (a === '--only') opts.only = next();
+  else if (a === '--strategy') opts.strategy = next();
+  else if (a === '--no-webgpu') opts.webgpu = false;
+  else if (a === '--per-task') opts.perTask = next();
   else die(`unknown argument ${a}`);
 }
 
@@ -76,7 +86,7 @@ const ctx = await chromium.launchPersistentContext(profile, {
   viewport: { width: 1280, height: 900 },
   acceptDownloads: true,
   downloadsPath: downloads,
-  args: ['--headless=new', '--no-sandbox', '--disable-gpu-sandbox', '--enable-unsafe-webgpu', '--no-first-run',
+  args: ['--headless=new', '--no-sandbox', '--disable-gpu-sandbox', ...(opts.webgpu ? ['--enable-unsafe-webgpu'] : []), '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'],
 });
 const page = ctx.pages()[0] ?? (await ctx.newPage());
@@ -104,8 +114,11 @@ try {
   if (setup.error) throw new Error(`the demo could not start: ${setup.error}`);
 
   // ------------------------------------------------------------ playground
-  if (opts.only !== 'fashion') await playground();
-  if (opts.only !== 'playground') await fashion();
+  if (opts.only === 'classes') await classIncremental();
+  else {
+    if (opts.only !== 'fashion') await playground();
+    if (opts.only !== 'playground') await fashion();
+  }
 } catch (e) {
   failures.push(e.message);
   log('FAIL', { message: e.message, alerts: await alerts().catch(() => []) });
@@ -193,6 +206,12 @@ async function fashion() {
   log('fashion-mlp', trained);
   const acc = (s) => s.history.at(-1)?.test;
   expect(acc(trained) > 0.6, 'the MLP learns Fashion-MNIST in chunks', { testAccuracy: acc(trained) });
+  // Paused mid-chunk, the weights are past the last chunk-end evaluation: score them now, as
+  // restoring does (else the comparison below depends on where the pause landed).
+  trained.history.push({ test: await demo(async (d) => {
+    const f = d.fashion;
+    return (await f.lock.run(() => f.trainer.evaluate(f.testFeatures(), f.data.testY))).accuracy;
+  }) });
 
   // save → IndexedDB, download, reset, restore; the same test accuracy must come back
   await page.click('text=Save in browser');
@@ -234,4 +253,31 @@ async function fashion() {
   await page.waitForFunction(() => document.querySelector('accrete-demo').shadowRoot.querySelector('.alert'));
   const shown = await alerts();
   expect(shown.some((t) => /notes\.txt/.test(t) && /not a \.safetensors checkpoint/.test(t)), 'a bad file shows an error naming it', { alerts: shown });
+}
+
+// -------------------------------------------------------------- class-incremental mode
+async function classIncremental() {
+  const ci = () => demo((d) => d.fashion.ci.snapshot());
+  await page.click('role=tab[name="Fashion-MNIST"]');
+  await page.waitForFunction(() => document.querySelector('accrete-demo').demo.fashion.snapshot().loaded, null, { timeout: 300_000 });
+  await page.click('.fm-mode .seg-btn[data-id="classes"]');
+  await page.selectOption('accrete-demo >> .ci-train select >> nth=0', opts.strategy);
+  if (opts.perTask) await page.selectOption('accrete-demo >> .ci-train select >> nth=1', opts.perTask);
+  await page.click('.ci-train .btn-primary');
+  await page.waitForFunction(() => {
+    const s = document.querySelector('accrete-demo').demo.fashion.ci.snapshot();
+    return s.tasksDone === 5 && !s.running;
+  }, null, { timeout: 20 * 60_000 });
+  const s = await ci();
+  log('class-incremental', { strategy: s.strategy, backend: s.backend, backendText: s.backendText, matrix: s.ends.map((e) => e.taskAccuracy), last: s.ends.at(-1), status: s.status });
+  const last = s.ends.at(-1);
+  expect(s.ends.length === 5 && s.ends.every((e, i) => e.taskAccuracy.length === i + 1), 'the accuracy matrix fills in, one row per chunk', {});
+  expect(Number.isFinite(last.averageAccuracy) && Number.isFinite(last.bwt) && Number.isFinite(last.forgetting), 'average accuracy, BWT and forgetting are shown', {});
+  expect(opts.webgpu || s.backend === 'cpu', opts.webgpu ? 'the demo trains (WebGPU present)' : 'without WebGPU the demo trains on the CPU backend', { backend: s.backend });
+  const footer = await page.$eval('accrete-demo >> .acc-foot', (e) => e.innerText.replace(/\s+/g, ' ').trim());
+  expect(/CPU backend|WebGPU/.test(footer), 'the footer says which backend the demo runs on', { footer });
+  if (opts.shots) {
+    fs.mkdirSync(opts.shots, { recursive: true });
+    await page.screenshot({ path: path.join(opts.shots, `classes-${opts.strategy}-${opts.webgpu ? 'webgpu' : 'nowebgpu'}${s.backend === 'gpu' ? '-gpu' : ''}.png`), fullPage: true });
+  }
 }

@@ -18,6 +18,8 @@
 //! const bytes = await t.save();           // Uint8Array: the native .safetensors checkpoint
 //! const { x: fx, y: fy } = datasetFromSafetensors(fileBytes); // a features + labels file
 //! const t2 = await Trainer.load(bytes);   // continues where t left off
+//! t.setChunkEvaluation(tx, ty, { tasks: 5 }); // class-incremental: per-task accuracy at
+//!                                         // each chunk's end, in t.history's chunk_end rows
 //! ```
 //!
 //! `x` holds n samples of `t.inputLen` features each, row-major (a `Float32Array`, or any
@@ -46,6 +48,7 @@
 
 mod args;
 mod browser;
+mod continual;
 mod datasets;
 mod errors;
 mod types;
@@ -56,6 +59,7 @@ use accrete::train::{Checkpoint, ChunkOptions, ChunkOutcome, Control, Observer, 
 use args::{bytes_arg, camel_keys, features_arg, fit_options, labels_arg, spec_text, to_js};
 pub use browser::adapter_info;
 use browser::{backend_arg, install_panic_hook, shared_device};
+pub use continual::task_groups;
 pub use datasets::dataset_from_safetensors;
 use errors::{error, BUSY, DISPOSED};
 use js_sys::{Float32Array, Uint8Array};

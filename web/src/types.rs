@@ -82,6 +82,10 @@ export type HistoryEvent =
   | { event: "hyper_change"; chunk: number; epoch: number; step: number;
       source: "resume" | "schedule" | "call"; changes: { key: string; from: unknown; to: unknown }[];
       optimizerReset: boolean };
+/** `Trainer.setChunkEvaluation`: `tasks`, the chunks of a class-incremental stream (chunk i
+ * brings the classes of `taskGroups(classes, tasks)[i]`); without it only the accuracy on
+ * all the data is recorded. */
+export interface ChunkEvaluationOptions { tasks?: number }
 /** Where `Trainer.create`, `Trainer.load` and `adapterInfo` run: "auto" (default) takes a
  * hardware WebGPU adapter, else the CPU backend (no WebGPU, or a software adapter such as
  * SwiftShader). */

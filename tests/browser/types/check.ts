@@ -6,11 +6,13 @@
 import init, {
   adapterInfo,
   datasetFromSafetensors,
+  taskGroups,
   Trainer,
   version,
   type AccreteError,
   type AdapterInfo,
   type ArrayDataset,
+  type ChunkEvaluationOptions,
   type ErrorCode,
   type EvaluateResult,
   type FitProgress,
@@ -96,12 +98,19 @@ async function main(x: Float32Array, y: Uint32Array): Promise<number> {
   const bytes: Uint8Array = await t.save();
   const again = await Trainer.load(bytes);
   const model: ModelSpec = t.spec;
+  const groups: [number, number][] = taskGroups(10, 5);
+  const ce: ChunkEvaluationOptions = { tasks: groups.length };
+  t.setChunkEvaluation(x, y, ce);
+  t.setChunkEvaluation(null);
+  // @ts-expect-error: not an option of setChunkEvaluation
+  t.setChunkEvaluation(x, y, { task: 5 });
   const history: HistoryEvent[] = t.history;
   let lr = 0;
   for (const h of history) {
     if (h.event === "epoch") lr = h.lr + (h.valLoss ?? 0) + (h.trainLoss ?? 0);
     else if (h.event === "hyper_change") lr = h.changes.length;
     else if (h.event === "rollback") lr = h.newLr + h.extraSteps;
+    else if (h.event === "chunk_end") lr = (h.averageAccuracy ?? 0) + (h.bwt ?? 0) + (h.forgetting ?? 0) + h.taskAccuracy.length;
   }
   try {
     await Trainer.create({ ...minimal, recovery: { strategy: "best" } });

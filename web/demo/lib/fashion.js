@@ -10,9 +10,11 @@ import { fetchIdx } from './idx.js';
 import { saveRecord, loadRecord } from './store.js';
 import { readMeta, describeModel, outputUnits } from './checkpoint.js';
 import { rng } from './datasets.js';
+import { ClassIncremental } from './continual.js';
+import { CLASS_NAMES, renderConfusion, renderSamples } from './fashion-view.js';
 
-export const CLASS_NAMES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
-const SHORT = ['T-shirt', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Boot'];
+export { CLASS_NAMES };
+
 const PIXELS = 784;
 const TEST_SUBSET = 1000; // test images evaluated after every chunk (half that on CPU adapters)
 const SAMPLES = 12; // test images shown with their predicted labels
@@ -39,8 +41,9 @@ const OPTIMIZER = { type: 'adam', lr: 0.001 };
 const BATCH = 64;
 
 export class Fashion {
-  constructor(panel, api, { dataUrl, onError, slow = false } = {}) {
+  constructor(panel, api, { dataUrl, onError, slow = false, adapter = null } = {}) {
     this.api = api;
+    this.adapter = adapter; // adapterInfo(): what the trainers run on
     this.slow = slow; // a CPU (software) adapter: smaller test subset and CNN chunks
     this.testSubset = slow ? TEST_SUBSET / 2 : TEST_SUBSET;
     this.panel = panel;
@@ -122,9 +125,16 @@ export class Fashion {
     this.confusionEl = h('div.confusion');
     this.samplesEl = h('div.samples');
 
+    this.modeSeg = h('div.seg', { attrs: { role: 'radiogroup', 'aria-label': 'Mode' } },
+      [['stream', 'Stream of chunks'], ['classes', 'Class-incremental']].map(([id, label]) => h('button.seg-btn', {
+        type: 'button', dataset: { id }, attrs: { role: 'radio', 'aria-checked': String(id === 'stream') }, onclick: () => this.chooseMode(id),
+      }, label)));
+    this.ciEl = h('div.fm-ci', { hidden: true });
     this.panel.append(
+      h('div.fm-mode', this.modeSeg, h('span.small.muted', 'Class-incremental: the classes arrive two at a time — watch the earlier ones being forgotten')),
       this.alerts,
-      h('div.fm',
+      this.ciEl,
+      this.streamEl = h('div.fm',
         h('section.card.fm-train',
           h('div.card-head', h('h3', 'Incremental training'), h('span.small.muted', 'Each chunk continues from the last one’s weights and optimizer state')),
           h('div.fm-options',
@@ -158,12 +168,33 @@ export class Fashion {
         h('section.card.fm-samples',
           h('div.card-head', h('h3', 'Test images'), h('button.btn.btn-small.btn-ghost', { type: 'button', onclick: () => this.shuffleSamples() }, 'Other images')),
           this.samplesEl)));
+    this.ci = new ClassIncremental(this.ciEl, this.api, this, { onError: this.onError });
     this.updateModelChoice();
     this.renderConfusion();
     this.renderSamples();
     this.updateProgress(0);
     this.updateButtons();
     this.refreshStoredInfo();
+  }
+
+  /** 'stream' (chunks of all classes) or 'classes' (the class-incremental mode); pauses the other. */
+  chooseMode(mode) {
+    this.mode = mode;
+    this.modeSeg.querySelectorAll('.seg-btn').forEach((b) => b.setAttribute('aria-checked', String(b.dataset.id === mode)));
+    const classes = mode === 'classes';
+    if (classes && this.running) this.pause();
+    if (!classes && this.ci.running) this.ci.pause();
+    this.streamEl.hidden = classes;
+    this.alerts.hidden = classes;
+    this.ciEl.hidden = !classes;
+    if (classes) this.ci.onShow();
+    else this.chart.draw();
+  }
+
+  /** What the class-incremental mode trains: the MLP with this tab's optimizer, in batches of
+   * 128 as the continual-learning benchmarks do (benchmarks/: Split-Fashion-MNIST). */
+  ciSettings() {
+    return { model: MODELS.mlp.model, optimizer: OPTIMIZER, batch: 128, note: `${MODELS.mlp.note} Adam, learning rate ${OPTIMIZER.lr}, batch 128.` };
   }
 
   setStatus(text) {
@@ -251,6 +282,7 @@ export class Fashion {
       this.setStatus(`Ready: ${fmt.int(this.data.trainCount)} training images, ${fmt.int(out.testY.dims[0])} test images.`);
       this.updateProgress(0);
       this.updateButtons();
+      this.ci?.render();
     })();
     return this.loading;
   }
@@ -539,70 +571,18 @@ export class Fashion {
 
   // ---------------------------------------------------------------- rendering
   renderConfusion() {
-    const m = this.confusion;
-    const table = h('table.cm');
-    // Narrow containers show class numbers as column headers (CSS picks one of the two).
-    table.append(h('thead', h('tr', h('th.cm-corner', ''), SHORT.map((s, j) => h('th.cm-col', { title: `predicted ${CLASS_NAMES[j]}` },
-      h('span.cm-name', s), h('span.cm-num', String(j)))))));
-    const body = h('tbody');
-    for (let i = 0; i < 10; i++) {
-      const row = m?.[i] ?? new Array(10).fill(null);
-      const total = row.reduce((a, b) => a + (b ?? 0), 0);
-      body.append(h('tr', h('th.cm-row', { title: CLASS_NAMES[i] }, h('span.cm-num', `${i} `), CLASS_NAMES[i]), row.map((v, j) => {
-        const share = total ? v / total : 0;
-        const cell = h('td', { title: v == null ? '' : `${CLASS_NAMES[i]} → ${CLASS_NAMES[j]}: ${v} of ${total}` }, v == null ? '' : v ? String(v) : '·');
-        if (v) {
-          const a = i === j ? 0.12 + 0.88 * share : Math.min(0.85, 0.1 + 2.2 * share);
-          cell.style.background = i === j ? `rgba(var(--diag-rgb), ${a.toFixed(3)})` : `rgba(var(--off-rgb), ${a.toFixed(3)})`;
-          if (a > 0.55) cell.classList.add('cm-dark');
-        } else cell.classList.add('cm-zero');
-        return cell;
-      })));
-    }
-    table.append(body);
-    this.confusionEl.replaceChildren(table);
+    renderConfusion(this.confusionEl, this.confusion);
   }
 
   renderSamples() {
-    if (!this.data) {
-      this.samplesEl.replaceChildren(h('p.muted.small', 'Test images appear once the dataset has loaded.'));
-      return;
-    }
-    const p = this.sampleProbs;
-    this.samplesEl.replaceChildren(...this.sampleIdx.map((idx, k) => {
-      const canvas = h('canvas.sample-img', { width: 28, height: 28 });
-      const g = canvas.getContext('2d');
-      const img = g.createImageData(28, 28);
-      const px = this.data.testX.subarray(idx * PIXELS, (idx + 1) * PIXELS);
-      for (let i = 0; i < PIXELS; i++) {
-        const v = 255 - px[i]; // dark garment on a light tile
-        img.data.set([v, v, v, 255], 4 * i);
-      }
-      g.putImageData(img, 0, 0);
-      const truth = this.data.testY[idx];
-      let label = h('span.sample-pred.muted', '—');
-      let detail = h('span.sample-true', CLASS_NAMES[truth]);
-      let cls = '';
-      if (p) {
-        let best = 0;
-        for (let c = 1; c < 10; c++) if (p[k * 10 + c] > p[k * 10 + best]) best = c;
-        const ok = best === truth;
-        cls = ok ? '.ok' : '.bad';
-        label = h('span.sample-pred', { title: `predicted ${CLASS_NAMES[best]}` }, CLASS_NAMES[best]);
-        const pct = `${Math.round(100 * p[k * 10 + best])}%`;
-        detail = ok
-          ? h('span.sample-true', { title: 'correct' }, '✓ ', h('span.sample-conf', pct))
-          : h('span.sample-true', { title: `wrong: it is ${CLASS_NAMES[truth]}` }, `✗ is ${CLASS_NAMES[truth]}`, h('span.sample-conf', ` · ${pct}`));
-      }
-      return h(`figure.sample${cls}`, canvas, h('figcaption', label, detail));
-    }));
+    renderSamples(this.samplesEl, this.data, this.sampleIdx, this.sampleProbs);
   }
 
   snapshot() {
     return {
       running: this.running, loaded: !!this.data, seen: this.seen, steps: this.steps, step: this.currentStep(),
       nextChunk: this.nextChunk, pass: this.pass, source: this.source, last: this.last,
-      history: this.history, status: this.status.textContent,
+      history: this.history, status: this.status.textContent, mode: this.mode ?? 'stream', classIncremental: this.ci.snapshot(),
     };
   }
 
