@@ -3,7 +3,13 @@
 //!   rustc -O --edition 2021 benchmarks/cpu_gemm.rs -o /tmp/cpu_gemm && /tmp/cpu_gemm
 //! (benchmarks/cpu_gemm.sh runs it next to numpy's matmul in the same run, with `uptime`).
 
+#[allow(dead_code)]
+#[path = "../core/src/cpu/pool.rs"]
+pub(crate) mod pool;
+
 mod cpu {
+    pub(crate) use super::pool;
+
     pub fn threads() -> usize {
         std::env::var("ACCRETE_CPU_THREADS")
             .ok()
@@ -16,7 +22,11 @@ mod cpu {
 #[path = "../core/src/cpu/kernels/matmul/gemm.rs"]
 mod gemm;
 
-use gemm::{sgemm, View};
+use gemm::View;
+
+fn sgemm(m: usize, n: usize, k: usize, a: View<'_>, b: View<'_>, c: &mut [f32]) {
+    gemm::sgemm_on(m, n, k, a, b, c, cpu::threads());
+}
 
 fn main() {
     println!("threads {}", cpu::threads());

@@ -350,25 +350,10 @@ pub(crate) fn threads() -> usize {
     1
 }
 
-/// The SIMD instruction set the CPU kernels are compiled for or detect at run time.
+/// The SIMD instruction set the CPU kernels are compiled for or detect at run time (the
+/// GEMM's micro-kernel: "AVX-512", "AVX2+FMA", "NEON", "wasm simd128", …).
 pub(crate) fn simd_name() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            return "AVX2+FMA";
-        }
-        "SSE2"
-    }
-    #[cfg(target_arch = "aarch64")]
-    return "NEON";
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return "wasm simd128";
-    #[cfg(not(any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        all(target_arch = "wasm32", target_feature = "simd128")
-    )))]
-    "scalar"
+    kernels::simd_name()
 }
 
 /// In the browser, lets the page's event loop run (repaint, input, the page's other calls)

@@ -108,15 +108,16 @@ fn run(call: &Call<'_>, binds: &Binds) -> Result<()> {
             cs: 1,
         }
     };
-    gemm::sgemm(m, n, k, av, bv, c);
-    if has_bias || act != 0 {
-        for row in c[..m * n].chunks_exact_mut(n.max(1)) {
-            for (j, v) in row.iter_mut().enumerate() {
-                let x = if has_bias { *v + bias[j] } else { *v };
-                *v = act_forward(act, x, p.alpha);
-            }
+    // The bias and activation run on each finished row segment, on the thread that
+    // computed it (same bits as a pass after the product).
+    let epilogue = |_i: usize, j0: usize, row: &mut [f32]| {
+        for (v, j) in row.iter_mut().zip(j0..) {
+            let x = if has_bias { *v + bias[j] } else { *v };
+            *v = act_forward(act, x, p.alpha);
         }
-    }
+    };
+    let post: Option<gemm::Post<'_>> = (has_bias || act != 0).then_some(&epilogue);
+    gemm::sgemm_post(m, n, k, av, bv, c, crate::cpu::threads(), post);
     if ones_col {
         let rs = call.f32_mut(binds.row_sums)?;
         if rs.len() < m {

@@ -20,3 +20,8 @@ pub(crate) fn lookup(shader: &str, entry: &str) -> Option<Kernel> {
         .or_else(|| loss::lookup(shader, entry))
         .or_else(|| optim::lookup(shader, entry))
 }
+
+/// The instruction set of the GEMM's micro-kernel on this CPU.
+pub(crate) fn simd_name() -> &'static str {
+    matmul::gemm::simd_name()
+}
