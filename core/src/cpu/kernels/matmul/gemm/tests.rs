@@ -135,9 +135,7 @@ fn the_epilogue_sees_every_element_once_after_the_product() {
 
 /// A micro-kernel's tile against [`micro::generic`] with the same fusing, bit for bit, from a
 /// non-zero accumulator, over depths around the unrolling.
-fn same_as_generic<const MR: usize, const NR: usize, const FUSED: bool>(
-    kernel: &dyn Fn(&[f32], &[f32], &mut [[f32; NR]; MR]),
-) {
+fn same_as_generic<const MR: usize, const NR: usize, const FUSED: bool>(kernel: Micro<'_, MR, NR>) {
     for kc in [0, 1, 2, 7, 64, 256] {
         let ap = wave(kc * MR, 0.7);
         let bp = wave(kc * NR, 0.3);
