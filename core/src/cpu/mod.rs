@@ -28,6 +28,7 @@
 
 pub(crate) mod kernels;
 pub(crate) mod pool;
+pub(crate) mod scratch;
 
 use crate::error::{Error, Result};
 use crate::gpu::Tensor;

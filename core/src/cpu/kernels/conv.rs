@@ -10,8 +10,9 @@
 
 mod layout;
 
-use super::elementwise::{act_forward, act_grad};
+use super::elementwise::{act_forward_slice, act_grad_mul};
 use super::matmul::gemm::{sgemm_on, View};
+use crate::cpu::scratch::Scratch;
 use crate::cpu::{Call, Kernel};
 use crate::error::Result;
 use crate::kernels::conv::ConvParams;
@@ -85,62 +86,105 @@ impl Geom {
     /// `cols[k * OHW + s] = x[b, c, oh·S + kh − P, ow·S + kw − P]` (0 in the padding) for
     /// image `xb` (its C·H·W values).
     fn im2col(&self, xb: &[f32], cols: &mut [f32]) {
-        let (ohw, ks) = (self.ohw(), self.ks);
+        self.im2col_range(xb, 0, self.ohw(), cols)
+    }
+
+    /// [`Self::im2col`] for the output positions `s0 .. s1` only:
+    /// `cols[k * (s1 − s0) + s − s0]`.
+    fn im2col_range(&self, xb: &[f32], s0: usize, s1: usize, cols: &mut [f32]) {
+        let (len, ks, st) = (s1 - s0, self.ks, self.stride);
         for k in 0..self.depth() {
             let (c, r) = (k / (ks * ks), k % (ks * ks));
             let (kh, kw) = (r / ks, r % ks);
-            let row = &mut cols[k * ohw..(k + 1) * ohw];
-            for oh in 0..self.oh {
-                let hp = oh * self.stride + kh;
-                for ow in 0..self.ow {
-                    let wp = ow * self.stride + kw;
-                    row[oh * self.ow + ow] = if hp < self.pad
-                        || hp >= self.h + self.pad
-                        || wp < self.pad
-                        || wp >= self.w + self.pad
-                    {
-                        0.0
+            let row = &mut cols[k * len..(k + 1) * len];
+            let plane = &xb[c * self.h * self.w..(c + 1) * self.h * self.w];
+            let (lo, hi) = self.valid_ow(kw);
+            let mut sp = s0;
+            while sp < s1 {
+                let (oh, a) = (sp / self.ow, sp % self.ow);
+                let b = self.ow.min(a + (s1 - sp));
+                let out = &mut row[sp - s0..sp - s0 + (b - a)];
+                let hp = oh * st + kh;
+                if hp < self.pad || hp >= self.h + self.pad {
+                    out.fill(0.0);
+                } else {
+                    let src = &plane[(hp - self.pad) * self.w..][..self.w];
+                    // Zeros left of the image, the image's columns, zeros right of it.
+                    let (m0, m1) = (lo.clamp(a, b), hi.clamp(a, b).max(lo.clamp(a, b)));
+                    out[..m0 - a].fill(0.0);
+                    out[m1 - a..].fill(0.0);
+                    let mid = &mut out[m0 - a..m1 - a];
+                    if st == 1 {
+                        let at = m0 + kw - self.pad;
+                        mid.copy_from_slice(&src[at..at + mid.len()]);
                     } else {
-                        xb[(c * self.h + hp - self.pad) * self.w + wp - self.pad]
-                    };
+                        for (v, ow) in mid.iter_mut().zip(m0..) {
+                            *v = src[ow * st + kw - self.pad];
+                        }
+                    }
                 }
+                sp += b - a;
             }
         }
     }
 
-    /// `dxb[c, h, w] += cols[k * OHW + s]` for every tap that reads (c, h, w).
+    /// The output columns `lo .. hi` whose tap `kw` reads inside the image (not the padding).
+    fn valid_ow(&self, kw: usize) -> (usize, usize) {
+        let st = self.stride;
+        let lo = self.pad.saturating_sub(kw).div_ceil(st);
+        let hi = (self.w + self.pad)
+            .checked_sub(kw)
+            .map_or(0, |e| e.div_ceil(st))
+            .min(self.ow);
+        (lo.min(hi), hi)
+    }
+
+    /// `dxb[c, h, w] += cols[k * OHW + s]` for every tap that reads (c, h, w), in order of
+    /// k, then s.
     fn col2im_add(&self, cols: &[f32], dxb: &mut [f32]) {
-        let (ohw, ks) = (self.ohw(), self.ks);
+        let (ohw, ks, st) = (self.ohw(), self.ks, self.stride);
         for k in 0..self.depth() {
             let (c, r) = (k / (ks * ks), k % (ks * ks));
             let (kh, kw) = (r / ks, r % ks);
             let row = &cols[k * ohw..(k + 1) * ohw];
+            let plane = &mut dxb[c * self.h * self.w..(c + 1) * self.h * self.w];
+            let (lo, hi) = self.valid_ow(kw);
             for oh in 0..self.oh {
-                let hp = oh * self.stride + kh;
-                if hp < self.pad || hp >= self.h + self.pad {
+                let hp = oh * st + kh;
+                if hp < self.pad || hp >= self.h + self.pad || lo >= hi {
                     continue;
                 }
-                for ow in 0..self.ow {
-                    let wp = ow * self.stride + kw;
-                    if wp < self.pad || wp >= self.w + self.pad {
-                        continue;
+                let dst = &mut plane[(hp - self.pad) * self.w..][..self.w];
+                let src = &row[oh * self.ow + lo..oh * self.ow + hi];
+                if st == 1 {
+                    let at = lo + kw - self.pad;
+                    for (d, &v) in dst[at..at + src.len()].iter_mut().zip(src) {
+                        *d += v;
                     }
-                    dxb[(c * self.h + hp - self.pad) * self.w + wp - self.pad] +=
-                        row[oh * self.ow + ow];
+                } else {
+                    for (&v, ow) in src.iter().zip(lo..) {
+                        dst[ow * st + kw - self.pad] += v;
+                    }
                 }
             }
         }
     }
 
-    /// dz = dy · act'(z) (dz = dy for the identity), as `shaders/lib/conv_dz.wgsl`.
-    fn dz(&self, dy: &[f32], zin: &[f32]) -> Vec<f32> {
-        if self.act == 0 {
-            return dy.to_vec();
+    /// dz = dy · act'(z) (dz = dy for the identity), as `shaders/lib/conv_dz.wgsl`, for
+    /// image `b`'s positions `s0 .. s1` of every filter: `out[f * (s1 − s0) + s − s0]`.
+    fn dz_into(&self, dy: &[f32], zin: &[f32], b: usize, s0: usize, s1: usize, out: &mut [f32]) {
+        let (ohw, len) = (self.ohw(), s1 - s0);
+        for f in 0..self.f {
+            let at = (b * self.f + f) * ohw;
+            let row = &mut out[f * len..(f + 1) * len];
+            let d = &dy[at + s0..at + s1];
+            let z = if self.act == 0 {
+                d
+            } else {
+                &zin[at + s0..at + s1]
+            };
+            act_grad_mul(self.act, d, z, self.alpha, row);
         }
-        dy.iter()
-            .zip(zin)
-            .map(|(&d, &z)| d * act_grad(self.act, z, self.alpha))
-            .collect()
     }
 }
 
@@ -160,9 +204,20 @@ fn fwd_into(call: &Call<'_>, z: Option<&mut [f32]>, y: &mut [f32]) -> Result<()>
     }
     let (chw, fo) = (g.c * g.h * g.w, g.f * ohw);
     let (outer, inner) = split_threads(g.b);
-    let images: Vec<_> = y[..g.b * fo].chunks_mut(fo.max(1)).enumerate().collect();
-    crate::cpu::pool::for_parts(images, outer, |_, (b, yb)| {
-        let mut cols = vec![0.0f32; depth * ohw];
+    if let Some(z) = z.as_deref() {
+        call.need("z", z.len(), g.y_len())?;
+    }
+    let zs: Vec<Option<&mut [f32]>> = match z {
+        Some(z) => z[..g.b * fo].chunks_mut(fo.max(1)).map(Some).collect(),
+        None => (0..g.b).map(|_| None).collect(),
+    };
+    let images: Vec<_> = y[..g.b * fo]
+        .chunks_mut(fo.max(1))
+        .zip(zs)
+        .enumerate()
+        .collect();
+    crate::cpu::pool::for_parts(images, outer, |_, (b, (yb, zb))| {
+        let mut cols = Scratch::zeroed(depth * ohw);
         g.im2col(&x[b * chw..(b + 1) * chw], &mut cols);
         let a = View {
             data: wt,
@@ -175,21 +230,17 @@ fn fwd_into(call: &Call<'_>, z: Option<&mut [f32]>, y: &mut [f32]) -> Result<()>
             cs: 1,
         };
         sgemm_on(g.f, ohw, depth, a, bv, yb, inner);
-        if has_bias {
-            for (f, row) in yb.chunks_exact_mut(ohw.max(1)).enumerate() {
+        // z = conv + bias, y = act(z), on this image while it is in cache.
+        for (f, row) in yb.chunks_exact_mut(ohw.max(1)).enumerate() {
+            if has_bias {
                 row.iter_mut().for_each(|v| *v += bias[f]);
             }
         }
+        if let Some(zb) = zb {
+            zb.copy_from_slice(yb);
+        }
+        act_forward_slice(g.act, yb, g.alpha);
     });
-    let y = &mut y[..g.y_len()];
-    if let Some(z) = z {
-        call.need("z", z.len(), g.y_len())?;
-        z[..y.len()].copy_from_slice(y);
-    }
-    if g.act != 0 {
-        y.iter_mut()
-            .for_each(|v| *v = act_forward(g.act, *v, g.alpha));
-    }
     Ok(())
 }
 
@@ -220,13 +271,14 @@ fn dgrad(call: &Call<'_>) -> Result<()> {
     }
     call.need("weights", wt.len(), g.f * depth)?;
     call.need("dx", dx.len(), g.x_len())?;
-    let dz = g.dz(&dy[..g.y_len()], zin);
-    let (chw, fo) = (g.c * g.h * g.w, g.f * ohw);
+    let chw = g.c * g.h * g.w;
     let (outer, inner) = split_threads(g.b);
     let images: Vec<_> = dx[..g.x_len()].chunks_mut(chw.max(1)).enumerate().collect();
     crate::cpu::pool::for_parts(images, outer, |_, (b, dxb)| {
         dxb.fill(0.0);
-        let mut cols = vec![0.0f32; depth * ohw];
+        let mut dz = Scratch::zeroed(g.f * ohw);
+        g.dz_into(dy, zin, b, 0, ohw, &mut dz);
+        let mut cols = Scratch::zeroed(depth * ohw);
         // dcols[k, s] = Σ_f W[f, k] · dz[b, f, s]
         let a = View {
             data: wt,
@@ -234,7 +286,7 @@ fn dgrad(call: &Call<'_>) -> Result<()> {
             cs: depth,
         };
         let bv = View {
-            data: &dz[b * fo..(b + 1) * fo],
+            data: &dz,
             rs: ohw,
             cs: 1,
         };
@@ -261,48 +313,45 @@ fn wgrad(call: &Call<'_>) -> Result<()> {
         call.need("z", zin.len(), g.y_len())?;
     }
     call.need("partials", partials.len(), splits * g.f * cols_n)?;
-    let dz = g.dz(&dy[..g.y_len()], zin);
-    let rows = g.b * ohw;
     let chw = g.c * g.h * g.w;
-    let (outer, inner) = split_threads(splits);
-    let runs: Vec<_> = partials[..splits * g.f * cols_n]
-        .chunks_mut((g.f * cols_n).max(1))
-        .enumerate()
-        .collect();
-    crate::cpu::pool::for_parts(runs, outer, |_, (s, part)| {
-        let mut img = vec![0.0f32; depth * ohw];
-        let (m0, m1) = ((s * split_len).min(rows), ((s + 1) * split_len).min(rows));
-        let len = m1 - m0;
-        // D [F, len] and A [len, depth + 1] of this run, in m order.
-        let mut d = vec![0.0f32; g.f * len];
-        let mut a = vec![0.0f32; len * cols_n];
-        let mut last_b = usize::MAX;
-        for (i, m) in (m0..m1).enumerate() {
-            let (b, sp) = (m / ohw, m % ohw);
-            if b != last_b {
-                g.im2col(&x[b * chw..(b + 1) * chw], &mut img);
-                last_b = b;
+    // The CPU cuts the batch its own way: `runs` groups of whole images (a number fixed by
+    // the geometry, not by the thread count), run r's sums in partials[r], the others 0.
+    // The reduction then adds the same values in the same order whatever the threads.
+    let _ = split_len;
+    let runs_n = splits.min(g.b).clamp(1, 64);
+    let (outer, inner) = split_threads(runs_n);
+    let all = &mut partials[..splits * g.f * cols_n];
+    let (used, rest) = all.split_at_mut(runs_n * g.f * cols_n);
+    rest.fill(0.0);
+    let runs: Vec<_> = used.chunks_mut((g.f * cols_n).max(1)).enumerate().collect();
+    crate::cpu::pool::for_parts(runs, outer, |_, (r, part)| {
+        part.fill(0.0);
+        let mut dz = Scratch::zeroed(g.f * ohw);
+        let mut cols = Scratch::zeroed(depth * ohw);
+        // prodᵀ[k, f] = Σ_s cols_b[k, s] · dz[b, f, s]: C·KS·KS rows by F columns, which
+        // fill the micro-kernel's tiles better than F × C·KS·KS for the usual F.
+        let mut prod = Scratch::zeroed(depth * g.f);
+        for b in (r * g.b / runs_n)..((r + 1) * g.b / runs_n) {
+            g.dz_into(dy, zin, b, 0, ohw, &mut dz);
+            g.im2col(&x[b * chw..(b + 1) * chw], &mut cols);
+            let av = View {
+                data: &cols,
+                rs: ohw,
+                cs: 1,
+            };
+            let bv = View {
+                data: &dz,
+                rs: 1,
+                cs: ohw,
+            };
+            sgemm_on(depth, g.f, ohw, av, bv, &mut prod, inner);
+            for (f, out) in part.chunks_exact_mut(cols_n).enumerate() {
+                for (k, o) in out[..depth].iter_mut().enumerate() {
+                    *o += prod[k * g.f + f];
+                }
+                out[depth] += dz[f * ohw..(f + 1) * ohw].iter().sum::<f32>();
             }
-            for f in 0..g.f {
-                d[f * len + i] = dz[(b * g.f + f) * ohw + sp];
-            }
-            let arow = &mut a[i * cols_n..(i + 1) * cols_n];
-            for (k, v) in arow[..depth].iter_mut().enumerate() {
-                *v = img[k * ohw + sp];
-            }
-            arow[depth] = 1.0;
         }
-        let av = View {
-            data: &d,
-            rs: len,
-            cs: 1,
-        };
-        let bv = View {
-            data: &a,
-            rs: cols_n,
-            cs: 1,
-        };
-        sgemm_on(g.f, cols_n, len, av, bv, part, inner);
     });
     Ok(())
 }

@@ -10,7 +10,7 @@ use crate::cpu::{Call, Kernel};
 use crate::error::{Error, Result};
 
 mod activation;
-pub(super) use activation::{act_forward, act_grad};
+pub(super) use activation::{act_forward_slice, act_grad_mul};
 mod basic;
 mod gather;
 mod rng;

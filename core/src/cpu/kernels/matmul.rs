@@ -11,7 +11,7 @@ use crate::kernels::matmul::Params;
 use gemm::View;
 
 // The fused epilogue applies the activation layer's own functions.
-use super::elementwise::act_forward;
+use super::elementwise::act_forward_slice;
 
 pub(super) fn lookup(shader: &str, entry: &str) -> Option<Kernel> {
     match (shader, entry) {
@@ -111,10 +111,12 @@ fn run(call: &Call<'_>, binds: &Binds) -> Result<()> {
     // The bias and activation run on each finished row segment, on the thread that
     // computed it (same bits as a pass after the product).
     let epilogue = |_i: usize, j0: usize, row: &mut [f32]| {
-        for (v, j) in row.iter_mut().zip(j0..) {
-            let x = if has_bias { *v + bias[j] } else { *v };
-            *v = act_forward(act, x, p.alpha);
+        if has_bias {
+            for (v, b) in row.iter_mut().zip(&bias[j0..]) {
+                *v += *b;
+            }
         }
+        act_forward_slice(act, row, p.alpha);
     };
     let post: Option<gemm::Post<'_>> = (has_bias || act != 0).then_some(&epilogue);
     gemm::sgemm_post(m, n, k, av, bv, c, crate::cpu::threads(), post);

@@ -172,6 +172,10 @@ pub(super) fn max_forward(call: &Call<'_>) -> Result<()> {
             .enumerate()
         {
             let xp = &src[(p0 + j) * plane_in..(p0 + j + 1) * plane_in];
+            if g.size == 2 && g.stride == 2 {
+                max_2x2(&g, xp, yp, ap);
+                continue;
+            }
             for y in 0..g.oh {
                 for x in 0..g.ow {
                     let (h0, w0) = (y * g.stride, x * g.stride);
@@ -194,6 +198,34 @@ pub(super) fn max_forward(call: &Call<'_>) -> Result<()> {
         }
     });
     Ok(())
+}
+
+/// The 2 × 2, stride-2 max pool of one plane: the general loop's rule (a NaN wins and
+/// stays; otherwise the first of equal maxima, taps in row order), unrolled.
+fn max_2x2(g: &Pool, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
+    let w = g.w;
+    for y in 0..g.oh {
+        let (r0, r1) = (2 * y * w, (2 * y + 1) * w);
+        let (row0, row1) = (&xp[r0..r0 + w], &xp[r1..r1 + w]);
+        for x in 0..g.ow {
+            let c = 2 * x;
+            let taps = [
+                (row0[c], r0 + c),
+                (row0[c + 1], r0 + c + 1),
+                (row1[c], r1 + c),
+                (row1[c + 1], r1 + c + 1),
+            ];
+            let (mut best, mut best_k) = taps[0];
+            for &(v, k) in &taps[1..] {
+                if !best.is_nan() && (v.is_nan() || v > best) {
+                    best = v;
+                    best_k = k;
+                }
+            }
+            yp[y * g.ow + x] = best;
+            ap[y * g.ow + x] = best_k as u32;
+        }
+    }
 }
 
 /// `pool::max_backward`: dx[h, w] = Σ dy over the windows whose argmax is (h, w). Each
@@ -219,10 +251,16 @@ pub(super) fn max_backward(call: &Call<'_>) -> Result<()> {
                 for x in 0..g.ow {
                     let o = y * g.ow + x;
                     let k = ap[o] as usize;
-                    let (ky, kx) = (k / g.w.max(1), k % g.w.max(1));
-                    let inside = k < plane_in
-                        && (y * g.stride..y * g.stride + g.size).contains(&ky)
-                        && (x * g.stride..x * g.stride + g.size).contains(&kx);
+                    let inside = if g.size == 2 && g.stride == 2 {
+                        // One of the window's four taps (no division per window).
+                        let d = k.wrapping_sub(2 * (y * g.w + x));
+                        k < plane_in && (d <= 1 || d == g.w || d == g.w + 1)
+                    } else {
+                        let (ky, kx) = (k / g.w.max(1), k % g.w.max(1));
+                        k < plane_in
+                            && (y * g.stride..y * g.stride + g.size).contains(&ky)
+                            && (x * g.stride..x * g.stride + g.size).contains(&kx)
+                    };
                     if inside {
                         dxp[k] += dyp[o];
                     }

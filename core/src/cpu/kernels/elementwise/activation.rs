@@ -108,11 +108,50 @@ fn forward_code<const CODE: u32>(x: &[f32], out: &mut [f32], alpha: f32) {
     }
 }
 
+/// `xs[i] = f(xs[i])`.
+fn in_place_code<const CODE: u32>(xs: &mut [f32], alpha: f32) {
+    for v in xs.iter_mut() {
+        *v = act_forward(CODE, *v, alpha);
+    }
+}
+
 /// `dx[i] = dy[i] · f'(x[i])`.
 fn backward_code<const CODE: u32>(x: &[f32], dy: &[f32], dx: &mut [f32], alpha: f32) {
     for ((o, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
         *o = g * act_grad(CODE, v, alpha);
     }
+}
+
+/// `xs[i] = f(xs[i])` for activation `code`, the `match` resolved once per slice (the same
+/// bits as [`act_forward`] per element).
+pub(crate) fn act_forward_slice(code: u32, xs: &mut [f32], alpha: f32) {
+    let f = match code {
+        1 => in_place_code::<1>,
+        2 => in_place_code::<2>,
+        3 => in_place_code::<3>,
+        4 => in_place_code::<4>,
+        5 => in_place_code::<5>,
+        6 => in_place_code::<6>,
+        _ => return,
+    };
+    f(xs, alpha)
+}
+
+/// `out[i] = d[i] · f'(z[i])` for activation `code` (`out = d` for the identity).
+pub(crate) fn act_grad_mul(code: u32, d: &[f32], z: &[f32], alpha: f32, out: &mut [f32]) {
+    let f = match code {
+        1 => backward_code::<1>,
+        2 => backward_code::<2>,
+        3 => backward_code::<3>,
+        4 => backward_code::<4>,
+        5 => backward_code::<5>,
+        6 => backward_code::<6>,
+        _ => {
+            out.copy_from_slice(d);
+            return;
+        }
+    };
+    f(z, d, out, alpha)
 }
 
 /// Entry `forward`: bindings 1 x, 3 out.
@@ -144,15 +183,6 @@ pub(super) fn backward(call: &Call<'_>) -> Result<()> {
     let x = take(call, "x", call.f32(1)?, n)?;
     let dy = take(call, "dy", call.f32(2)?, n)?;
     let dx = super::take_mut(call, "dx", call.f32_mut(3)?, n)?;
-    let f = match code {
-        1 => backward_code::<1>,
-        2 => backward_code::<2>,
-        3 => backward_code::<3>,
-        4 => backward_code::<4>,
-        5 => backward_code::<5>,
-        6 => backward_code::<6>,
-        _ => backward_code::<0>,
-    };
-    f(x, dy, dx, p.alpha);
+    act_grad_mul(code, dy, x, p.alpha, dx);
     Ok(())
 }

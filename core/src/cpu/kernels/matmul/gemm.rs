@@ -252,10 +252,13 @@ impl Problem<'_> {
                 row_of(i).fill(0.0);
             }
         }
-        let mut ap = vec![0.0f32; MR * KC.min(k.max(1))];
+        // Depth blocks of equal size, at most KC (288 = 144 + 144, not 256 + 32).
+        let kb = k.div_ceil(KC).max(1);
+        let kc_max = k.div_ceil(kb).max(1);
+        let mut ap = vec![0.0f32; MR * kc_max];
         let mut k0 = 0;
         while k0 < k {
-            let kc = KC.min(k - k0);
+            let kc = kc_max.min(k - k0);
             let mut i0 = rows.start;
             while i0 < rows.end {
                 let mr = MR.min(rows.end - i0);
