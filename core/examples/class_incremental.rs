@@ -16,6 +16,8 @@
 //!
 //! cargo run --release -p accrete --example class_incremental [-- TRAIN_LIMIT TEST_LIMIT [STRATEGIES [SEED]]]
 //! e.g. `-- 20000 10000 naive,ewc,lwf,replay,derpp,agem,joint` (default `naive,replay`).
+//! A strategy's numbers can be given after its name: `ewc:λ`, `lwf:weight:T`, `der:α`,
+//! `derpp:α:β` (e.g. `derpp:0.3:1`).
 
 use accrete::data::idx::{load_dir, Split};
 use accrete::data::split::{increments, SplitBy};
@@ -32,13 +34,31 @@ fn configure(t: &mut Trainer, strategy: &str) -> Result<(), accrete::Error> {
         label_weight: beta,
         ..RehearsalSpec::new(2000, 128)
     };
-    match strategy {
+    // `name:p1:p2` overrides the strategy's numbers (e.g. `derpp:0.3:1`, `ewc:1000`).
+    let mut parts = strategy.split(':');
+    let name = parts.next().unwrap_or_default();
+    let nums: Vec<f32> = parts
+        .map(|p| {
+            p.parse().unwrap_or_else(|_| {
+                eprintln!("strategy {strategy:?}: {p:?} is not a number");
+                std::process::exit(2)
+            })
+        })
+        .collect();
+    let arg = |i: usize, d: f32| nums.get(i).copied().unwrap_or(d);
+    match name {
         "naive" | "joint" => Ok(()),
-        "ewc" => t.enable_ewc(EwcSpec::default()),
-        "lwf" => t.enable_lwf(LwfSpec::default()),
+        "ewc" => t.enable_ewc(EwcSpec {
+            weight: arg(0, EwcSpec::default().weight),
+            ..EwcSpec::default()
+        }),
+        "lwf" => t.enable_lwf(LwfSpec {
+            weight: arg(0, LwfSpec::default().weight),
+            temperature: arg(1, LwfSpec::default().temperature),
+        }),
         "replay" => t.enable_rehearsal(RehearsalSpec::new(2000, 128)),
-        "der" => t.enable_rehearsal(der(0.1, None)),
-        "derpp" => t.enable_rehearsal(der(0.1, Some(0.5))),
+        "der" => t.enable_rehearsal(der(arg(0, 0.1), None)),
+        "derpp" => t.enable_rehearsal(der(arg(0, 0.1), Some(arg(1, 0.5)))),
         "agem" => t.enable_agem(AgemSpec {
             size: 2000,
             per_batch: 256,
@@ -96,7 +116,11 @@ fn main() -> Result<(), accrete::Error> {
         configure(&mut t, strategy)?;
         let start = std::time::Instant::now();
         let joint: Vec<Dataset> = vec![train.clone()];
-        let stream = if strategy == "joint" { &joint } else { &chunks };
+        let stream = if strategy.starts_with("joint") {
+            &joint
+        } else {
+            &chunks
+        };
         let mut rows = Vec::new();
         for (c, chunk) in stream.iter().enumerate() {
             let stats = pollster::block_on(t.fit_chunk(chunk))?;
