@@ -44,6 +44,7 @@ import gzip
 import json
 import math
 import os
+import shutil
 import statistics
 import struct
 import subprocess
@@ -199,11 +200,25 @@ def accrete_playground(args, threads, tmp):
     wall = time.perf_counter() - t0
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}: {(p.stderr or p.stdout).strip()[-800:]}")
-    text = p.stdout + "\n" + p.stderr
-    rates = [float(m) for m in re.findall(r"\|\s*([0-9.]+)\s*samples/s", text)]
-    loss = [float(m) for m in re.findall(r"train loss ([0-9.]+)", text)]
+    # The run directory's metrics.jsonl has one {"event": "epoch", "samples_per_sec", …} line per
+    # epoch; the text output's "| N samples/s" epoch lines are the fallback.
+    rates, loss, source = [], [], "metrics.jsonl"
+    metrics = os.path.join(out, "metrics.jsonl")
+    if os.path.exists(metrics):
+        with open(metrics) as f:
+            for l in f:
+                e = json.loads(l) if l.startswith("{") else {}
+                if e.get("event") == "epoch" and "samples_per_sec" in e:
+                    rates.append(e["samples_per_sec"])
+                    loss.append(e.get("train_loss"))
     if len(rates) < 2:
-        raise RuntimeError(f"{' '.join(cmd)}: found {len(rates)} 'N samples/s' epoch lines in its output: {text[-800:]}")
+        text = p.stdout + "\n" + p.stderr
+        rates = [float(m) for m in re.findall(r"\|\s*([0-9.]+)\s*samples/s", text)]
+        loss = [float(m) for m in re.findall(r"train loss ([0-9.]+)", text)]
+        source = "text output"
+    shutil.rmtree(out, ignore_errors=True)
+    if len(rates) < 2:
+        raise RuntimeError(f"{' '.join(cmd)}: found {len(rates)} epochs with samples/s in {metrics} or its output")
     sps = statistics.median(rates[1:])
     steps = math.ceil(PLAYGROUND_POINTS / PLAYGROUND_BATCH)
     return {
@@ -212,7 +227,7 @@ def accrete_playground(args, threads, tmp):
         "epochs_timed": len(rates) - 1,
         "loss": loss[-1] if loss else None,
         "process_seconds": wall,
-        "note": "median of accrete train's per-epoch samples/s (text output), first epoch dropped",
+        "note": f"median of accrete train's per-epoch samples/s ({source}), first epoch dropped",
     }
 
 
@@ -378,7 +393,7 @@ def main():
     if "playground" in args.models:
         data["playground"] = spirals()
     results = {}
-    tmp = tempfile.mkdtemp(prefix="cpu_compare-")
+    tmp = tempfile.mkdtemp(prefix="cpu_compare-")  # the playground's CSV, config and run directories
     for rnd in range(args.repeat):
         for model in args.models:
             x, y = data[model]
@@ -404,6 +419,7 @@ def main():
                 print(json.dumps(line), flush=True)
                 if "error" not in r:
                     results.setdefault((model, fw), []).append(r)
+    shutil.rmtree(tmp, ignore_errors=True)
     load1 = os.getloadavg()
     log(f"load average at end: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
 
