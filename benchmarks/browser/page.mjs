@@ -238,8 +238,9 @@ export async function setUp() {
   /** backend: "webgpu" (default) or "cpu" (see the header). */
   return async ({ framework, model, batch = 128, steps = 10, warmupSteps = 2, keepShaders = false, backend = "webgpu" }) => {
     if (backend !== "webgpu" && backend !== "cpu") throw new Error(`backend must be "webgpu" or "cpu", got ${backend}`);
-    // accrete's own name for its backends ("auto" on WebGPU keeps today's behaviour).
-    const accreteBackend = backend === "cpu" ? "cpu" : undefined;
+    // accrete's own names for its backends: "gpu" explicitly, as "auto" would take the CPU
+    // backend on a software adapter such as SwiftShader.
+    const accreteBackend = backend === "cpu" ? "cpu" : "gpu";
     const samples = steps * batch;
     const shaders0 = probe.shaders.length;
     let r;
