@@ -10,7 +10,9 @@
 //     { backend: "cpu" })), TF.js's wasm backend (@tensorflow/tfjs-backend-wasm, SIMD) and
 //     jax-js's wasm device, in a Chromium started without WebGPU. The page is not cross-origin
 //     isolated, so there is no SharedArrayBuffer and all three run on one thread (the JSON
-//     lines say so: crossOriginIsolated, and TF.js's wasmSimd / wasmThreads).
+//     lines say so: crossOriginIsolated, and TF.js's wasmSimd / wasmThreads). TF.js 4.22's wasm
+//     backend has no Conv2DBackpropFilter, so its CNN fails (listed under the table); jax-js's
+//     wasm CNN takes seconds per step (3 steps + 2 warm-up: about a minute).
 //
 // Usage (after `bash web/build.sh`, `npm ci` in tests/browser/ and `npm install` here):
 //   node benchmarks/browser/bench.mjs [--backend webgpu|cpu] [--model mlp,cnn]
