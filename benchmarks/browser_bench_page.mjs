@@ -81,7 +81,8 @@ export async function setUp() {
    * training samples after a warm-up chunk of `warmupSteps` steps (pipeline compilation);
    * returns one result per timed epoch.
    */
-  return async ({ model, batch = 128, samples, epochs = 1, warmupSteps = 2, lr = 1e-3, seed = 0 }) => {
+  // backend: Trainer.create's options.backend ("auto" when undefined, "gpu" or "cpu").
+  return async ({ model, batch = 128, samples, epochs = 1, warmupSteps = 2, lr = 1e-3, seed = 0, backend }) => {
     const data = await fashion(Math.max(samples, warmupSteps * batch));
     const spec = {
       seed,
@@ -89,7 +90,8 @@ export async function setUp() {
       optimizer: { type: "adam", lr },
       train: { batch_size: batch, epochs: 1 },
     };
-    const t = await Trainer.create(JSON.stringify(spec));
+    const t = await Trainer.create(JSON.stringify(spec), backend ? { backend } : undefined);
+    const trainerBackend = t.backend;
     const out = [];
     try {
       const d = t.inputLen;
@@ -120,6 +122,7 @@ export async function setUp() {
     } finally {
       t.free();
     }
-    return { adapter: info, version: version(), runs: out };
+    const adapter = backend ? await adapterInfo({ backend }) : info;
+    return { adapter, trainerBackend, version: version(), runs: out };
   };
 }

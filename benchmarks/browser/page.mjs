@@ -1,9 +1,12 @@
 // In the page: the same training run — Fashion-MNIST, Adam (lr 1e-3, β 0.9/0.999, ε 1e-8),
 // softmax cross-entropy, the MLP 784-512-256-10 (ReLU) or the CNN conv32-pool-conv64-pool-
 // fc128-fc10 (3×3 convolutions, padding 1, ReLU, 2×2 max pooling) — in accrete (web/pkg),
-// TF.js 4.22 on its WebGPU backend and jax-js 0.1.25 on WebGPU. Each framework runs
-// `warmupSteps` steps first (shader compilation, not timed), then `steps` timed steps over
-// the first samples, and waits until the GPU is done before stopping the clock.
+// TF.js 4.22 and jax-js 0.1.25, on WebGPU (backend "webgpu": accrete's WebGPU backend, TF.js's
+// webgpu backend, jax-js's webgpu device) or on the CPU (backend "cpu": accrete's CPU backend
+// compiled to wasm, TF.js's wasm backend, jax-js's wasm device; single-threaded all three, as
+// the page is not cross-origin isolated: no SharedArrayBuffer, so no wasm threads). Each
+// framework runs `warmupSteps` steps first (shader compilation, not timed), then `steps` timed
+// steps over the first samples, and waits until the device is done before stopping the clock.
 
 import { setUp as accreteSetUp, fashion } from "/benchmarks/browser_bench_page.mjs";
 import * as jax from "/benchmarks/browser/node_modules/@jax-js/jax/dist/index.js";
@@ -66,11 +69,16 @@ function oneHot(y, classes) {
   return out;
 }
 
-// ---------------------------------------------------------------- TF.js (WebGPU backend)
+// ---------------------------------------------------------------- TF.js (WebGPU or wasm backend)
 
-async function tfjsRun({ model, batch, steps, warmupSteps }, data) {
+/** TF.js's wasm backend loads its .wasm files from the test server's node_modules. */
+const TFJS_WASM_DIR = "/benchmarks/browser/node_modules/@tensorflow/tfjs-backend-wasm/dist/";
+
+async function tfjsRun({ model, batch, steps, warmupSteps, backend }, data) {
   const tf = window.tf;
-  await tf.setBackend("webgpu");
+  const name = backend === "cpu" ? "wasm" : "webgpu";
+  if (name === "wasm") tf.wasm.setWasmPaths(TFJS_WASM_DIR);
+  if (!(await tf.setBackend(name))) throw new Error(`TF.js: the ${name} backend did not initialise`);
   await tf.ready();
   const m = tf.sequential();
   if (model === "mlp") {
@@ -112,10 +120,13 @@ async function tfjsRun({ model, batch, steps, warmupSteps }, data) {
   const timedDispatches = probe.dispatches - d0;
   for (const [x, y] of batches) { x.dispose(); y.dispose(); }
   m.dispose();
-  return { seconds, loss, backend: tf.getBackend(), timedDispatches };
+  const extra = name === "wasm"
+    ? { wasmSimd: await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"), wasmThreads: await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT") }
+    : {};
+  return { seconds, loss, backend: tf.getBackend(), timedDispatches, ...extra };
 }
 
-// ---------------------------------------------------------------- jax-js (WebGPU)
+// ---------------------------------------------------------------- jax-js (WebGPU or wasm)
 
 const { numpy: np, nn, lax } = jax;
 
@@ -159,10 +170,11 @@ function jaxLoss(model, p, x, y) {
   return nn.logSoftmax(h, -1).mul(y).sum().mul(-1 / n);
 }
 
-async function jaxRun({ model, batch, steps, warmupSteps }, data) {
-  const devices = await jax.init("webgpu");
-  if (!devices.includes("webgpu")) throw new Error("jax-js: no WebGPU device");
-  jax.defaultDevice("webgpu");
+async function jaxRun({ model, batch, steps, warmupSteps, backend }, data) {
+  const device = backend === "cpu" ? "wasm" : "webgpu";
+  const devices = await jax.init(device);
+  if (!devices.includes(device)) throw new Error(`jax-js: no ${device} device`);
+  jax.defaultDevice(device);
   let p = jaxParams(model);
   let m = p.map((a) => np.zerosLike(a.ref));
   let v = p.map((a) => np.zerosLike(a.ref));
@@ -210,7 +222,7 @@ async function jaxRun({ model, batch, steps, warmupSteps }, data) {
   const seconds = (performance.now() - t0) / 1000;
   const timedDispatches = probe.dispatches - d0;
   for (const a of [...p, ...m, ...v]) a.dispose();
-  return { seconds, loss: lossValue, backend: "webgpu", timedDispatches };
+  return { seconds, loss: lossValue, backend: device, timedDispatches };
 }
 
 // ---------------------------------------------------------------- accrete
@@ -223,7 +235,12 @@ export async function setUp() {
     return dataCache.get(n);
   };
   /** One framework's timed run: { samplesPerSec, msPerStep, seconds, loss, … }. */
-  return async ({ framework, model, batch = 128, steps = 10, warmupSteps = 2, keepShaders = false }) => {
+  /** backend: "webgpu" (default) or "cpu" (see the header). */
+  return async ({ framework, model, batch = 128, steps = 10, warmupSteps = 2, keepShaders = false, backend = "webgpu" }) => {
+    if (backend !== "webgpu" && backend !== "cpu") throw new Error(`backend must be "webgpu" or "cpu", got ${backend}`);
+    // accrete's own names for its backends: "gpu" explicitly, as "auto" would take the CPU
+    // backend on a software adapter such as SwiftShader.
+    const accreteBackend = backend === "cpu" ? "cpu" : "gpu";
     const samples = steps * batch;
     const shaders0 = probe.shaders.length;
     let r;
@@ -231,23 +248,23 @@ export async function setUp() {
       // The warm-up chunk and the timed epoch in one call: count the epoch's dispatches as
       // (all − warm-up), the warm-up being counted by a run of its own first.
       const w0 = probe.dispatches;
-      await accrete({ model, batch, samples: warmupSteps * batch, epochs: 1, warmupSteps: 0 });
+      await accrete({ model, batch, samples: warmupSteps * batch, epochs: 1, warmupSteps: 0, backend: accreteBackend });
       const perWarm = probe.dispatches - w0;
       const d0 = probe.dispatches;
-      const out = await accrete({ model, batch, samples, epochs: 1, warmupSteps });
+      const out = await accrete({ model, batch, samples, epochs: 1, warmupSteps, backend: accreteBackend });
       const run = out.runs.find((x) => !x.warmup);
       r = {
         seconds: run.seconds,
         loss: run.loss,
-        backend: out.adapter.backend,
+        backend: out.trainerBackend === "cpu" ? "cpu" : out.adapter.backend,
         adapter: out.adapter.name || out.adapter.driver,
         timedDispatches: probe.dispatches - d0 - perWarm,
       };
     } else {
       const data = await dataFor(Math.max(samples, warmupSteps * batch) + batch);
       r = framework === "tfjs"
-        ? await tfjsRun({ model, batch, steps, warmupSteps }, data)
-        : await jaxRun({ model, batch, steps, warmupSteps }, data);
+        ? await tfjsRun({ model, batch, steps, warmupSteps, backend }, data)
+        : await jaxRun({ model, batch, steps, warmupSteps, backend }, data);
     }
     const codes = probe.shaders.slice(shaders0);
     return {
