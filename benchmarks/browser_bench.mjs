@@ -5,7 +5,9 @@
 //
 // Usage (after `bash web/build.sh` and `npm ci` in tests/browser/):
 //   node benchmarks/browser_bench.mjs [--model mlp,cnn] [--batch 128] [--train-limit N]
-//                                     [--epochs 1] [--warmup-steps 2]
+//                                     [--epochs 1] [--warmup-steps 2] [--backend gpu|cpu|auto]
+// --backend is Trainer.create's: gpu (default: the WebGPU adapter, SwiftShader included —
+// `auto` would take the CPU backend over a software adapter), cpu, or auto.
 // Default train limits: mlp 1280 samples (10 steps of 128), cnn 384 (3 steps): SwiftShader is
 // slow. The models are those of `accrete bench train` (MLP 784-512-256-10 ReLU; CNN
 // conv32-pool-conv64-pool-fc128-fc10), Adam at lr 1e-3. A warm-up chunk (pipeline compilation)
@@ -22,7 +24,7 @@ const DATA_DIR = process.env.FASHION_MNIST_DIR || "/usr/share/datasets/fashion-m
 const DEFAULT_LIMIT = { mlp: 1280, cnn: 384 };
 
 function parseArgs(argv) {
-  const args = { model: ["mlp", "cnn"], batch: 128, trainLimit: null, epochs: 1, warmupSteps: 2 };
+  const args = { model: ["mlp", "cnn"], batch: 128, trainLimit: null, epochs: 1, warmupSteps: 2, backend: "gpu" };
   for (let i = 0; i < argv.length; i++) {
     const key = argv[i];
     const value = argv[i + 1];
@@ -42,9 +44,14 @@ function parseArgs(argv) {
       case "--train-limit": args.trainLimit = int(key); break;
       case "--epochs": args.epochs = int(key); break;
       case "--warmup-steps": args.warmupSteps = int(key); break;
+      case "--backend":
+        if (!["gpu", "cpu", "auto"].includes(value)) throw new Error(`--backend takes gpu, cpu or auto, got ${value}`);
+        args.backend = value;
+        i++;
+        break;
       case "-h":
       case "--help":
-        console.log("node benchmarks/browser_bench.mjs [--model mlp,cnn] [--batch 128] [--train-limit N] [--epochs 1] [--warmup-steps 2]");
+        console.log("node benchmarks/browser_bench.mjs [--model mlp,cnn] [--batch 128] [--train-limit N] [--epochs 1] [--warmup-steps 2] [--backend gpu|cpu|auto]");
         process.exit(0);
         break;
       default:
@@ -72,6 +79,7 @@ async function main() {
         samples,
         epochs: args.epochs,
         warmupSteps: args.warmupSteps,
+        backend: args.backend === "auto" ? undefined : args.backend,
       });
       const adapter = r.adapter.name || r.adapter.driver;
       for (const run of r.runs) {
