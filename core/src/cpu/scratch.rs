@@ -19,9 +19,21 @@ pub(crate) struct Scratch(Vec<f32>);
 
 impl Scratch {
     /// `n` zeros.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn zeroed(n: usize) -> Scratch {
         let mut v = SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default();
         v.clear();
+        v.resize(n, 0.0);
+        Scratch(v)
+    }
+}
+
+impl Scratch {
+    /// `n` values left from earlier use (or zeros): for a buffer the caller overwrites
+    /// whole, which then costs no clearing pass.
+    pub(crate) fn overwritten(n: usize) -> Scratch {
+        let mut v = SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default();
+        v.truncate(n);
         v.resize(n, 0.0);
         Scratch(v)
     }
@@ -70,5 +82,8 @@ mod tests {
         assert!(b.iter().all(|&v| v == 0.0));
         let c = Scratch::zeroed(5000);
         assert!(c.iter().all(|&v| v == 0.0));
+        drop((b, c));
+        assert_eq!(Scratch::overwritten(300).len(), 300);
+        assert_eq!(Scratch::overwritten(9000).len(), 9000);
     }
 }

@@ -217,7 +217,7 @@ fn fwd_into(call: &Call<'_>, z: Option<&mut [f32]>, y: &mut [f32]) -> Result<()>
         .enumerate()
         .collect();
     crate::cpu::pool::for_parts(images, outer, |_, (b, (yb, zb))| {
-        let mut cols = Scratch::zeroed(depth * ohw);
+        let mut cols = Scratch::overwritten(depth * ohw);
         g.im2col(&x[b * chw..(b + 1) * chw], &mut cols);
         let a = View {
             data: wt,
@@ -276,9 +276,9 @@ fn dgrad(call: &Call<'_>) -> Result<()> {
     let images: Vec<_> = dx[..g.x_len()].chunks_mut(chw.max(1)).enumerate().collect();
     crate::cpu::pool::for_parts(images, outer, |_, (b, dxb)| {
         dxb.fill(0.0);
-        let mut dz = Scratch::zeroed(g.f * ohw);
+        let mut dz = Scratch::overwritten(g.f * ohw);
         g.dz_into(dy, zin, b, 0, ohw, &mut dz);
-        let mut cols = Scratch::zeroed(depth * ohw);
+        let mut cols = Scratch::overwritten(depth * ohw);
         // dcols[k, s] = Σ_f W[f, k] · dz[b, f, s]
         let a = View {
             data: wt,
@@ -315,22 +315,23 @@ fn wgrad(call: &Call<'_>) -> Result<()> {
     call.need("partials", partials.len(), splits * g.f * cols_n)?;
     let chw = g.c * g.h * g.w;
     // The CPU cuts the batch its own way: `runs` groups of whole images (a number fixed by
-    // the geometry, not by the thread count), run r's sums in partials[r], the others 0.
-    // The reduction then adds the same values in the same order whatever the threads.
+    // the geometry, not by the thread count or the GPU's split plan), each summed on its
+    // own, then added in run order into partials[0] (the other partials 0, so the
+    // reduction that follows keeps the sum). The same values in the same order whatever
+    // the threads.
     let _ = split_len;
-    let runs_n = splits.min(g.b).clamp(1, 64);
+    let runs_n = g.b.clamp(1, 64);
     let (outer, inner) = split_threads(runs_n);
-    let all = &mut partials[..splits * g.f * cols_n];
-    let (used, rest) = all.split_at_mut(runs_n * g.f * cols_n);
-    rest.fill(0.0);
-    let runs: Vec<_> = used.chunks_mut((g.f * cols_n).max(1)).enumerate().collect();
+    let fk = g.f * cols_n;
+    let mut sums = vec![0.0f32; runs_n * fk];
+    let runs: Vec<_> = sums.chunks_mut(fk.max(1)).enumerate().collect();
     crate::cpu::pool::for_parts(runs, outer, |_, (r, part)| {
         part.fill(0.0);
-        let mut dz = Scratch::zeroed(g.f * ohw);
-        let mut cols = Scratch::zeroed(depth * ohw);
+        let mut dz = Scratch::overwritten(g.f * ohw);
+        let mut cols = Scratch::overwritten(depth * ohw);
         // prodᵀ[k, f] = Σ_s cols_b[k, s] · dz[b, f, s]: C·KS·KS rows by F columns, which
         // fill the micro-kernel's tiles better than F × C·KS·KS for the usual F.
-        let mut prod = Scratch::zeroed(depth * g.f);
+        let mut prod = Scratch::overwritten(depth * g.f);
         for b in (r * g.b / runs_n)..((r + 1) * g.b / runs_n) {
             g.dz_into(dy, zin, b, 0, ohw, &mut dz);
             g.im2col(&x[b * chw..(b + 1) * chw], &mut cols);
@@ -353,6 +354,13 @@ fn wgrad(call: &Call<'_>) -> Result<()> {
             }
         }
     });
+    let all = &mut partials[..splits * fk];
+    all.fill(0.0);
+    for run in sums.chunks_exact(fk.max(1)) {
+        for (o, &v) in all[..fk].iter_mut().zip(run) {
+            *o += v;
+        }
+    }
     Ok(())
 }
 

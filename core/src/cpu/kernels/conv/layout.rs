@@ -217,10 +217,10 @@ fn max_2x2(g: &Pool, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
             ];
             let (mut best, mut best_k) = taps[0];
             for &(v, k) in &taps[1..] {
-                if !best.is_nan() && (v.is_nan() || v > best) {
-                    best = v;
-                    best_k = k;
-                }
+                // (Selects, not branches: the data decide nothing about the control flow.)
+                let take = !best.is_nan() & (v.is_nan() | (v > best));
+                best = if take { v } else { best };
+                best_k = if take { k } else { best_k };
             }
             yp[y * g.ow + x] = best;
             ap[y * g.ow + x] = best_k as u32;

@@ -198,16 +198,20 @@ impl Problem<'_> {
                 let p = i * per + pi;
                 let cols = NR.min(n - p * NR);
                 if b.rs == 1 && b.cs != 1 {
-                    // B stored transposed: read each column along k (contiguous).
-                    for j in 0..NR {
-                        if j < cols {
-                            let col = &b.data[(p * NR + j) * b.cs..][..k];
-                            for (kk, &v) in col.iter().enumerate() {
-                                dst[kk * NR + j] = v;
-                            }
-                        } else {
-                            for kk in 0..k {
-                                dst[kk * NR + j] = 0.0;
+                    // B stored transposed: read each column along k (contiguous), 64
+                    // depths at a time so the panel rows written stay in L1.
+                    for k0 in (0..k).step_by(64) {
+                        let k1 = k.min(k0 + 64);
+                        for j in 0..NR {
+                            if j < cols {
+                                let col = &b.data[(p * NR + j) * b.cs + k0..][..k1 - k0];
+                                for (kk, &v) in (k0..).zip(col) {
+                                    dst[kk * NR + j] = v;
+                                }
+                            } else {
+                                for kk in k0..k1 {
+                                    dst[kk * NR + j] = 0.0;
+                                }
                             }
                         }
                     }
