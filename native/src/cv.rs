@@ -53,6 +53,22 @@ pub struct CvArgs {
     pub quiet: bool,
 }
 
+/// `[parallel]` for cross-validation: the folds train one after another in this process, so
+/// local replicas are honoured (and checked now, before any fold trains) and MPI is refused.
+fn check_parallel(config: &RunConfig) -> accrete::Result<()> {
+    use accrete::config::ParallelBackend;
+    let Some(p) = config.parallel.as_ref() else {
+        return Ok(());
+    };
+    if p.backend == ParallelBackend::Mpi {
+        return Err(accrete::Error::InvalidArgument {
+            what: "parallel.backend".into(),
+            detail: "accrete cv trains its folds one after another in one process; \"mpi\" is for `mpirun … accrete train` and `resume`. Use backend = \"local\" with devices = N, or leave [parallel] out".into(),
+        });
+    }
+    p.validate(config)
+}
+
 pub fn run(args: &CvArgs) -> Result<(), Failure> {
     let base = match &args.config {
         Some(p) => read_config(p)?,
@@ -84,6 +100,9 @@ pub fn run(args: &CvArgs) -> Result<(), Failure> {
         settings.push((name, c));
     }
     check_folds(args.folds)?;
+    for (_, c) in &settings {
+        check_parallel(c)?;
+    }
     if let Some(out) = &args.out {
         check_out(out)?;
     }
@@ -112,8 +131,17 @@ pub fn run(args: &CvArgs) -> Result<(), Failure> {
             let held_path = dir.join("heldout.json");
             let held_json = serde_json::to_string(held).expect("indices serialise");
             write_atomic(&held_path, held_json.as_bytes())?;
+            let (mut session, _) = Session::for_run(
+                &gpu,
+                fold_config,
+                data.standardizer.clone(),
+                Some(data.planned_steps_by(&fold_config.train, &fold_config.chunk_epochs(&[]))),
+                fold_config.finetune_weights()?.as_deref(),
+            )?;
+            // [parallel] backend = "local": each fold trains on its replicas.
+            pollster::block_on(session.enable_parallel(fold_config, None))?;
             say(&format!(
-                "{}fold {}/{}: training on {} samples, holding out {} · {}",
+                "{}fold {}/{}: training on {} samples, holding out {} · {}{}",
                 if settings.len() > 1 {
                     format!("setting {}/{} ({name}) ", s + 1, settings.len())
                 } else {
@@ -123,15 +151,12 @@ pub fn run(args: &CvArgs) -> Result<(), Failure> {
                 folds.len(),
                 data.train.len(),
                 held.len(),
-                dir.display()
+                dir.display(),
+                match session.trainer.workers() {
+                    1 => String::new(),
+                    n => format!(" · {n} replicas"),
+                }
             ));
-            let (session, _) = Session::for_run(
-                &gpu,
-                fold_config,
-                data.standardizer.clone(),
-                Some(data.planned_steps_by(&fold_config.train, &fold_config.chunk_epochs(&[]))),
-                fold_config.finetune_weights()?.as_deref(),
-            )?;
             let display = Display::new(
                 Mode::Quiet,
                 fold_config.incremental.chunks,

@@ -135,3 +135,45 @@ fn cv_trains_k_folds_and_its_numbers_are_reproduced_by_eval() {
         assert!(!dir.join("bad").exists());
     }
 }
+
+/// `[parallel]` in `accrete cv`: local replicas train every fold (the fold line says so and
+/// the folds still score), an uneven split is refused before any fold trains, and MPI is
+/// refused with what to use instead.
+#[test]
+fn cv_trains_folds_on_local_replicas_and_refuses_mpi() {
+    let two = format!("{BLOBS_CONFIG}\n[parallel]\ndevices = 2\n");
+    let dir = blobs_dir("cv_parallel", &two);
+    let (out, err) = ok_both(
+        &dir,
+        &["cv", "--config", "run.toml", "--folds", "2", "--out", "cv"],
+    );
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["folds"].as_array().unwrap().len(), 2, "{out}");
+    assert!(s["mean"]["accuracy"].as_f64().unwrap() > 0.8, "{out}");
+    for f in 1..=2 {
+        assert!(
+            err.contains(&format!("fold {f}/2: training on")) && err.contains("· 2 replicas"),
+            "{err}"
+        );
+    }
+    for (config, want) in [
+        (
+            two.replace("batch_size = 16", "batch_size = 15"),
+            "parallel.devices",
+        ),
+        (
+            format!("{BLOBS_CONFIG}\n[parallel]\nbackend = \"mpi\"\n"),
+            "accrete cv trains its folds one after another in one process",
+        ),
+    ] {
+        std::fs::write(dir.join("bad.toml"), &config).unwrap();
+        let out = run(
+            &dir,
+            &["cv", "--config", "bad.toml", "--folds", "2", "--out", "bad"],
+        );
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "{err}");
+        assert!(!dir.join("bad").exists(), "refused before any fold: {err}");
+    }
+}
