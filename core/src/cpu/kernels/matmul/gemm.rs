@@ -11,7 +11,7 @@
 //! an add in wasm), whatever tile, part or thread it falls in, so the result depends neither
 //! on the thread count nor on the grid, nor on which of the fused kernels ran.
 
-// (Paths spelled out so that benchmarks/cpu_gemm.rs can include this file on its own.)
+// (Paths spelled out so that benchmarks/cpu_gemm/ can include this file on its own.)
 #[path = "gemm/micro.rs"]
 mod micro;
 
@@ -82,17 +82,111 @@ pub(crate) fn sgemm_post(
     if m == 0 || n == 0 {
         return;
     }
+    let threads = if m * n * k.max(1) < SERIAL_WORK {
+        1
+    } else {
+        max_threads.max(1)
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    if k > 0 && !own_kernel() {
+        return crate_gemm(m, n, k, a, b, c, threads, post);
+    }
+    sgemm_own(m, n, k, a, b, c, threads, post)
+}
+
+/// Whether `ACCRETE_CPU_GEMM=accrete` asks for accrete's own driver natively (for
+/// comparisons); the `gemm` crate otherwise.
+#[cfg(not(target_arch = "wasm32"))]
+fn own_kernel() -> bool {
+    static OWN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OWN.get_or_init(|| std::env::var("ACCRETE_CPU_GEMM").is_ok_and(|v| v == "accrete"))
+}
+
+/// The product by the `gemm` crate (its own packing and micro-kernels, its rayon threads
+/// over output blocks; the depth loop is never split, so the bits do not depend on the
+/// thread count — tested), then `post` row by row.
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(clippy::too_many_arguments)]
+fn crate_gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View<'_>,
+    b: View<'_>,
+    c: &mut [f32],
+    threads: usize,
+    post: Option<Post<'_>>,
+) {
+    // The last element each view reads must lie inside its slice (the crate takes pointers).
+    assert!(
+        (m - 1) * a.rs + (k - 1) * a.cs < a.data.len(),
+        "A view out of bounds"
+    );
+    assert!(
+        (k - 1) * b.rs + (n - 1) * b.cs < b.data.len(),
+        "B view out of bounds"
+    );
+    assert!(c.len() >= m * n);
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: A is m × k at (rs, cs), B k × n, C m × n row-major, all in bounds (asserted);
+    // C does not overlap A or B (a &mut and two & borrows). read_dst = false: C = A·B.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+    if let Some(post) = post {
+        let rows: Vec<(usize, &mut [f32])> = c[..m * n].chunks_mut(n).enumerate().collect();
+        pool::for_parts(rows, threads, |_, (i, row)| post(i, 0, row));
+    }
+}
+
+/// The product by accrete's own driver and micro-kernels (the browser's, and natively with
+/// `ACCRETE_CPU_GEMM=accrete`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sgemm_own(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View<'_>,
+    b: View<'_>,
+    c: &mut [f32],
+    threads: usize,
+    post: Option<Post<'_>>,
+) {
+    let c = &mut c[..m * n];
+    if m == 0 || n == 0 {
+        return;
+    }
     let prob = Problem {
         m,
         n,
         k,
         a,
         b,
-        threads: if m * n * k.max(1) < SERIAL_WORK {
-            1
-        } else {
-            max_threads.max(1)
-        },
+        threads,
         post,
     };
     match Isa::detect() {

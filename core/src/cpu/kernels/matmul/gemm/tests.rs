@@ -1,5 +1,6 @@
-//! The GEMM against a plain triple loop, across thread counts and grids, and each
-//! micro-kernel against the portable reference.
+//! The GEMM (the public path: natively the `gemm` crate, and accrete's own driver) against a
+//! plain triple loop and an f64 sum, across thread counts and grids, and each micro-kernel
+//! against the portable reference.
 
 use super::micro::{self, Isa};
 use super::*;
@@ -62,11 +63,21 @@ fn results_do_not_depend_on_the_thread_count_or_the_grid() {
         let b = wave(k * n, 0.11);
         let av = view(&a, 1, m); // A stored [K, M] (transposed)
         let bv = view(&b, n, 1);
+        // The public path (natively the `gemm` crate) and accrete's own driver.
         let run = |t: usize| {
             let mut c = vec![f32::NAN; m * n];
             sgemm_on(m, n, k, av, bv, &mut c, t);
             c.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
         };
+        let own = |t: usize| {
+            let mut c = vec![f32::NAN; m * n];
+            sgemm_own(m, n, k, av, bv, &mut c, t, None);
+            c.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
+        };
+        let own_one = own(1);
+        for t in [2, 3, 7, 64] {
+            assert_eq!(own(t), own_one, "own driver, {t} threads, {m}x{n}x{k}");
+        }
         let one = run(1);
         // The chain of every element, in f64 for scale: within a few ulps of K terms.
         for i in (0..m).step_by(7) {
@@ -184,7 +195,7 @@ fn fused_kernels_agree_whatever_their_tile() {
     let a = wave(m * k, 0.29);
     let b = wave(k * n, 0.17);
     let mut c = vec![f32::NAN; m * n];
-    sgemm_on(m, n, k, view(&a, k, 1), view(&b, n, 1), &mut c, 1);
+    sgemm_own(m, n, k, view(&a, k, 1), view(&b, n, 1), &mut c, 1, None);
     if matches!(Isa::detect(), Isa::Avx512 | Isa::Avx2Fma) {
         for i in 0..m {
             for j in 0..n {
