@@ -103,8 +103,8 @@ fn own_kernel() -> bool {
 }
 
 /// The product by the `gemm` crate (its own packing and micro-kernels, its rayon threads
-/// over output blocks; the depth loop is never split, so the bits do not depend on the
-/// thread count — tested), then `post` row by row.
+/// over output blocks; the bits do not depend on the thread count — tested in
+/// `gemm/tests.rs`), then `post` row by row.
 #[cfg(not(target_arch = "wasm32"))]
 #[allow(clippy::too_many_arguments)]
 fn crate_gemm(
